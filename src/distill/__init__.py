@@ -1,0 +1,11 @@
+"""distill: knowledge distillation for classifiers, CTR models and rankers.
+
+Public API re-exports only. Each block belongs to one module family; keep ``__all__`` in step.
+"""
+
+__version__ = "0.1.0"
+__all__ = ["__version__"]
+
+# --- temperature, losses (core losses) ---
+
+# --- ranking (pairwise distillation, quantile heads) ---
