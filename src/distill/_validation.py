@@ -69,8 +69,9 @@ def check_number(
     below = low is not None and (value <= low if low_open else value < low)
     above = high is not None and (value >= high if high_open else value > high)
     if math.isnan(value) or below or above:
-        raise ValueError(f"`{name}` must be in {_interval(low, high, low_open, high_open)}, "
-                         f"got {_fmt(value)}")
+        raise ValueError(
+            f"`{name}` must be in {_interval(low, high, low_open, high_open)}, got {_fmt(value)}"
+        )
     return value
 
 
