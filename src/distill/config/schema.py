@@ -1,0 +1,300 @@
+"""The run-config schema: pydantic sections with ``extra="forbid"`` (see ``distill.config``)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from distill._validation import check_number
+
+Track = Literal["classification", "ranking", "ctr"]
+DEFAULT_METRIC = {"classification": "accuracy", "ranking": "ndcg@10", "ctr": "auc"}
+
+
+def _in_interval(low=None, high=None, *, low_open=False, high_open=False):
+    """An AfterValidator that words range errors like ``distill._validation``."""
+
+    def check(value: float) -> float:
+        try:
+            return check_number(
+                "value", value, low=low, high=high, low_open=low_open, high_open=high_open
+            )
+        except (TypeError, ValueError) as error:
+            raise ValueError(str(error).removeprefix("`value` ")) from None
+
+    return AfterValidator(check)
+
+
+def _check_penalty(spec: Any) -> Any:
+    """Validate a penalty spec with ``distill.penalties.get`` (a name or a mapping)."""
+    from distill import penalties
+
+    if not isinstance(spec, (str, dict)):
+        raise ValueError(f"must be a penalty name or table, got {spec!r}")
+    penalties.get(spec)
+    return spec
+
+
+Positive = Annotated[float, _in_interval(0, low_open=True)]
+NonNegative = Annotated[float, _in_interval(0)]
+UnitClosed = Annotated[float, _in_interval(0, 1)]
+UnitOpen = Annotated[float, _in_interval(0, 1, low_open=True, high_open=True)]
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+PenaltySpec = Annotated[Any, AfterValidator(_check_penalty)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class RunSection(_Section):
+    """Name, track, seed and output folder of the run (results go to ``out_dir/name``)."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    track: Track
+    seed: NonNegativeInt = 0
+    out_dir: str = "runs"
+    metric: str | None = None
+    baseline: str | None = None
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.out_dir) / self.name
+
+
+class DataSection(_Section):
+    """Where the data comes from, how it is split and what the student sees.
+
+    ``source``: ``builtin`` (``name`` + ``options``), ``letor`` (``path``: a folder with
+    train/vali/test.txt such as MSLR ``Fold1/``, or one file), ``libsvm``, ``criteo`` (TSV) or
+    ``table`` (CSV/Parquet with ``columns``). ``split``: train/valid/test fractions (groups
+    kept whole). ``label_fraction``: share of training rows whose hard labels students see.
+    """
+
+    source: Literal["builtin", "letor", "libsvm", "criteo", "table"] = "builtin"
+    name: str | None = None
+    path: str | None = None
+    options: dict[str, Any] = {}
+    columns: dict[str, str] = {}
+    split: list[UnitOpen] = [0.7, 0.15, 0.15]
+    label_fraction: Annotated[float, _in_interval(0, 1, low_open=True)] = 1.0
+    student_features: str | list[str | int] | None = None
+
+    @model_validator(mode="after")
+    def _source_fields(self) -> DataSection:
+        if self.source == "builtin" and not self.name:
+            raise ValueError("`name` is required when source = 'builtin'")
+        if self.source != "builtin" and not self.path:
+            raise ValueError(f"`path` is required when source = {self.source!r}")
+        if len(self.split) != 3 or not math.isclose(sum(self.split), 1.0, abs_tol=1e-6):
+            raise ValueError(f"`split` must be 3 fractions summing to 1, got {self.split}")
+        return self
+
+
+class ModelSpec(_Section):
+    """A model of ``distill.models``: its class name and keyword arguments."""
+
+    name: str
+    kwargs: dict[str, Any] = {}
+
+
+class TrainSection(_Section):
+    """Optimisation options, converted to ``distill.train.TrainOptions`` (same names).
+
+    ``teacher_mode``: ``offline`` reads the teacher's cached scores (no teacher forward while
+    training); ``online`` runs the teacher on every batch.
+    """
+
+    epochs: PositiveInt = 10
+    max_steps: PositiveInt | None = None
+    batch_size: PositiveInt = 128
+    groups_per_batch: PositiveInt | None = None
+    lr: Positive = 1e-3
+    weight_decay: NonNegative = 0.01
+    warmup_steps: NonNegativeInt = 0
+    min_lr_ratio: UnitClosed = 0.0
+    grad_clip: Positive | None = 1.0
+    bf16: bool = False
+    eval_every: PositiveInt | None = None
+    patience: PositiveInt | None = None
+    min_delta: NonNegative = 0.0
+    stop_pair_agreement: UnitClosed | None = None
+    checkpoint_every: PositiveInt | None = None
+    log_every: PositiveInt = 10
+    tensorboard: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "cpu"
+    eval_batch_size: PositiveInt = 4096
+    teacher_mode: Literal["offline", "online"] = "offline"
+
+
+class TeacherSection(_Section):
+    """The teacher: a saved model folder (``path``) or a model to train (``model``)."""
+
+    path: str | None = None
+    model: ModelSpec | None = None
+    train: TrainSection = TrainSection()
+    trust: bool = False
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TeacherSection:
+        if (self.path is None) == (self.model is None):
+            raise ValueError("give exactly one of `path` (saved teacher) or `model` (to train)")
+        return self
+
+
+class StudentSection(_Section):
+    """The student architecture shared by all variants."""
+
+    model: ModelSpec
+
+
+class LabelsTerm(_Section):
+    """Hard-label loss: cross-entropy, BCE or pairwise logistic (``auto``: by track)."""
+
+    weight: NonNegative = 1.0
+    loss: Literal["auto", "cross_entropy", "bce", "pairwise_logistic"] = "auto"
+
+
+class KDTerm(_Section):
+    """Hinton KD (FORMULAS §2); ``alpha`` weights the soft term against the labels."""
+
+    weight: NonNegative = 1.0
+    temperature: Positive = 4.0
+    alpha: UnitClosed = 0.9
+    scale_t2: bool = True
+
+
+class BinaryKDTerm(_Section):
+    """Binary/CTR KD E(x|T) (FORMULAS §3); ``w`` weights the teacher term."""
+
+    weight: NonNegative = 1.0
+    temperature: Positive = 1.0
+    w: UnitClosed = 0.5
+    temper_student: bool = False
+
+
+class PointwiseTerm(_Section):
+    """ρ(teacher − student) per example (patent ¶0052, ¶0103)."""
+
+    weight: NonNegative = 1.0
+    penalty: PenaltySpec = "squared"
+    signal: Literal["logit", "prob"] = "logit"
+
+
+class PairwiseTerm(_Section):
+    """ρ(Δ_teacher − Δ_student) over pairs inside groups (FORMULAS §5)."""
+
+    weight: NonNegative = 1.0
+    penalty: PenaltySpec = "squared"
+    signal: Literal["logit", "prob", "pair_prob", "squared"] = "logit"
+    pairs: Literal["all", "unequal"] = "all"
+    normalize: Literal["pair", "group"] = "pair"
+    max_pairs_per_group: PositiveInt | None = None
+
+
+class QuantileHeadsTerm(_Section):
+    """K quantile heads trained with pinball(τ_k) (FORMULAS §6, FIG. 4/5)."""
+
+    weight: NonNegative = 1.0
+    taus: Annotated[list[UnitOpen], Field(min_length=1)] = [0.5]
+    mode: Literal["affine", "linear"] = "affine"
+    target: Literal["pairwise", "pointwise"] = "pairwise"
+    signal: Literal["logit", "prob", "pair_prob"] = "logit"
+    pairs: Literal["all", "unequal"] = "all"
+
+
+class TwoStepMedianTerm(_Section):
+    """Two-step median distillation (patent ¶0124): L1 median, then a smooth pull to it."""
+
+    weight: NonNegative = 1.0
+    penalty: PenaltySpec = "huber"
+    median_steps: PositiveInt = 200
+
+
+class Objective(_Section):
+    """The weighted terms one student is trained with (at least one)."""
+
+    labels: LabelsTerm | None = None
+    kd: KDTerm | None = None
+    binary_kd: BinaryKDTerm | None = None
+    pointwise: PointwiseTerm | None = None
+    pairwise: PairwiseTerm | None = None
+    quantile_heads: QuantileHeadsTerm | None = None
+    two_step_median: TwoStepMedianTerm | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Objective:
+        if not self.terms():
+            raise ValueError("needs at least one term (labels, kd, binary_kd, pointwise, ...)")
+        return self
+
+    def terms(self) -> dict[str, BaseModel]:
+        """The terms that are set, by name."""
+        return {
+            name: getattr(self, name) for name in type(self).model_fields if getattr(self, name)
+        }
+
+    @property
+    def uses_teacher(self) -> bool:
+        return any(name != "labels" for name in self.terms())
+
+
+class Variant(_Section):
+    """One student to train: a name and its objective.
+
+    ``transfer``: ``labeled`` trains on the labeled training rows only; ``all`` also uses the
+    unlabeled remainder (``data.label_fraction < 1``) as a transfer set for the teacher terms.
+    """
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.=-]+$")]
+    objective: Objective
+    transfer: Literal["labeled", "all"] = "labeled"
+
+
+class JointSection(_Section):
+    """Joint model with dynamic distillation (FORMULAS §3; the joint-model seed)."""
+
+    w: UnitClosed = 0.5
+    temperature: Positive = 1.0
+    warmup_steps: NonNegativeInt = 0
+    shared_bottom: ModelSpec | None = None
+    teacher_tower: ModelSpec | None = None
+    student_tower: ModelSpec | None = None
+
+
+class RunConfig(_Section):
+    """A whole run: see the example configs in ``examples/``."""
+
+    run: RunSection
+    data: DataSection
+    teacher: TeacherSection
+    student: StudentSection
+    train: TrainSection = TrainSection()
+    variants: list[Variant] = []
+    joint: JointSection | None = None
+
+    @model_validator(mode="after")
+    def _variants(self) -> RunConfig:
+        names = [v.name for v in self.variants]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"variant names must be unique, got {duplicates} twice")
+        if self.run.baseline is not None and self.run.baseline not in names:
+            raise ValueError(f"`run.baseline` {self.run.baseline!r} is not a variant: {names}")
+        if not self.variants and self.joint is None:
+            raise ValueError("give at least one [[variants]] table or a [joint] table")
+        return self
+
+    @property
+    def metric(self) -> str:
+        """The track's headline metric (``run.metric`` or the track default)."""
+        return self.run.metric or DEFAULT_METRIC[self.run.track]
+
+    @property
+    def baseline(self) -> str | None:
+        """The variant every other one is compared to (default: the first one)."""
+        return self.run.baseline or (self.variants[0].name if self.variants else None)
