@@ -9,3 +9,8 @@ __all__ = ["__version__"]
 # --- temperature, losses (core losses) ---
 
 # --- ranking (pairwise distillation, quantile heads) ---
+
+# --- models, metrics ---
+from distill.models import MLP, DeepTower, JointModel, WideAndDeep
+
+__all__ += ["MLP", "DeepTower", "JointModel", "WideAndDeep"]
