@@ -7,6 +7,17 @@ __version__ = "0.1.0"
 __all__ = ["__version__"]
 
 # --- temperature, losses (core losses) ---
+from distill.temperature import (
+    ensemble_probs,
+    log_softmax_t,
+    sigmoid_t,
+    smooth_labels,
+    softmax_t,
+    top_k_probs,
+)
+
+__all__ = [*__all__, "ensemble_probs", "log_softmax_t", "sigmoid_t", "smooth_labels", "softmax_t"]
+__all__ = [*__all__, "top_k_probs"]
 
 # --- ranking (pairwise distillation, quantile heads) ---
 

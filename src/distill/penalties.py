@@ -1,0 +1,399 @@
+"""Penalties ρ(r) on a residual ``r = teacher − student`` (FORMULAS §4).
+
+Elementwise: the result has ``r``'s shape; a 1-D ``tau`` of K quantiles adds a trailing axis.
+:func:`get` turns a config spec into a :class:`Penalty` (printable, comparable, r -> r's shape).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+from distill._validation import check_choice, check_float_tensor, check_number
+
+Smoother = Literal["smelu", "softplus", "relu2", "swish"]
+Tau = float | Sequence[float] | torch.Tensor
+
+
+def squared(r: torch.Tensor) -> torch.Tensor:
+    """Squared error ``ρ(r) = r²``, minimised in expectation at the mean (FORMULAS §4; Eq. 3).
+
+    Args:
+        r: residual, float tensor of any shape.
+
+    Returns:
+        ``r²``, same shape.
+
+    Raises:
+        TypeError: ``r`` is not a floating-point tensor.
+
+    Example:
+        >>> squared(torch.tensor([-2.0, 3.0]))
+        tensor([4., 9.])
+    """
+    return check_float_tensor("r", r).square()
+
+
+def absolute(r: torch.Tensor) -> torch.Tensor:
+    """Absolute error ``ρ(r) = |r|``, minimised in expectation at the median (patent Eq. 8).
+
+    Args:
+        r: residual, float tensor of any shape.
+
+    Returns:
+        ``|r|``, same shape.
+
+    Raises:
+        TypeError: ``r`` is not a floating-point tensor.
+
+    Example:
+        >>> absolute(torch.tensor([-2.0, 3.0]))
+        tensor([2., 3.])
+    """
+    return check_float_tensor("r", r).abs()
+
+
+def _tau_tensor(tau: Tau, r: torch.Tensor) -> float | torch.Tensor:
+    """A float tau, or a 1-D tensor of quantiles on ``r``'s device/dtype; values in [0, 1]."""
+    if isinstance(tau, (int, float)) and not isinstance(tau, bool):
+        return check_number("tau", tau, low=0.0, high=1.0)
+    values = torch.as_tensor(tau, dtype=r.dtype, device=r.device)
+    if values.ndim != 1 or values.numel() == 0:
+        shape = tuple(values.shape)
+        raise ValueError(f"`tau` must be a number or a non-empty 1-D sequence, got shape {shape}")
+    for value in values.tolist():
+        check_number("tau", value, low=0.0, high=1.0)
+    return values
+
+
+def _trailing(r: torch.Tensor, tau: float | torch.Tensor) -> torch.Tensor:
+    """``r`` with a trailing quantile axis when ``tau`` is a tensor of K quantiles."""
+    return r.unsqueeze(-1) if isinstance(tau, torch.Tensor) else r
+
+
+def pinball(r: torch.Tensor, tau: Tau) -> torch.Tensor:
+    """Pinball (quantile) loss ``ρ_τ(r) = max(τ·r, (τ − 1)·r) = τ·ReLU(r) + (1 − τ)·ReLU(−r)``.
+
+    Its expected value over ``t`` is minimised at the τ-quantile of ``t``. A 1-D ``tau`` of K
+    quantiles is broadcast on a new trailing axis. Koenker & Bassett (1978); patent Eqs. 5–7.
+
+    Args:
+        r: residual ``(...)``.
+        tau: a quantile in ``[0, 1]`` (0 and 1 are the one-sided ReLU limits), or K quantiles as
+            a sequence or 1-D tensor.
+
+    Returns:
+        ``(...)`` for a number ``tau``; ``(..., K)`` for K quantiles.
+
+    Raises:
+        TypeError: ``r`` is not floating point or ``tau`` is not a number.
+        ValueError: a ``tau`` outside ``[0, 1]`` or a ``tau`` that is not 1-D.
+
+    Example:
+        >>> pinball(torch.tensor([-1.0, 2.0]), 0.9)
+        tensor([0.1000, 1.8000])
+    """
+    check_float_tensor("r", r)
+    tau = _tau_tensor(tau, r)
+    r = _trailing(r, tau)
+    return tau * F.relu(r) + (1 - tau) * F.relu(-r)
+
+
+def huber(r: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+    """Huber penalty in smooth-L1 form, ``torch.nn.functional.smooth_l1_loss(r, 0, beta=β)``.
+
+    ``ρ(r) = r²/(2β)`` if ``|r| < β`` else ``|r| − β/2``; equals ``huber_loss(delta=β) / β``.
+    Its minimiser lies between the median (β → 0) and the mean (β → ∞). Huber (1964); ¶0124.
+
+    Args:
+        r: residual, any shape.
+        beta: ``β > 0``, the width of the quadratic zone.
+
+    Returns:
+        Same shape as ``r``.
+
+    Raises:
+        TypeError: ``r`` is not floating point.
+        ValueError: ``beta`` not in ``(0, inf)``.
+
+    Example:
+        >>> huber(torch.tensor([0.5, 3.0]), beta=1.0)
+        tensor([0.1250, 2.5000])
+    """
+    check_float_tensor("r", r)
+    beta = check_number("beta", beta, low=0.0, low_open=True)
+    return F.smooth_l1_loss(r, torch.zeros_like(r), reduction="none", beta=beta)
+
+
+def log_cosh(r: torch.Tensor) -> torch.Tensor:
+    """Log-cosh penalty ``ρ(r) = log cosh r = |r| + softplus(−2|r|) − log 2``.
+
+    The second form never overflows (float32 ``cosh`` overflows for ``|r| > 89``). Its minimiser
+    lies between the median and the mean (FORMULAS §4; patent ¶0124).
+
+    Args:
+        r: residual, any shape.
+
+    Returns:
+        Same shape as ``r``.
+
+    Raises:
+        TypeError: ``r`` is not floating point.
+
+    Example:
+        >>> log_cosh(torch.tensor([0.0, 100.0]))
+        tensor([ 0.0000, 99.3069])
+    """
+    magnitude = check_float_tensor("r", r).abs()
+    return magnitude + F.softplus(-2.0 * magnitude) - math.log(2.0)
+
+
+def smelu(x: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+    """Smooth ReLU: ``0`` for ``x ≤ −β``, ``(x + β)²/(4β)`` for ``|x| ≤ β``, ``x`` for ``x ≥ β``.
+
+    Computed branch-free as ``clamp(x + β, 0, 2β)²/(4β) + ReLU(x − β)``. It satisfies
+    ``SmeLU_β(x) = (x + huber_β(x) + β/2) / 2``. Shamir, Lin & Coviello (2020), "Smooth
+    activations and reproducibility in deep networks".
+
+    Args:
+        x: float tensor, any shape.
+        beta: half-width ``β > 0`` of the quadratic zone.
+
+    Returns:
+        Same shape as ``x``.
+
+    Raises:
+        TypeError: ``x`` is not floating point.
+        ValueError: ``beta`` not in ``(0, inf)``.
+
+    Example:
+        >>> smelu(torch.tensor([-2.0, 0.0, 2.0]), beta=1.0)
+        tensor([0.0000, 0.2500, 2.0000])
+    """
+    check_float_tensor("x", x)
+    beta = check_number("beta", beta, low=0.0, low_open=True)
+    return (x + beta).clamp(0.0, 2.0 * beta).square() / (4.0 * beta) + F.relu(x - beta)
+
+
+def gsmelu_minimum(*, alpha: float, beta: float, g_minus: float, g_plus: float) -> float:
+    """Where G-SmeLU is smallest: ``x_m = −(α·g₊ + β·g₋) / (g₊ − g₋)`` (needs g₋ ≤ 0 ≤ g₊)."""
+    if not (g_minus <= 0.0 <= g_plus and g_minus < g_plus):
+        raise ValueError(
+            "`center=True` needs g_minus <= 0 <= g_plus with g_minus < g_plus, "
+            f"got g_minus={g_minus}, g_plus={g_plus}"
+        )
+    return -(alpha * g_plus + beta * g_minus) / (g_plus - g_minus)
+
+
+def _gsmelu_uncentered(x, alpha, beta, g_minus, g_plus, t):
+    """Branch-free G-SmeLU: the quadratic on ``clamp(x, −α, β)`` plus the two linear tails."""
+    width = alpha + beta
+    a = (g_plus - g_minus) / (2.0 * width)
+    b = (alpha * g_plus + beta * g_minus) / width
+    c = t + (alpha**2 * (g_plus + g_minus) + 2.0 * alpha * beta * g_minus) / (2.0 * width)
+    u = x.clamp(-alpha, beta)
+    tails = g_minus * (x + alpha).clamp_max(0.0) + g_plus * (x - beta).clamp_min(0.0)
+    return a * u.square() + b * u + c + tails
+
+
+def gsmelu(
+    x: torch.Tensor,
+    *,
+    alpha: float,
+    beta: float,
+    g_minus: float,
+    g_plus: float,
+    t: float = 0.0,
+    center: bool = False,
+) -> torch.Tensor:
+    """Generalised SmeLU: two linear tails joined by a quadratic, continuous in value and slope.
+
+    ``g₋(x + α) + t`` for ``x ≤ −α``; ``a·x² + b·x + c`` for ``−α ≤ x ≤ β``; ``g₊·x + t +
+    g₋(α + β)/2 + g₊(α − β)/2`` for ``x ≥ β``, with ``a = (g₊ − g₋)/(2(α + β))``, ``b = (α·g₊ +
+    β·g₋)/(α + β)``, ``c = t + (α²(g₊ + g₋) + 2αβ·g₋)/(2(α + β))``. ``(g₋, g₊, α=β, t) = (0, 1,
+    β, 0)`` is SmeLU. With ``center=True`` (a distillation penalty, "Smelularization") it is
+    shifted to ``f(x + x_m) − f(x_m)`` so its minimum 0 sits at ``x = 0``.
+
+    Args:
+        x: float tensor, any shape.
+        alpha, beta: the knots are at ``−α`` and ``β``; ``α + β > 0``.
+        g_minus, g_plus: slopes of the left and right tails.
+        t: value at the left knot, ``f(−α) = t``.
+        center: move the minimum to 0 with value 0 (needs ``g₋ ≤ 0 ≤ g₊``, ``g₋ < g₊``).
+
+    Returns:
+        Same shape as ``x``.
+
+    Raises:
+        TypeError: ``x`` is not floating point or a parameter is not a number.
+        ValueError: ``α + β ≤ 0``, or ``center=True`` with slopes that give no minimum.
+
+    Reference: Shamir & Lin (2022), G-SmeLU; patent ¶0103.
+
+    Example:
+        >>> gsmelu(torch.tensor([-2.0, 0.0, 2.0]), alpha=1.0, beta=1.0, g_minus=0.0, g_plus=1.0)
+        tensor([0.0000, 0.2500, 2.0000])
+    """
+    check_float_tensor("x", x)
+    alpha, beta = check_number("alpha", alpha), check_number("beta", beta)
+    g_minus, g_plus = check_number("g_minus", g_minus), check_number("g_plus", g_plus)
+    t = check_number("t", t)
+    check_number("alpha + beta", alpha + beta, low=0.0, low_open=True)
+    if not center:
+        return _gsmelu_uncentered(x, alpha, beta, g_minus, g_plus, t)
+    x_m = gsmelu_minimum(alpha=alpha, beta=beta, g_minus=g_minus, g_plus=g_plus)
+    lowest = _gsmelu_uncentered(x.new_tensor(x_m), alpha, beta, g_minus, g_plus, t)
+    return _gsmelu_uncentered(x + x_m, alpha, beta, g_minus, g_plus, t) - lowest
+
+
+def _smoother(name: str, beta: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The smooth ReLU φ used by :func:`smoothed_pinball`."""
+    return {
+        "smelu": lambda x: smelu(x, beta),
+        "softplus": lambda x: beta * F.softplus(x / beta),
+        "relu2": lambda x: F.relu(x).square(),
+        "swish": lambda x: x * torch.sigmoid(x / beta),
+    }[name]
+
+
+def smoothed_pinball(
+    r: torch.Tensor, tau: Tau, *, smoother: Smoother = "smelu", beta: float = 1.0
+) -> torch.Tensor:
+    """Pinball with its ReLU replaced by a smooth φ: ``ρ_τ(r) = τ·φ(r) + (1 − τ)·φ(−r)``.
+
+    φ is ``smelu(β)`` (Huberised pinball: equals pinball outside ``[−β, β]`` and equals
+    ``gsmelu(g₋=τ−1, g₊=τ, α=β, t=(1−τ)β)``), ``softplus`` (``β·log(1 + exp(x/β))``),
+    ``relu2`` (``ReLU(x)²``: expectile regression; ``beta`` is not used) or ``swish``
+    (``x·σ(x/β)``). A 1-D ``tau`` adds a trailing axis as in :func:`pinball`. FORMULAS §4;
+    Newey & Powell (1987) for expectiles.
+
+    Args:
+        r: residual ``(...)``.
+        tau: a quantile in ``[0, 1]`` or K quantiles (sequence / 1-D tensor).
+        smoother: ``"smelu"``, ``"softplus"``, ``"relu2"`` or ``"swish"``.
+        beta: smoothing scale ``β > 0``.
+
+    Returns:
+        ``(...)`` or ``(..., K)``.
+
+    Raises:
+        TypeError: ``r`` is not floating point.
+        ValueError: bad ``tau``, ``smoother`` or ``beta``.
+
+    Example:
+        >>> smoothed_pinball(torch.tensor([-3.0, 0.0, 3.0]), 0.9, beta=1.0)
+        tensor([0.3000, 0.2500, 2.7000])
+    """
+    check_float_tensor("r", r)
+    check_choice("smoother", smoother, ("smelu", "softplus", "relu2", "swish"))
+    beta = check_number("beta", beta, low=0.0, low_open=True)
+    tau = _tau_tensor(tau, r)
+    r = _trailing(r, tau)
+    phi = _smoother(smoother, beta)
+    return tau * phi(r) + (1 - tau) * phi(-r)
+
+
+PENALTIES: dict[str, Callable[..., torch.Tensor]] = {
+    "squared": squared,
+    "absolute": absolute,
+    "pinball": pinball,
+    "huber": huber,
+    "log_cosh": log_cosh,
+    "smelu": smelu,
+    "gsmelu": gsmelu,
+    "smoothed_pinball": smoothed_pinball,
+}
+
+
+@dataclass(frozen=True)
+class Penalty:
+    """A named penalty with its parameters, built and validated by :func:`get`.
+
+    Calling it applies ``PENALTIES[name](r, **params)`` and averages a trailing quantile axis
+    (multi-quantile = ``mean_k pinball(τ_k)``, FORMULAS §4): the result has ``r``'s shape.
+    """
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, r: torch.Tensor) -> torch.Tensor:
+        loss = PENALTIES[self.name](r, **self.params)
+        return loss.mean(dim=-1) if loss.ndim > r.ndim else loss
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{key}={value!r}" for key, value in self.params.items())
+        return f"Penalty({self.name}{', ' if args else ''}{args})"
+
+    def __hash__(self) -> int:
+        return hash((self.name, repr(sorted(self.params.items()))))
+
+    def spec(self) -> dict[str, Any]:
+        """The JSON/TOML-able mapping that :func:`get` turns back into this penalty."""
+        return {"name": self.name, **self.params}
+
+
+def _split_spec(spec: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    if isinstance(spec, str):
+        return spec, {}
+    if not isinstance(spec, Mapping):
+        raise TypeError(
+            f"`penalty` must be a name, a mapping or a Penalty, got {type(spec).__name__}"
+        )
+    if "name" not in spec:
+        raise ValueError(f"`penalty` mapping needs a 'name' key, got keys {sorted(spec)}")
+    params = {key: value for key, value in spec.items() if key != "name"}
+    return spec["name"], params
+
+
+def _normalise(value: Any) -> Any:
+    """Tensors and sequences of quantiles become plain lists of floats (printable, JSON-able)."""
+    if isinstance(value, (list, tuple, torch.Tensor)):
+        return [float(v) for v in torch.as_tensor(value, dtype=torch.float64).reshape(-1)]
+    return value
+
+
+def get(spec: str | Mapping[str, Any] | Penalty) -> Penalty:
+    """Turn a config spec into a validated :class:`Penalty`.
+
+    ``spec`` is a name (``"huber"``) or a mapping with a ``"name"`` key and the function's
+    parameters as keys (missing ones take the function's defaults, which the Penalty records),
+    e.g. ``{"name": "pinball", "tau": [0.1, 0.5, 0.9]}`` or ``{"name": "gsmelu", "alpha": 1,
+    "beta": 1, "g_minus": -0.5, "g_plus": 0.5, "center": True}``. A Penalty is returned as is.
+
+    Args:
+        spec: name, mapping or Penalty.
+
+    Returns:
+        A Penalty: ``r -> tensor of r's shape`` (FORMULAS §4).
+
+    Raises:
+        TypeError: ``spec`` of another type, or a parameter of the wrong type.
+        ValueError: unknown name, unknown or missing keys, or invalid values (the allowed names
+            and keys are listed in the message).
+
+    Example:
+        >>> get({"name": "pinball", "tau": [0.25, 0.75]})(torch.tensor([1.0]))
+        tensor([0.5000])
+    """
+    if isinstance(spec, Penalty):
+        return spec
+    name, params = _split_spec(spec)
+    check_choice("penalty", name, tuple(PENALTIES))
+    allowed = list(inspect.signature(PENALTIES[name]).parameters.values())[1:]
+    unknown = sorted(set(params) - {p.name for p in allowed})
+    if unknown:
+        keys = ", ".join(repr(p.name) for p in allowed) or "none"
+        raise ValueError(f"penalty {name!r} got unknown key(s) {unknown}; allowed keys: {keys}")
+    missing = [p.name for p in allowed if p.default is p.empty and p.name not in params]
+    if missing:
+        raise ValueError(f"penalty {name!r} needs key(s) {missing}")
+    values = {p.name: params.get(p.name, p.default) for p in allowed}
+    penalty = Penalty(name, {key: _normalise(value) for key, value in values.items()})
+    penalty(torch.zeros(1))
+    return penalty
