@@ -1,0 +1,73 @@
+"""Files of a run directory: atomic writes, PNG bytes of a figure, the ``metrics.jsonl`` reader."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+
+def write_atomic(path: str | Path, data: bytes | str) -> Path:
+    """Write ``data`` to ``path`` atomically: a temp file in the same folder, then ``os.replace``.
+
+    A reader never sees a half-written file; parent folders are created.
+    Example: ``write_atomic("runs/demo/summary.md", "# demo\\n")``
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(payload)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def figure_png(figure: Figure, *, dpi: int = 100) -> bytes:
+    """The PNG bytes of a matplotlib figure."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def save_figure(figure: Figure, path: str | Path, *, dpi: int = 100) -> Path:
+    """Save ``figure`` as a PNG at ``path`` atomically."""
+    return write_atomic(path, figure_png(figure, dpi=dpi))
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """Read ``metrics.jsonl``: one JSON object per non-blank line (run-directory contract).
+
+    Raises:
+        ValueError: a line that is not a JSON object, with ``file:line``.
+    Example: ``rows = read_metrics("runs/demo/metrics.jsonl")``
+    """
+    path = Path(path)
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{number}: invalid JSON ({error.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{number}: expected a JSON object, got {row!r:.40}")
+            rows.append(row)
+    return rows
+
+
+def is_number(value: Any) -> bool:
+    """A finite int/float that is not a bool (what a metrics row can plot)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
