@@ -1,0 +1,101 @@
+"""Input checks shared by the readers: empty files, NaN/inf, label ranges, malformed lines."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Literal, NoReturn
+
+import torch
+
+Impute = float | Literal["mean"] | None
+
+
+def check_file(path: str | os.PathLike) -> str:
+    """An existing, non-empty file; returns its path as a string."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"{path}: file is empty")
+    return path
+
+
+def check_has_rows(source: str, n_rows: int) -> None:
+    """A file that parsed to zero rows (only comments or blank lines) is an error."""
+    if n_rows == 0:
+        raise ValueError(f"{source}: no data rows (file holds only blank or comment lines)")
+
+
+def finite_features(
+    features: torch.Tensor, *, source: str, allow_nan: bool, impute: Impute
+) -> torch.Tensor:
+    """Reject NaN/inf features (count and first row in the message) unless asked to keep them.
+
+    ``impute`` replaces them by a number or by the column mean of the finite values
+    (0 for a column without any); ``allow_nan`` keeps them as they are.
+    """
+    bad = ~torch.isfinite(features)
+    if not bool(bad.any()) or allow_nan:
+        return features
+    if impute is None:
+        first_row = int(bad.any(dim=1).nonzero()[0])
+        raise ValueError(
+            f"{source}: features contain {int(bad.sum())} NaN/inf value(s), first in row "
+            f"{first_row} (0-based data row); pass allow_nan=True or impute=<number>|'mean'"
+        )
+    if impute == "mean":
+        kept = torch.where(bad, torch.zeros_like(features), features)
+        counts = (~bad).sum(dim=0).clamp_min(1)
+        fill = (kept.sum(dim=0) / counts).expand_as(features)
+    else:
+        fill = torch.full_like(features, float(impute))
+    return torch.where(bad, fill, features)
+
+
+def check_label_range(
+    labels: torch.Tensor, label_range: tuple[float, float] | None, *, source: str
+) -> None:
+    """All labels in the closed interval ``label_range`` (no check when None)."""
+    if label_range is None or len(labels) == 0:
+        return
+    low, high = label_range
+    outside = (labels < low) | (labels > high)
+    if bool(outside.any()):
+        row = int(outside.nonzero()[0])
+        raise ValueError(
+            f"{source}: {int(outside.sum())} label(s) outside the declared range "
+            f"[{low}, {high}], first in row {row} (0-based data row): {labels[row].item()}"
+        )
+
+
+def raise_located(
+    path: str,
+    problem_in_line: Callable[[str], str | None],
+    error: Exception,
+    *,
+    skip_lines: int = 0,
+) -> NoReturn:
+    """Re-raise a library parse error as ``file:line: problem`` by scanning the file.
+
+    ``problem_in_line`` returns a description naming the offending token, or None for a good
+    line; the first ``skip_lines`` lines (a header) are not checked. The scan runs only after
+    the fast library reader has failed.
+    """
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        for line_number, line in enumerate(lines, start=1):
+            if line_number <= skip_lines:
+                continue
+            problem = problem_in_line(line.rstrip("\r\n"))
+            if problem is not None:
+                raise ValueError(f"{path}:{line_number}: {problem}") from error
+    raise ValueError(f"{path}: {error}") from error
+
+
+def is_number(token: str) -> bool:
+    """True for tokens that parse as a float (``nan``/``inf`` included)."""
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,58 @@
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from distill.data import read_table
+
+
+def _csv(tmp_path, text, name="t.csv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_csv_with_mapping(tmp_path):
+    path = _csv(tmp_path, "q,f1,f2,y,key\na,1,2.5,1,10\na,3,4,0,11\nb,5,6,2,12\n")
+    ds = read_table(path, features=["f2", "f1"], label="y", group="q", id="key")
+    assert ds.features.tolist() == [[2.5, 1], [4, 3], [6, 5]]
+    assert ds.features.dtype == torch.float32
+    assert ds.labels.tolist() == [1, 0, 2] and ds.labels.dtype == torch.int64
+    assert ds.groups.tolist() == [0, 0, 1]
+    assert ds.ids.tolist() == [10, 11, 12]
+    assert ds.feature_names == ["f2", "f1"]
+
+
+def test_tsv_default_features_and_float_labels(tmp_path):
+    ds = read_table(_csv(tmp_path, "a\tb\tclick\n1\t2\t0.5\n", "t.tsv"), label="click")
+    assert ds.feature_names == ["a", "b"]
+    assert ds.labels.dtype == torch.float32 and ds.labels.tolist() == [0.5]
+
+
+def test_parquet_matches_pyarrow(tmp_path):
+    table = pa.table(
+        {"x1": [0.5, 1.5, None], "x2": [1, 2, 3], "label": [1.0, 0.0, 1.0], "g": [7, 7, 9]}
+    )
+    path = tmp_path / "t.parquet"
+    pq.write_table(table, path)
+    ds = read_table(path, features=["x1", "x2"], label="label", group="g", impute=-1.0)
+    assert ds.features.tolist() == [[0.5, 1], [1.5, 2], [-1, 3]]
+    assert ds.groups.tolist() == [7, 7, 9]
+    with pytest.raises(ValueError, match=r"1 NaN/inf value\(s\), first in row 2"):
+        read_table(path, features=["x1", "x2"], label="label")
+
+
+@pytest.mark.parametrize(
+    ("text", "kwargs", "match"),
+    [
+        ("a,b\n1,2\n3\n", {"label": "b"}, r"t\.csv:3: expected 2 fields, got 1"),
+        ("a,b\n1,2\n", {"label": "c"}, r"no column\(s\) \['c'\]; columns are \['a', 'b'\]"),
+        ("a,b\nx,2\n", {"label": "b"}, "feature column 'a' is not numeric .* value 'x'"),
+        ("a,b\n1,\n", {"label": "b"}, r"label column has 1 missing value\(s\)"),
+        ("a,b\n1,5\n", {"label": "b", "label_range": (0, 4)}, r"outside the declared range"),
+        ("a,b\n", {"label": "b"}, "no data rows"),
+    ],
+)
+def test_bad_tables(tmp_path, text, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        read_table(_csv(tmp_path, text), **kwargs)
