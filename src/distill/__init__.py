@@ -7,6 +7,12 @@ __version__ = "0.1.0"
 __all__ = ["__version__"]
 
 # --- temperature, losses (core losses) ---
+from distill.losses import (
+    binary_kd_loss,
+    kd_loss,
+    logit_matching_loss,
+    pointwise_distillation_loss,
+)
 from distill.temperature import (
     ensemble_probs,
     log_softmax_t,
@@ -17,7 +23,8 @@ from distill.temperature import (
 )
 
 __all__ = [*__all__, "ensemble_probs", "log_softmax_t", "sigmoid_t", "smooth_labels", "softmax_t"]
-__all__ = [*__all__, "top_k_probs"]
+__all__ = [*__all__, "top_k_probs", "kd_loss", "binary_kd_loss", "logit_matching_loss"]
+__all__ = [*__all__, "pointwise_distillation_loss"]
 
 # --- ranking (pairwise distillation, quantile heads) ---
 

@@ -1,0 +1,204 @@
+"""``nn.Module`` wrappers around :mod:`distill.losses`: validate and store hyperparameters at
+construction, show them in ``repr``, and call the functional loss in ``forward``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from distill import penalties
+from distill._reduce import Reduction
+from distill._validation import REDUCTIONS, check_choice
+from distill.losses import (
+    Signal,
+    binary_kd_loss,
+    check_binary_options,
+    check_kd_options,
+    kd_loss,
+    logit_matching_loss,
+    pointwise_distillation_loss,
+)
+
+
+class KDLoss(nn.Module):
+    """Module form of :func:`distill.losses.kd_loss` (Hinton KD, FORMULAS §2).
+
+    ``α · T² · KL(softmax_T(v) ‖ softmax_T(z)) + (1 − α) · CE(y, softmax(z))``, batchmean.
+
+    Args:
+        temperature, alpha, scale_t2, ignore_index, reduction: as in :func:`kd_loss`.
+
+    Raises:
+        ValueError: bad hyperparameters (at construction).
+
+    Reference: Hinton, Vinyals & Dean (2015).
+
+    Example:
+        >>> loss_fn = KDLoss(temperature=2.0, alpha=0.5)
+        >>> loss_fn(torch.zeros(4, 3), torch.zeros(4, 3), torch.zeros(4, dtype=torch.long))
+        tensor(0.5493)
+    """
+
+    def __init__(
+        self,
+        *,
+        temperature: float = 4.0,
+        alpha: float = 0.9,
+        scale_t2: bool = True,
+        ignore_index: int = -100,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__()
+        self.temperature, self.alpha = check_kd_options(temperature, alpha, reduction)
+        self.scale_t2, self.ignore_index, self.reduction = scale_t2, ignore_index, reduction
+
+    def forward(
+        self,
+        student_logits: torch.Tensor,
+        teacher_logits: torch.Tensor | None = None,
+        target: torch.Tensor | None = None,
+        *,
+        teacher_probs: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return kd_loss(
+            student_logits,
+            teacher_logits,
+            target,
+            teacher_probs=teacher_probs,
+            temperature=self.temperature,
+            alpha=self.alpha,
+            scale_t2=self.scale_t2,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"temperature={self.temperature}, alpha={self.alpha}, scale_t2={self.scale_t2}, "
+            f"ignore_index={self.ignore_index}, reduction={self.reduction!r}"
+        )
+
+
+class BinaryKDLoss(nn.Module):
+    """Module form of :func:`distill.losses.binary_kd_loss` (joint model's E(x | T), §3).
+
+    ``W · H(σ(v/T), σ(z)) + (1 − W) · H(y, σ(z))``.
+
+    Args:
+        temperature, weight, temper_student, reduction: as in :func:`binary_kd_loss`.
+
+    Raises:
+        ValueError: bad hyperparameters (at construction).
+
+    Reference: joint optimisation model, FORMULAS §3.
+
+    Example:
+        >>> BinaryKDLoss(temperature=2.0)(torch.zeros(3), torch.zeros(3), torch.ones(3))
+        tensor(0.6931)
+    """
+
+    def __init__(
+        self,
+        *,
+        temperature: float = 1.0,
+        weight: float = 0.5,
+        temper_student: bool = False,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__()
+        self.temperature, self.weight = check_binary_options(
+            temperature, weight, temper_student, reduction
+        )
+        self.temper_student, self.reduction = temper_student, reduction
+
+    def forward(
+        self,
+        student_logits: torch.Tensor,
+        teacher_logits: torch.Tensor,
+        target: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return binary_kd_loss(
+            student_logits,
+            teacher_logits,
+            target,
+            temperature=self.temperature,
+            weight=self.weight,
+            temper_student=self.temper_student,
+            reduction=self.reduction,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"temperature={self.temperature}, weight={self.weight}, "
+            f"temper_student={self.temper_student}, reduction={self.reduction!r}"
+        )
+
+
+class LogitMatchingLoss(nn.Module):
+    """Module form of :func:`distill.losses.logit_matching_loss`: ``mean((z − v)²)``.
+
+    Args:
+        center, reduction: as in :func:`logit_matching_loss`.
+
+    Raises:
+        ValueError: bad ``reduction`` (at construction).
+
+    Reference: Ba & Caruana (2014).
+
+    Example:
+        >>> LogitMatchingLoss(center=True)(torch.tensor([[1.0, 3.0]]), torch.tensor([[0.0, 0.0]]))
+        tensor(1.)
+    """
+
+    def __init__(self, *, center: bool = False, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        self.center, self.reduction = center, check_choice("reduction", reduction, REDUCTIONS)
+
+    def forward(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+        return logit_matching_loss(
+            student_logits, teacher_logits, center=self.center, reduction=self.reduction
+        )
+
+    def extra_repr(self) -> str:
+        return f"center={self.center}, reduction={self.reduction!r}"
+
+
+class PointwiseDistillationLoss(nn.Module):
+    """Module form of :func:`distill.losses.pointwise_distillation_loss`: ``ρ(t − s)``.
+
+    Args:
+        penalty: anything :func:`distill.penalties.get` accepts (parsed at construction).
+        signal, reduction: as in :func:`pointwise_distillation_loss`.
+
+    Raises:
+        TypeError, ValueError: bad penalty spec, ``signal`` or ``reduction`` (at construction).
+
+    Reference: patent ¶0052, ¶0103.
+
+    Example:
+        >>> loss_fn = PointwiseDistillationLoss(penalty={"name": "huber", "beta": 0.5})
+        >>> loss_fn(torch.tensor([0.0, 0.0]), torch.tensor([0.25, 2.0]))
+        tensor(0.9062)
+    """
+
+    def __init__(
+        self,
+        *,
+        penalty: penalties.Penalty | str | dict[str, Any],
+        signal: Signal = "logit",
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__()
+        self.penalty = penalties.get(penalty)
+        self.signal = check_choice("signal", signal, ("logit", "prob"))
+        self.reduction = check_choice("reduction", reduction, REDUCTIONS)
+
+    def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        return pointwise_distillation_loss(
+            student, teacher, penalty=self.penalty, signal=self.signal, reduction=self.reduction
+        )
+
+    def extra_repr(self) -> str:
+        return f"penalty={self.penalty!r}, signal={self.signal!r}, reduction={self.reduction!r}"
