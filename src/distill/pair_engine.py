@@ -1,0 +1,225 @@
+"""Weighted sums of a per-pair term over ragged groups: one engine, two internal paths.
+
+``pair_sum`` evaluates ``Σ_pairs w_p · term(first item, second item)`` for the pairs of
+:func:`distill.pairs.make_pairs`. Two paths give the same value:
+
+- **dense**: groups are padded into a few size buckets (padding ≤ 25 % per side) and every
+  bucket is one broadcast ``(G_b, M_b, M_b)`` block with a 0/1 pair mask (no gathers, and the
+  backward pass is a sum instead of a scatter);
+- **ragged**: explicit pair index tensors, ``index_select`` of both items, O(P) memory.
+
+The path is chosen per batch from the padding waste (dense elements vs. pairs); the plan for a
+batch layout is cached by content, so repeated layouts skip the index arithmetic.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Literal, NamedTuple
+
+import torch
+
+from distill._reduce import reduce_loss
+from distill._validation import check_choice
+from distill.pairs import (
+    PAIR_SETS,
+    GroupLayout,
+    Pairs,
+    PairSet,
+    check_labels,
+    content_key,
+    group_layout,
+    make_pairs,
+)
+
+PairTerm = Callable[[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]], torch.Tensor]
+Normalize = Literal["pair", "group"]
+Path = Literal["auto", "dense", "ragged"]
+DENSE_MIN_SIZE = 64  # groups padded to at least this many items take the dense path ("auto")
+_PLAN_CACHE_SIZE = 4
+_plans: OrderedDict[tuple, Plan] = OrderedDict()
+
+
+class DenseBlock(NamedTuple):
+    """Groups padded to M items: ``take`` (G_b, M) rows (N marks padding), pair ``weight``."""
+
+    take: torch.Tensor
+    weight: torch.Tensor
+
+
+class Plan(NamedTuple):
+    """Dense blocks for big groups, explicit ``pairs`` (with optional weights) for the rest."""
+
+    blocks: list[DenseBlock]
+    pairs: Pairs
+    pair_weight: torch.Tensor | None
+    denominator: int
+
+
+def bucket_size(sizes: torch.Tensor) -> torch.Tensor:
+    """Size bucket per group: exact up to 8, then rounded up to a quarter of its octave."""
+    exponent = torch.floor(torch.log2(sizes.clamp_min(1).double())).long()
+    step = torch.pow(2, (exponent - 2).clamp_min(0))
+    padded = (sizes + step - 1) // step * step
+    return torch.where(sizes <= 8, sizes, padded)
+
+
+def pair_counts(group_ids: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """Pairs per group (G,): ``n(n−1)/2``, minus the tied pairs when ``labels`` are given."""
+    layout = group_layout(group_ids)
+    counts = layout.sizes * (layout.sizes - 1) // 2
+    if labels is None:
+        return counts
+    group_of = torch.repeat_interleave(
+        torch.arange(len(counts), device=counts.device), layout.sizes
+    )
+    rank = torch.unique(labels[layout.order], return_inverse=True)[1]
+    levels = int(rank.max()) + 1 if rank.numel() else 1
+    blocks, block_sizes = torch.unique(group_of * levels + rank, return_counts=True)
+    tied = block_sizes * (block_sizes - 1) // 2
+    return counts - torch.zeros_like(counts).index_add_(0, blocks // levels, tied)
+
+
+def _dense_block(
+    layout: GroupLayout, groups: torch.Tensor, labels: torch.Tensor | None, weight: torch.Tensor
+) -> DenseBlock:
+    """One bucket: gather index padded to its largest group, and the weighted pair mask."""
+    num_items = len(layout.order)
+    sizes = layout.sizes[groups, None]
+    slot = torch.arange(int(sizes.max()), device=groups.device)
+    valid = slot < sizes
+    rows = torch.where(valid, layout.starts[groups, None] + slot, 0)
+    take = torch.where(valid, layout.order[rows], num_items)
+    mask = valid[:, None, :] & valid[:, :, None]
+    if labels is None:
+        mask &= slot[:, None] < slot[None, :]
+    else:
+        padded_labels = torch.cat([labels, labels[:1]])[take]
+        mask &= padded_labels[:, :, None] > padded_labels[:, None, :]
+    return DenseBlock(take, mask.to(weight.dtype) * weight[groups, None, None])
+
+
+def _build_plan(group_ids, labels, normalize: Normalize, dtype, path: Path) -> Plan:
+    """Split the groups between dense buckets and explicit pairs, with their weights."""
+    layout = group_layout(group_ids)
+    counts = pair_counts(group_ids, labels)
+    if normalize == "pair":
+        weight, denominator = torch.ones(len(counts), dtype=dtype), int(counts.sum())
+    else:
+        weight, denominator = 1.0 / counts.clamp_min(1).to(dtype), int((counts > 0).sum())
+    weight = weight.to(group_ids.device)
+    buckets = bucket_size(layout.sizes)
+    dense = (counts > 0) & (buckets >= (DENSE_MIN_SIZE if path == "auto" else 2))
+    if path == "ragged":
+        dense &= False
+    blocks = [
+        _dense_block(layout, torch.nonzero(dense & (buckets == size)).squeeze(1), labels, weight)
+        for size in torch.unique(buckets[dense]).tolist()
+    ]
+    rest = _pairs_outside(group_ids, labels, dense | (counts == 0))
+    pair_weight = None if normalize == "pair" else weight[rest.group]
+    return Plan(blocks, rest, pair_weight, denominator)
+
+
+def _pairs_outside(group_ids, labels, excluded: torch.Tensor) -> Pairs:
+    """The explicit pairs of the groups not ``excluded`` (empty when all are)."""
+    if bool(excluded.all()):
+        empty = torch.zeros(0, dtype=torch.long, device=group_ids.device)
+        return Pairs(empty, empty, empty)
+    found = make_pairs(group_ids, labels, pairs="all" if labels is None else "unequal")
+    keep = ~excluded[found.group]
+    return Pairs(found.i[keep], found.j[keep], found.group[keep])
+
+
+def _plan(group_ids, labels, pairs: PairSet, normalize: Normalize, dtype, path: Path) -> Plan:
+    """The cached plan for this layout (keyed on the content of ids and labels)."""
+    labels = labels if pairs == "unequal" else None
+    key = (path, normalize, dtype, group_ids.device, *content_key(group_ids, labels))
+    if key in _plans:
+        _plans.move_to_end(key)
+        return _plans[key]
+    plan = _build_plan(group_ids, labels, normalize, dtype, path)
+    _plans[key] = plan
+    if len(_plans) > _PLAN_CACHE_SIZE:
+        _plans.popitem(last=False)
+    return plan
+
+
+def _explicit_plan(pairs: Pairs, normalize: Normalize, dtype) -> Plan:
+    """Caller-given pairs (e.g. sampled); ``"group"`` weighs each by 1 / pairs of its group."""
+    if normalize == "pair":
+        return Plan([], pairs, None, len(pairs.i))
+    counts = torch.bincount(pairs.group)
+    weight = (1.0 / counts.clamp_min(1).to(dtype))[pairs.group]
+    return Plan([], pairs, weight, int((counts > 0).sum()))
+
+
+def _dense_sum(items: tuple[torch.Tensor, ...], blocks: list[DenseBlock], term: PairTerm):
+    total = items[0].sum() * 0
+    for block in blocks:
+        index = block.take.reshape(-1)
+        padded = [
+            torch.cat([x, x[:1] * 0]).index_select(0, index).view(*block.take.shape, *x.shape[1:])
+            for x in items
+        ]
+        values = term(tuple(x.unsqueeze(2) for x in padded), tuple(x.unsqueeze(1) for x in padded))
+        total = total + torch.dot(values.reshape(-1), block.weight.reshape(-1))
+    return total
+
+
+def _ragged_terms(items: tuple[torch.Tensor, ...], plan: Plan, term: PairTerm) -> torch.Tensor:
+    firsts = tuple(x.index_select(0, plan.pairs.i) for x in items)
+    seconds = tuple(x.index_select(0, plan.pairs.j) for x in items)
+    values = term(firsts, seconds)
+    return values if plan.pair_weight is None else values * plan.pair_weight
+
+
+def pair_sum(
+    items: tuple[torch.Tensor, ...],
+    group_ids: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    term: PairTerm,
+    pairs: PairSet | Pairs = "all",
+    normalize: Normalize = "pair",
+    reduction: Literal["none", "mean", "sum"] = "mean",
+    path: Path = "auto",
+) -> torch.Tensor:
+    """Reduce ``term(firsts, seconds)`` over the pairs of each group.
+
+    Args:
+        items: tensors ``(N,)`` or ``(N, K)`` holding per-item values; ``term`` receives them
+            gathered (or broadcast) at the first and at the second item of every pair and returns
+            one value per pair (K summed away).
+        group_ids: ``(N,)`` integer group ids; labels ``(N,)`` for ``pairs="unequal"``.
+        term: elementwise, broadcasting function of the two tuples.
+        pairs: ``"all"``, ``"unequal"`` or an explicit :class:`~distill.pairs.Pairs`.
+        normalize: ``"pair"`` (mean over all pairs) or ``"group"`` (mean of per-group means
+            over the groups that have pairs).
+        reduction: ``"none"`` returns the weighted per-pair values in
+            :func:`~distill.pairs.make_pairs` order; ``"sum"`` their sum; ``"mean"`` the sum
+            over the number of pairs (``"pair"``) or of groups with pairs (``"group"``).
+        path: ``"auto"`` (chosen per batch), ``"dense"`` or ``"ragged"``.
+
+    Returns:
+        scalar, or ``(P,)`` for ``"none"``; 0 with finite gradients when there are no pairs.
+    """
+    check_choice("normalize", normalize, ("pair", "group"))
+    check_choice("reduction", reduction, ("none", "mean", "sum"))
+    check_choice("path", path, ("auto", "dense", "ragged"))
+    dtype = items[0].dtype
+    if isinstance(pairs, Pairs):
+        plan = _explicit_plan(pairs, normalize, dtype)
+    else:
+        check_choice("pairs", pairs, PAIR_SETS)
+        if pairs == "unequal":
+            check_labels(labels, group_ids)
+        plan = _plan(
+            group_ids, labels, pairs, normalize, dtype, "ragged" if reduction == "none" else path
+        )
+    ragged = _ragged_terms(items, plan, term)
+    if reduction == "none":
+        return ragged
+    total = _dense_sum(items, plan.blocks, term) + ragged.sum()
+    return reduce_loss(total, reduction, count=plan.denominator)

@@ -1,0 +1,278 @@
+"""Pairs of items inside ragged groups, and the difference signals of a pair (FORMULAS §5).
+
+Input is flat: one row per item with a group id (a query, or a set of items recommended
+together). Pairs are enumerated without a Python loop over groups, in O(number of pairs) memory:
+items are stably sorted by group, and each group's upper-triangular pairs are laid out with
+``repeat_interleave``/``cumsum`` arithmetic. Repeated batch layouts hit a small LRU cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from typing import Literal, NamedTuple
+
+import torch
+
+from distill._validation import check_choice, check_float_tensor, check_positive_int
+
+PairSet = Literal["all", "unequal"]
+Signal = Literal["logit", "prob", "pair_prob", "squared"]
+PAIR_SETS = ("all", "unequal")
+SIGNALS = ("logit", "prob", "pair_prob", "squared")
+_CACHE_SIZE = 4
+
+
+class Pairs(NamedTuple):
+    """Pair index tensors, all int64 ``(P,)``, in group order (row-major inside a group).
+
+    ``i`` and ``j`` index the flat item rows; ``group`` is the position of the pair's group
+    among the sorted unique group ids (``0 .. G-1``; groups without pairs keep their index).
+    """
+
+    i: torch.Tensor
+    j: torch.Tensor
+    group: torch.Tensor
+
+
+_cache: OrderedDict[tuple, Pairs] = OrderedDict()
+
+
+class GroupLayout(NamedTuple):
+    """Items sorted by group: ``order`` (N,) original rows, ``sizes`` and ``starts`` (G,)."""
+
+    order: torch.Tensor
+    sizes: torch.Tensor
+    starts: torch.Tensor
+
+
+def check_group_ids(group_ids: object) -> torch.Tensor:
+    """Require a 1-D integer tensor of group ids (float ids are a silent-bug source)."""
+    if not isinstance(group_ids, torch.Tensor):
+        raise TypeError(f"`group_ids` must be a torch.Tensor, got {type(group_ids).__name__}")
+    if group_ids.is_floating_point() or group_ids.is_complex() or group_ids.dtype == torch.bool:
+        raise TypeError(f"`group_ids` must be an integer tensor, got dtype {group_ids.dtype}")
+    if group_ids.ndim != 1:
+        raise ValueError(f"`group_ids` must be 1-D (N,), got shape {tuple(group_ids.shape)}")
+    return group_ids
+
+
+def check_labels(labels: object, group_ids: torch.Tensor) -> torch.Tensor:
+    """Labels (grades or clicks), one per item: a real tensor of ``group_ids``'s shape."""
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"`labels` must be a torch.Tensor, got {type(labels).__name__}")
+    if labels.shape != group_ids.shape:
+        raise ValueError(
+            f"`labels` shape {tuple(labels.shape)} does not match "
+            f"`group_ids` shape {tuple(group_ids.shape)}"
+        )
+    if labels.is_floating_point() and bool(torch.isnan(labels).any()):
+        raise ValueError("`labels` must not contain NaN")
+    return labels
+
+
+def group_layout(group_ids: torch.Tensor) -> GroupLayout:
+    """Stable sort by group id; per-group sizes via ``unique_consecutive``.
+
+    Args:
+        group_ids: ``(N,)`` integer ids, in any order, not necessarily contiguous.
+
+    Returns:
+        A :class:`GroupLayout`; ``group_ids[order]`` is sorted, groups keep their item order.
+    """
+    check_group_ids(group_ids)
+    if group_ids.numel() < 2 or bool((group_ids[1:] >= group_ids[:-1]).all()):
+        order = torch.arange(group_ids.numel(), device=group_ids.device)
+        ordered = group_ids
+    else:
+        ordered, order = torch.sort(group_ids, stable=True)
+    sizes = torch.unique_consecutive(ordered, return_counts=True)[1]
+    return GroupLayout(order, sizes, torch.cumsum(sizes, 0) - sizes)
+
+
+def _all_pairs(layout: GroupLayout) -> Pairs:
+    """Every pair ``a < b`` inside each group, in sorted-item positions."""
+    sizes, starts = layout.sizes, layout.starts
+    device = sizes.device
+    num_items = int(sizes.sum())
+    rows = torch.arange(num_items, device=device)
+    group_of = torch.repeat_interleave(torch.arange(len(sizes), device=device), sizes)
+    partners = sizes[group_of] - 1 - (rows - starts[group_of])
+    num_pairs = int(partners.sum())
+    first = torch.repeat_interleave(rows, partners, output_size=num_pairs)
+    shift = torch.cumsum(partners, 0) - partners - rows - 1
+    second = torch.arange(num_pairs, device=device) - torch.repeat_interleave(
+        shift, partners, output_size=num_pairs
+    )
+    group = torch.repeat_interleave(group_of, partners, output_size=num_pairs)
+    return Pairs(first, second, group)
+
+
+def _orient_unequal(pairs: Pairs, labels: torch.Tensor) -> Pairs:
+    """Keep pairs with different labels, swapped so that ``labels[i] > labels[j]``."""
+    first, second = labels[pairs.i], labels[pairs.j]
+    keep = first != second
+    swap = first < second
+    i = torch.where(swap, pairs.j, pairs.i)[keep]
+    j = torch.where(swap, pairs.i, pairs.j)[keep]
+    return Pairs(i, j, pairs.group[keep])
+
+
+def _sample_per_group(
+    pairs: Pairs, num_groups: int, limit: int, generator: torch.Generator | None
+) -> Pairs:
+    """Uniform sample of at most ``limit`` pairs per group, without replacement.
+
+    Random keys per pair, then a per-group top-k by sorting on (group, key); the kept pairs
+    stay in enumeration order.
+    """
+    device = pairs.group.device
+    gen_device = generator.device if generator is not None else device
+    keys = torch.rand(len(pairs.group), generator=generator, device=gen_device).to(device)
+    by_key = torch.argsort(keys)
+    by_group_key = by_key[torch.argsort(pairs.group[by_key], stable=True)]
+    counts = torch.bincount(pairs.group, minlength=num_groups)
+    group_start = torch.cumsum(counts, 0) - counts
+    sorted_group = pairs.group[by_group_key]
+    rank = torch.arange(len(sorted_group), device=device) - group_start[sorted_group]
+    chosen = torch.sort(by_group_key[rank < limit]).values
+    return Pairs(pairs.i[chosen], pairs.j[chosen], pairs.group[chosen])
+
+
+def content_key(*tensors: torch.Tensor | None) -> tuple:
+    digest = hashlib.blake2b(digest_size=16)
+    for tensor in tensors:
+        if tensor is not None:
+            digest.update(str((tensor.dtype, tuple(tensor.shape))).encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return (digest.hexdigest(),)
+
+
+def make_pairs(
+    group_ids: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    pairs: PairSet = "all",
+    max_pairs_per_group: int | None = None,
+    generator: torch.Generator | None = None,
+) -> Pairs:
+    """Enumerate item pairs inside each group (FORMULAS §5).
+
+    ``all``: every unordered pair ``(i, j)`` with i before j in the group (input order).
+    ``unequal``: only pairs whose labels differ, ordered so that ``labels[i] > labels[j]``.
+
+    Args:
+        group_ids: ``(N,)`` integer group ids, any order, any values (not necessarily
+            sorted or contiguous). Groups may have 1 to thousands of items.
+        labels: ``(N,)`` labels; required for ``pairs="unequal"``.
+        pairs: ``"all"`` or ``"unequal"``.
+        max_pairs_per_group: keep at most this many pairs per group, sampled uniformly without
+            replacement (reproducible with ``generator``); ``None`` keeps all.
+        generator: random generator for the sampling.
+
+    Returns:
+        :class:`Pairs` ``(i, j, group)`` of int64 ``(P,)`` tensors, O(P) memory. Results
+        without sampling are cached by content (LRU of 4 layouts); do not modify them in place.
+
+    Raises:
+        TypeError: ``group_ids`` not an integer tensor; ``labels`` not a tensor.
+        ValueError: shapes differ, NaN labels, ``labels`` missing for ``"unequal"``, or a bad
+            option.
+
+    Reference: FORMULAS §5 (pairs inside a query or a set of items recommended together).
+
+    Example:
+        >>> make_pairs(torch.tensor([7, 7, 3, 7])).i
+        tensor([0, 0, 1])
+    """
+    check_group_ids(group_ids)
+    check_choice("pairs", pairs, PAIR_SETS)
+    if pairs == "unequal" and labels is None:
+        raise ValueError("`labels` are required when `pairs` is 'unequal'")
+    if labels is not None:
+        check_labels(labels, group_ids)
+    if max_pairs_per_group is not None:
+        check_positive_int("max_pairs_per_group", max_pairs_per_group)
+        layout = group_layout(group_ids)
+        found = _enumerate(layout, labels if pairs == "unequal" else None)
+        return _sample_per_group(found, len(layout.sizes), max_pairs_per_group, generator)
+    key = (
+        pairs,
+        group_ids.device,
+        *content_key(group_ids, labels if pairs == "unequal" else None),
+    )
+    if key in _cache:
+        _cache.move_to_end(key)
+        return _cache[key]
+    found = _enumerate(group_layout(group_ids), labels if pairs == "unequal" else None)
+    _cache[key] = found
+    if len(_cache) > _CACHE_SIZE:
+        _cache.popitem(last=False)
+    return found
+
+
+def _enumerate(layout: GroupLayout, labels: torch.Tensor | None) -> Pairs:
+    """All pairs mapped back to input rows; oriented and filtered when labels are given."""
+    local = _all_pairs(layout)
+    found = Pairs(layout.order[local.i], layout.order[local.j], local.group)
+    return found if labels is None else _orient_unequal(found, labels)
+
+
+def item_signal(scores: torch.Tensor, signal: Signal) -> torch.Tensor:
+    """The per-item part of a signal: ``σ(s)`` for ``prob``, ``s²`` for ``squared``, else ``s``."""
+    if signal == "prob":
+        return torch.sigmoid(scores)
+    if signal == "squared":
+        return scores * scores
+    return scores
+
+
+def pair_signal(
+    first: torch.Tensor, second: torch.Tensor, signal: Signal, absolute: bool
+) -> torch.Tensor:
+    """Difference of item signals (already through :func:`item_signal`); broadcasts."""
+    delta = first - second
+    if signal == "pair_prob":
+        delta = torch.sigmoid(delta)
+    return delta.abs() if absolute else delta
+
+
+def difference(
+    scores: torch.Tensor,
+    i: torch.Tensor,
+    j: torch.Tensor,
+    *,
+    signal: Signal = "logit",
+    absolute: bool = False,
+) -> torch.Tensor:
+    """Difference signal of each pair ``(i, j)`` (FORMULAS §5).
+
+    ``logit``: ``s_i − s_j``; ``prob``: ``σ(s_i) − σ(s_j)``; ``pair_prob``: ``σ(s_i − s_j)``
+    (= ``p_i(1−p_j) / (p_i(1−p_j) + p_j(1−p_i))``, the probability that i is better);
+    ``squared``: ``s_i² − s_j²``; ``absolute=True`` takes ``|Δ|``.
+
+    Args:
+        scores: ``(N,)`` logits (or ``(N, K)``: K scores per item, e.g. quantile heads).
+        i, j: ``(P,)`` integer row indices, e.g. from :func:`make_pairs`.
+        signal: one of ``"logit"``, ``"prob"``, ``"pair_prob"``, ``"squared"``.
+        absolute: return the absolute difference.
+
+    Returns:
+        ``(P,)`` (or ``(P, K)``) differences.
+
+    Raises:
+        TypeError: ``scores`` not floating point.
+        ValueError: unknown ``signal``; ``i`` and ``j`` of different shapes.
+
+    Reference: patent Eqs. 3, 5–8 (logit, probability and pair-probability differences).
+
+    Example:
+        >>> difference(torch.tensor([0.0, 2.0]), torch.tensor([1]), torch.tensor([0]))
+        tensor([2.])
+    """
+    check_float_tensor("scores", scores)
+    check_choice("signal", signal, SIGNALS)
+    if i.shape != j.shape:
+        raise ValueError(f"`j` shape {tuple(j.shape)} does not match `i` shape {tuple(i.shape)}")
+    values = item_signal(scores, signal)
+    return pair_signal(values[i], values[j], signal, absolute)
