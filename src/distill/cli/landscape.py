@@ -104,7 +104,7 @@ def landscape(
         teacher = _distribution(dist, sample, column, options)
         specs = [parse_loss(text) for text in loss or DEFAULT_LOSSES]
         result = expected_loss_landscape(teacher, specs, domain=domain.value)
-        beta = huber_beta_for_prob_mean(teacher) if huber_beta else None
+        beta = _huber_beta(teacher) if huber_beta else None
         plot_landscape(result, out)
         json_path = write_atomic(out.with_suffix(".json"), _json(result, beta))
     except (ValueError, TypeError, OSError) as error:
@@ -114,8 +114,10 @@ def landscape(
         raise typer.Exit(EXIT_USAGE) from None
     console = Console()
     console.print(minimiser_table(result))
-    if beta is not None:
+    if isinstance(beta, float):
         console.print(f"Huber β with its minimiser on the probability mean: {beta:.6g}")
+    elif beta is not None:
+        console.print(f"Huber β: {escape(beta)}", highlight=False)
     console.print(f"Wrote {out} and {json_path}")
 
 
@@ -152,8 +154,16 @@ def minimiser_table(result: LossLandscape) -> Table:
     return table
 
 
-def _json(result: LossLandscape, beta: float | None) -> str:
+def _huber_beta(teacher: TeacherDistribution) -> float | str:
+    """β for the probability mean, or why there is none (a finding, not an error)."""
+    try:
+        return huber_beta_for_prob_mean(teacher)
+    except ValueError as error:
+        return str(error)
+
+
+def _json(result: LossLandscape, beta: float | str | None) -> str:
     data: dict[str, Any] = result.to_dict()
     if beta is not None:
-        data["huber_beta_for_prob_mean"] = beta
+        data["huber_beta_for_prob_mean"] = beta if isinstance(beta, float) else None
     return json.dumps(data, indent=1)

@@ -49,7 +49,7 @@ def plot_landscape(
     axes.set_xlabel("student probability σ(s)" if result.domain == "prob" else "student logit s")
     axes.set_ylabel("expected loss" + (" (scaled to [0, 1])" if normalize else ""))
     params = ", ".join(f"{k}={v:g}" for k, v in result.distribution.params.items())
-    axes.set_title(f"{result.distribution.name}({params}), {result.domain} domain")
+    figure.suptitle(f"{result.distribution.name}({params}), {result.domain} domain")
     axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     if path is not None:
         save_figure(figure, path)

@@ -42,9 +42,13 @@ def plot_training_curves(rows: Iterable[Mapping[str, Any]], *, title: str = "") 
     loss_axes, metric_axes = figure.subplots(1, 2)
     _plot_series(loss_axes, rows, "train", lambda key: key == "loss" or key.startswith("loss/"))
     _plot_series(metric_axes, rows, "valid", lambda key: not key.startswith("loss"))
-    for step in _phase_switches(rows).values():
+    for variant, step in _phase_switches(rows).items():
         for axes in (loss_axes, metric_axes):
-            axes.axvline(step, color="black", linestyle=":", linewidth=1)
+            label = f"{variant}: static → dynamic".lstrip(": ")
+            axes.axvline(step, color="black", linestyle=":", linewidth=1, label=label)
+    for axes in (loss_axes, metric_axes):
+        if axes.get_lines():
+            axes.legend(fontsize=7)
     loss_axes.set(title="training loss terms", xlabel="step", ylabel="loss")
     metric_axes.set(title="validation", xlabel="step", ylabel="value")
     if title:
@@ -71,9 +75,7 @@ def _plot_series(axes, rows, split: str, wanted) -> None:
                 values.append(value)
     for label, (steps, values) in series.items():
         axes.plot(steps, values, label=label, marker="." if len(steps) < 30 else None)
-    if series:
-        axes.legend(fontsize=7)
-    else:
+    if not series:
         axes.text(0.5, 0.5, f"no {split} rows", ha="center", transform=axes.transAxes)
 
 
@@ -192,7 +194,8 @@ def plot_ndcg_bars(ndcg: Mapping[str, Mapping[Any, float]], *, title: str = "NDC
     for index, k in enumerate(cutoffs):
         offsets = np.arange(len(ndcg)) + (index - (len(cutoffs) - 1) / 2) * width
         heights = [values.get(k, np.nan) for values in ndcg.values()]
-        axes.bar(offsets, heights, width=width, label=f"k = {k}")
+        bars = axes.bar(offsets, heights, width=width, label=f"k = {k}")
+        axes.bar_label(bars, fmt="%.3f", fontsize=7)
     axes.set_xticks(np.arange(len(ndcg)), list(ndcg), rotation=20, ha="right")
     values = [v for values in ndcg.values() for v in values.values() if is_number(v)]
     low = min(values, default=0.0)
