@@ -105,6 +105,8 @@ def test_extreme_logits_finite(T):
     out = kd_loss(z, v, y, temperature=T)
     out.backward()
     assert torch.isfinite(out) and torch.isfinite(z.grad).all()
+    expected = np_kd(z.detach().double().numpy(), v.double().numpy(), y.tolist(), T, 0.9)
+    assert out.item() == pytest.approx(expected, rel=1e-5)
     b = binary_kd_loss(
         z, v, y.new_tensor([[1, 0, 1], [0, 1, 0]]), temperature=T, temper_student=True
     )

@@ -127,10 +127,25 @@ def test_gsmelu_smelu_special_case_and_minimum():
     )
     x_m = -(0.8 * 0.9 + 1.7 * -0.4) / (0.9 + 0.4)
     assert found.x == pytest.approx(x_m, abs=1e-4)
-    assert P.gsmelu_minimum(**kw) == pytest.approx(x_m)
     centered = P.gsmelu(x, **kw, t=0.3, center=True)
     assert centered.min().item() >= -1e-12
     assert P.gsmelu(t64([0.0]), **kw, t=0.3, center=True).item() == pytest.approx(0.0, abs=1e-12)
+    found = minimize_scalar(
+        lambda v: P.gsmelu(t64([v]), **kw, t=0.3, center=True).item(),
+        bounds=(-5, 5),
+        method="bounded",
+    )
+    assert found.x == pytest.approx(0.0, abs=1e-4) and found.fun == pytest.approx(0.0, abs=1e-8)
+
+
+def test_golden_pair_vector():
+    """FORMULAS §5: scores [0, 3, 1, 2], labels [0, 0, 1, 1] as teacher, unequal pairs, summed."""
+    scores, labels = [0.0, 3.0, 1.0, 2.0], [0.0, 0.0, 1.0, 1.0]
+    pairs = [(i, j) for i in range(4) for j in range(4) if labels[i] > labels[j]]
+    r = t64([(labels[i] - labels[j]) - (scores[i] - scores[j]) for i, j in pairs])
+    assert P.pinball(r, 0.5).sum().item() == 3.0
+    assert P.pinball(r, 1.0).sum().item() == 5.0
+    assert P.smoothed_pinball(r, 0.5, smoother="relu2").sum().item() == 7.0
 
 
 def test_smoothed_pinball_smelu_equals_gsmelu_form():

@@ -22,7 +22,7 @@ from distill._validation import (
     check_number,
     check_pair,
 )
-from distill.temperature import check_class_indices, log_softmax_t, sigmoid_t, softmax_t
+from distill.temperature import _check_class_indices, log_softmax_t, sigmoid_t, softmax_t
 
 Signal = Literal["logit", "prob"]
 
@@ -32,7 +32,7 @@ def _upcast(x: torch.Tensor) -> torch.Tensor:
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
-def check_kd_options(temperature: float, alpha: float, reduction: str) -> tuple[float, float]:
+def _check_kd_options(temperature: float, alpha: float, reduction: str) -> tuple[float, float]:
     """Validate the :func:`kd_loss` hyperparameters; ``T`` must be finite and positive."""
     check_choice("reduction", reduction, REDUCTIONS)
     temperature = check_number(
@@ -69,7 +69,7 @@ def _teacher_distribution(student_logits, teacher_logits, teacher_probs, tempera
 
 def _check_class_target(target: Any, student_logits: torch.Tensor, ignore_index: int) -> None:
     """Class indices of shape ``student_logits.shape[:-1]`` on the student's device."""
-    check_class_indices("target", target, student_logits.shape[-1], ignore_index=ignore_index)
+    _check_class_indices("target", target, student_logits.shape[-1], ignore_index=ignore_index)
     if target.shape != student_logits.shape[:-1]:
         raise ValueError(
             f"`target` shape {tuple(target.shape)} does not match `student_logits` shape "
@@ -139,7 +139,7 @@ def kd_loss(
             "`student_logits` must have a class axis, shape (N, C) or (..., C), "
             f"got shape {tuple(student_logits.shape)}"
         )
-    temperature, alpha = check_kd_options(temperature, alpha, reduction)
+    temperature, alpha = _check_kd_options(temperature, alpha, reduction)
     teacher = _teacher_distribution(student_logits, teacher_logits, teacher_probs, temperature)
     student = _upcast(student_logits)
     soft = F.kl_div(log_softmax_t(student, temperature), teacher, reduction="none").sum(-1)
@@ -162,7 +162,7 @@ def kd_loss(
     return loss.to(student_logits.dtype)
 
 
-def check_binary_options(temperature: float, weight: float, temper_student: bool, reduction: str):
+def _check_binary_options(temperature: float, weight: float, temper_student: bool, reduction: str):
     """Validate :func:`binary_kd_loss` hyperparameters (tempering the student needs 0 < T < inf)."""
     check_choice("reduction", reduction, REDUCTIONS)
     if temper_student:
@@ -230,7 +230,7 @@ def binary_kd_loss(
     """
     check_float_tensor("student_logits", student_logits)
     check_pair("teacher_logits", teacher_logits, "student_logits", student_logits)
-    temperature, weight = check_binary_options(temperature, weight, temper_student, reduction)
+    temperature, weight = _check_binary_options(temperature, weight, temper_student, reduction)
     student = _upcast(student_logits)
     teacher = sigmoid_t(_upcast(teacher_logits.detach()), temperature)
     tempered = student / temperature if temper_student else student

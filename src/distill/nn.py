@@ -13,9 +13,9 @@ from distill._reduce import Reduction
 from distill._validation import REDUCTIONS, check_choice
 from distill.losses import (
     Signal,
+    _check_binary_options,
+    _check_kd_options,
     binary_kd_loss,
-    check_binary_options,
-    check_kd_options,
     kd_loss,
     logit_matching_loss,
     pointwise_distillation_loss,
@@ -51,7 +51,7 @@ class KDLoss(nn.Module):
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__()
-        self.temperature, self.alpha = check_kd_options(temperature, alpha, reduction)
+        self.temperature, self.alpha = _check_kd_options(temperature, alpha, reduction)
         self.scale_t2, self.ignore_index, self.reduction = scale_t2, ignore_index, reduction
 
     def forward(
@@ -108,7 +108,7 @@ class BinaryKDLoss(nn.Module):
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__()
-        self.temperature, self.weight = check_binary_options(
+        self.temperature, self.weight = _check_binary_options(
             temperature, weight, temper_student, reduction
         )
         self.temper_student, self.reduction = temper_student, reduction

@@ -181,7 +181,7 @@ def smelu(x: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
     return (x + beta).clamp(0.0, 2.0 * beta).square() / (4.0 * beta) + F.relu(x - beta)
 
 
-def gsmelu_minimum(*, alpha: float, beta: float, g_minus: float, g_plus: float) -> float:
+def _gsmelu_minimum(*, alpha: float, beta: float, g_minus: float, g_plus: float) -> float:
     """Where G-SmeLU is smallest: ``x_m = −(α·g₊ + β·g₋) / (g₊ − g₋)`` (needs g₋ ≤ 0 ≤ g₊)."""
     if not (g_minus <= 0.0 <= g_plus and g_minus < g_plus):
         raise ValueError(
@@ -247,7 +247,7 @@ def gsmelu(
     check_number("alpha + beta", alpha + beta, low=0.0, low_open=True)
     if not center:
         return _gsmelu_uncentered(x, alpha, beta, g_minus, g_plus, t)
-    x_m = gsmelu_minimum(alpha=alpha, beta=beta, g_minus=g_minus, g_plus=g_plus)
+    x_m = _gsmelu_minimum(alpha=alpha, beta=beta, g_minus=g_minus, g_plus=g_plus)
     lowest = _gsmelu_uncentered(x.new_tensor(x_m), alpha, beta, g_minus, g_plus, t)
     return _gsmelu_uncentered(x + x_m, alpha, beta, g_minus, g_plus, t) - lowest
 

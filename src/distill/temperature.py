@@ -22,7 +22,7 @@ from distill._validation import (
 EnsembleMean = Literal["arithmetic", "geometric"]
 
 
-def check_temperature(temperature: float) -> float:
+def _check_temperature(temperature: float) -> float:
     """Validate a temperature in ``[0, inf]`` (negative or NaN raises)."""
     return check_number("temperature", temperature, low=0.0)
 
@@ -66,7 +66,7 @@ def softmax_t(logits: torch.Tensor, temperature: float, dim: int = -1) -> torch.
         tensor([0.2689, 0.7311])
     """
     check_float_tensor("logits", logits)
-    temperature = check_temperature(temperature)
+    temperature = _check_temperature(temperature)
     if temperature == 0.0:
         return _argmax_one_hot(logits, dim)
     return torch.softmax(_scaled_shifted(logits, temperature, dim), dim=dim)
@@ -97,7 +97,7 @@ def log_softmax_t(logits: torch.Tensor, temperature: float, dim: int = -1) -> to
         tensor([-0.6931, -0.6931])
     """
     check_float_tensor("logits", logits)
-    temperature = check_temperature(temperature)
+    temperature = _check_temperature(temperature)
     if temperature == 0.0:
         return torch.log(_argmax_one_hot(logits, dim))
     return torch.log_softmax(_scaled_shifted(logits, temperature, dim), dim=dim)
@@ -126,7 +126,7 @@ def sigmoid_t(logits: torch.Tensor, temperature: float) -> torch.Tensor:
         tensor([0.0000, 0.5000, 1.0000])
     """
     check_float_tensor("logits", logits)
-    temperature = check_temperature(temperature)
+    temperature = _check_temperature(temperature)
     if temperature == 0.0:
         return (torch.sign(logits) + 1) / 2
     return torch.sigmoid(logits / temperature)
@@ -251,7 +251,7 @@ def smooth_labels(
         >>> smooth_labels(torch.tensor([1]), 4, 0.2)
         tensor([[0.0500, 0.8500, 0.0500, 0.0500]])
     """
-    check_class_indices("target", target, check_positive_int("num_classes", num_classes))
+    _check_class_indices("target", target, check_positive_int("num_classes", num_classes))
     epsilon = check_number("epsilon", epsilon, low=0.0, high=1.0)
     one_hot = torch.nn.functional.one_hot(target, num_classes).to(
         dtype or torch.get_default_dtype()
@@ -259,7 +259,7 @@ def smooth_labels(
     return one_hot * (1.0 - epsilon) + epsilon / num_classes
 
 
-def check_class_indices(
+def _check_class_indices(
     name: str, target: torch.Tensor, num_classes: int, *, ignore_index: int | None = None
 ) -> torch.Tensor:
     """Integer class indices in ``[0, num_classes)`` (or equal to ``ignore_index``)."""
