@@ -29,6 +29,7 @@ from distill.config.schema import (
     JointSection,
     KDTerm,
     LabelsTerm,
+    LogitMatchingTerm,
     ModelSpec,
     Objective,
     PairwiseTerm,
@@ -39,7 +40,6 @@ from distill.config.schema import (
     StudentSection,
     TeacherSection,
     TrainSection,
-    TwoStepMedianTerm,
     Variant,
 )
 from distill.config.toml_writer import dumps_toml
@@ -52,6 +52,7 @@ __all__ = [
     "JointSection",
     "KDTerm",
     "LabelsTerm",
+    "LogitMatchingTerm",
     "ModelSpec",
     "Objective",
     "PairwiseTerm",
@@ -62,7 +63,6 @@ __all__ = [
     "StudentSection",
     "TeacherSection",
     "TrainSection",
-    "TwoStepMedianTerm",
     "Variant",
     "apply_overrides",
     "config_to_toml",

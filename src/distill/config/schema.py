@@ -58,7 +58,7 @@ class RunSection(_Section):
     track: Track
     seed: NonNegativeInt = 0
     out_dir: str = "runs"
-    metric: str | None = None
+    metric: Literal["accuracy", "auc", "ndcg@10", "loss"] | None = None
     baseline: str | None = None
 
     @property
@@ -153,10 +153,10 @@ class StudentSection(_Section):
 
 
 class LabelsTerm(_Section):
-    """Hard-label loss: cross-entropy, BCE or pairwise logistic (``auto``: by track)."""
+    """Hard-label loss: ``ce``, ``bce`` or ``pairwise_logistic`` (``auto``: by track)."""
 
     weight: NonNegative = 1.0
-    loss: Literal["auto", "cross_entropy", "bce", "pairwise_logistic"] = "auto"
+    loss: Literal["auto", "ce", "bce", "pairwise_logistic"] = "auto"
 
 
 class KDTerm(_Section):
@@ -165,7 +165,6 @@ class KDTerm(_Section):
     weight: NonNegative = 1.0
     temperature: Positive = 4.0
     alpha: UnitClosed = 0.9
-    scale_t2: bool = True
 
 
 class BinaryKDTerm(_Section):
@@ -174,7 +173,13 @@ class BinaryKDTerm(_Section):
     weight: NonNegative = 1.0
     temperature: Positive = 1.0
     w: UnitClosed = 0.5
-    temper_student: bool = False
+
+
+class LogitMatchingTerm(_Section):
+    """Logit matching mean((z − v)²) (Ba & Caruana 2014), optionally centred per example."""
+
+    weight: NonNegative = 1.0
+    center: bool = False
 
 
 class PointwiseTerm(_Section):
@@ -193,26 +198,20 @@ class PairwiseTerm(_Section):
     signal: Literal["logit", "prob", "pair_prob", "squared"] = "logit"
     pairs: Literal["all", "unequal"] = "all"
     normalize: Literal["pair", "group"] = "pair"
-    max_pairs_per_group: PositiveInt | None = None
 
 
 class QuantileHeadsTerm(_Section):
-    """K quantile heads trained with pinball(τ_k) (FORMULAS §6, FIG. 4/5)."""
+    """K quantile heads trained with pinball(τ_k) (FORMULAS §6, patent FIG. 4/5).
+
+    ``target``: the teacher's pair differences (``pairwise``) or its scores (``pointwise``).
+    """
 
     weight: NonNegative = 1.0
-    taus: Annotated[list[UnitOpen], Field(min_length=1)] = [0.5]
+    taus: Annotated[list[UnitOpen], Field(min_length=1)] = [0.1, 0.5, 0.9]
     mode: Literal["affine", "linear"] = "affine"
     target: Literal["pairwise", "pointwise"] = "pairwise"
     signal: Literal["logit", "prob", "pair_prob"] = "logit"
     pairs: Literal["all", "unequal"] = "all"
-
-
-class TwoStepMedianTerm(_Section):
-    """Two-step median distillation (patent ¶0124): L1 median, then a smooth pull to it."""
-
-    weight: NonNegative = 1.0
-    penalty: PenaltySpec = "huber"
-    median_steps: PositiveInt = 200
 
 
 class Objective(_Section):
@@ -221,10 +220,10 @@ class Objective(_Section):
     labels: LabelsTerm | None = None
     kd: KDTerm | None = None
     binary_kd: BinaryKDTerm | None = None
+    logit_matching: LogitMatchingTerm | None = None
     pointwise: PointwiseTerm | None = None
     pairwise: PairwiseTerm | None = None
     quantile_heads: QuantileHeadsTerm | None = None
-    two_step_median: TwoStepMedianTerm | None = None
 
     @model_validator(mode="after")
     def _not_empty(self) -> Objective:
@@ -256,14 +255,18 @@ class Variant(_Section):
 
 
 class JointSection(_Section):
-    """Joint model with dynamic distillation (FORMULAS §3; the joint-model seed)."""
+    """Joint model with dynamic distillation (FORMULAS §3; the joint-model seed).
+
+    One model: a shared embedding bottom, a deep teacher tower (``teacher_hidden``) and the
+    student tower of ``[student.model]`` (a ``WideAndDeep``: its ``embed_dim``/``hidden``).
+    The student learns ``w·H(σ(teacher/T), s) + (1 − w)·H(y, s)``: from the saved teacher's
+    cached scores for ``warmup_steps`` (static), then from the concurrent teacher (dynamic).
+    """
 
     w: UnitClosed = 0.5
     temperature: Positive = 1.0
     warmup_steps: NonNegativeInt = 0
-    shared_bottom: ModelSpec | None = None
-    teacher_tower: ModelSpec | None = None
-    student_tower: ModelSpec | None = None
+    teacher_hidden: Annotated[list[PositiveInt], Field(min_length=1)] = [256, 128, 64]
 
 
 class RunConfig(_Section):

@@ -1,0 +1,128 @@
+"""Shared CLI pieces: error handling with exit codes, config loading, result tables."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from distill.config import ConfigError, RunConfig, load_config
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+console = Console()
+error_console = Console(stderr=True, soft_wrap=True)
+
+
+@dataclass
+class CliState:
+    """Options of the top-level callback (``--debug``)."""
+
+    debug: bool = False
+
+
+STATE = CliState()
+
+ConfigArgument = Annotated[
+    Path,
+    typer.Argument(
+        help="Run config (TOML). See examples/*.toml; runs/<name>/config.toml reproduces a run.",
+        show_default=False,
+    ),
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override a config value, e.g. --set train.epochs=2 --set variants.0.name=base "
+        "(value parsed as TOML; repeatable).",
+        metavar="KEY.PATH=VALUE",
+        show_default=False,
+    ),
+]
+
+
+@contextlib.contextmanager
+def guard() -> Iterator[None]:
+    """Turn exceptions into one error line and an exit code (traceback only with --debug).
+
+    Exit codes: 2 for a bad config or usage (:class:`ConfigError`), 1 for a failed run.
+    """
+    try:
+        yield
+    except (typer.Exit, typer.Abort):
+        raise
+    except ConfigError as error:
+        if STATE.debug:
+            raise
+        where = f"{error.source}: " if error.source else ""
+        for line in error.lines:
+            error_console.print(f"[bold red]error:[/] {where}{line}", highlight=False)
+        error_console.print("Fix the config (or the --set value) and run again.")
+        raise typer.Exit(EXIT_USAGE) from None
+    except Exception as error:
+        if STATE.debug:
+            raise
+        error_console.print(
+            f"[bold red]error:[/] {type(error).__name__}: {error} "
+            "(run with --debug for the traceback)",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_FAILED) from None
+
+
+def read_config(path: Path, overrides: list[str] | None) -> RunConfig:
+    """Load and validate a config with ``--set`` overrides (raises :class:`ConfigError`)."""
+    return load_config(path, overrides=list(overrides or []))
+
+
+def results_table(results: dict[str, Any]) -> Table:
+    """One rich table for a ``results.json`` mapping: teacher first, then every variant."""
+    metric = results["metric"]
+    names = _metric_names(results)
+    table = Table(title=f"{results['name']} ({results['track']}; baseline: {results['baseline']})")
+    table.add_column("model")
+    for name in names:
+        table.add_column(f"{name} *" if name == metric else name, justify="right")
+    for column in ("gap recovered", "params", "size", "time"):
+        table.add_column(column, justify="right")
+    for row in [results["teacher"], *results["variants"]]:
+        values = [_number(row["metrics"].get(name)) for name in names]
+        table.add_row(
+            row["name"],
+            *values,
+            _percent(row.get("gap_recovered")),
+            f"{row.get('params', 0):,}",
+            _size(row.get("size_bytes")),
+            f"{row.get('wall_time_s', 0.0):.1f}s",
+        )
+    return table
+
+
+def _metric_names(results: dict[str, Any]) -> list[str]:
+    names = [results["metric"]]
+    for row in [results["teacher"], *results["variants"]]:
+        names.extend(name for name in row["metrics"] if name not in names)
+    return names
+
+
+def _number(value: Any) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value:.4f}"
+
+
+def _percent(value: Any) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{100 * value:.0f}%"
+
+
+def _size(value: Any) -> str:
+    if value is None:
+        return "–"
+    return f"{value / 1024:.1f} KiB" if value < 1024**2 else f"{value / 1024**2:.2f} MiB"

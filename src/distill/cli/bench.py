@@ -1,0 +1,50 @@
+"""``distill bench NAME``: run ``benchmarks/NAME.py`` from the current directory."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from distill.cli._common import EXIT_USAGE, error_console, guard
+
+
+def available_benchmarks(root: Path) -> list[str]:
+    """Benchmark module names found in ``root/benchmarks`` (files not starting with ``_``)."""
+    folder = root / "benchmarks"
+    return sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
+
+
+def bench(
+    name: Annotated[str, typer.Argument(help="Benchmark to run: benchmarks/NAME.py.")],
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(help="Arguments passed on to the benchmark.", show_default=False),
+    ] = None,
+) -> None:
+    """Run a benchmark (python -m benchmarks.NAME) from a checkout of the repository.
+
+    Results go to benchmarks/results/NAME.json; see BENCHMARKS.md.
+    """
+    root = Path.cwd()
+    names = available_benchmarks(root)
+    if name not in names:
+        listing = ", ".join(names) if names else "none (run from the repository root)"
+        error_console.print(
+            f"[bold red]error:[/] no benchmark {name!r} in {root / 'benchmarks'}; "
+            f"available: {listing}",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_USAGE)
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    saved_argv = sys.argv
+    sys.argv = [str(root / "benchmarks" / f"{name}.py"), *(args or [])]
+    try:
+        with guard():
+            runpy.run_module(f"benchmarks.{name}", run_name="__main__")
+    finally:
+        sys.argv = saved_argv

@@ -1,0 +1,119 @@
+"""After a run: the compression table of the saved models and the HTML report with figures.
+
+Lives with the CLI (layer 6) because it combines training results (layer 4) with export and
+report (layer 5).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from distill import metrics, models, pairs, report
+from distill.config import RunConfig
+from distill.export import compression_table
+from distill.train.evaluation import predict
+from distill.train.run_setup import RunData, load_run_data
+
+SOFT_TARGET_TEMPERATURES = (1.0, 2.0, 4.0, 8.0, 20.0)
+NDCG_CUTOFFS = (1, 5, 10)
+
+
+def write_run_report(cfg: RunConfig, results: dict[str, Any], *, repeats: int = 5) -> Path:
+    """Add the compression rows to ``results.json``, then write report.html and summary.md.
+
+    Returns:
+        The path of ``report.html``.
+    """
+    folder = cfg.run.directory
+    data = load_run_data(cfg)
+    saved = _saved_models(results)
+    results["compression"] = _compression_rows(saved, data, repeats)
+    (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    sections = report.run_sections(results, report.read_metrics(folder / "metrics.jsonl"))
+    sections += _track_sections(cfg.run.track, saved, data, results)
+    html, _ = report.write_report(folder, title=f"distill: {cfg.run.name}", sections=sections)
+    return html
+
+
+def _saved_models(results: dict[str, Any]) -> dict[str, torch.nn.Module]:
+    rows = [results["teacher"], *results["variants"]]
+    return {row["name"]: models.load(row["path"]) for row in rows}
+
+
+def _inputs(model: torch.nn.Module, dataset, data: RunData) -> tuple[torch.Tensor, ...]:
+    view = dataset if _sees_all(model, dataset) else data.student_view(dataset)
+    values = view.feature_values
+    return (view.features,) if values is None else (view.features, values)
+
+
+def _sees_all(model: torch.nn.Module, dataset) -> bool:
+    return getattr(model, "in_features", dataset.features.shape[1]) == dataset.features.shape[1]
+
+
+def _compression_rows(saved, data: RunData, repeats: int) -> list[dict[str, Any]]:
+    inputs = {name: _inputs(model, data.test, data) for name, model in saved.items()}
+    rows = compression_table(saved, example_input=inputs, repeats=repeats)
+    return [dataclasses.asdict(row) for row in rows]
+
+
+def _scores(saved, data: RunData) -> dict[str, torch.Tensor]:
+    return {name: predict(model, _view(model, data.test, data)) for name, model in saved.items()}
+
+
+def _view(model, dataset, data: RunData):
+    return dataset if _sees_all(model, dataset) else data.student_view(dataset)
+
+
+def _track_sections(track: str, saved, data: RunData, results) -> list[report.Section]:
+    scores = _scores(saved, data)
+    labels = data.test.labels
+    if track == "classification":
+        return _classification_sections(scores, labels, results)
+    if track == "ranking":
+        return _ranking_sections(scores, labels, data.test.groups, results)
+    probs = {name: torch.sigmoid(value) for name, value in scores.items()}
+    figures = {
+        f"Reliability: {name}": report.plot_reliability(p, labels) for name, p in probs.items()
+    }
+    return [report.Section("Calibration", figures=figures)]
+
+
+def _best_variant(results) -> str:
+    metric = results["metric"]
+    return max(results["variants"], key=lambda row: row["metrics"][metric])["name"]
+
+
+def _classification_sections(scores, labels, results) -> list[report.Section]:
+    soft = report.plot_soft_targets(scores["teacher"][:4], temperatures=SOFT_TARGET_TEMPERATURES)
+    shown = dict.fromkeys(["teacher", results["baseline"], _best_variant(results)])
+    reliability = {
+        f"Reliability: {name}": report.plot_reliability(torch.softmax(scores[name], -1), labels)
+        for name in shown
+    }
+    return [
+        report.Section("Teacher soft targets", figures={"softmax(v / T) of 4 test digits": soft}),
+        report.Section("Calibration", figures=reliability),
+    ]
+
+
+def _ranking_sections(scores, labels, groups, results) -> list[report.Section]:
+    ndcg = {
+        name: {k: metrics.ndcg(value, labels, groups, k=k) for k in NDCG_CUTOFFS}
+        for name, value in scores.items()
+    }
+    best = _best_variant(results)
+    left, right, _ = pairs.make_pairs(groups)
+    scatter = report.plot_pair_scatter(
+        pairs.difference(scores["teacher"], left, right),
+        pairs.difference(scores[best], left, right),
+        title=f"teacher vs {best} (logit differences)",
+    )
+    return [
+        report.Section("NDCG@k", figures={"NDCG@k per model (test)": report.plot_ndcg_bars(ndcg)}),
+        report.Section("Pair differences", figures={f"teacher vs {best}": scatter}),
+    ]

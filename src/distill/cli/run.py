@@ -1,0 +1,92 @@
+"""``distill run | teacher | score | student | evaluate``: a run from a config, or its steps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from distill.cli._common import (
+    ConfigArgument,
+    SetOption,
+    console,
+    guard,
+    read_config,
+    results_table,
+)
+
+
+def run(config: ConfigArgument, set_: SetOption = None) -> None:
+    """Run a whole experiment: teacher, its score cache, every student variant, the report.
+
+    Writes runs/<name>/ (config.toml, teacher/, students/, scores/, metrics.jsonl,
+    results.json, report.html, summary.md) and prints the comparison table.
+    """
+    with guard():
+        cfg = read_config(config, set_)
+        from distill.cli.reporting import write_run_report
+        from distill.train.runs import run_experiment
+
+        results = run_experiment(cfg)
+        html = write_run_report(cfg, results)
+    console.print(results_table(results))
+    console.print(f"Report: {html}")
+
+
+def teacher(config: ConfigArgument, set_: SetOption = None) -> None:
+    """Train the config's teacher (or load teacher.path) and save it to runs/<name>/teacher."""
+    with guard():
+        cfg = read_config(config, set_)
+        from distill.train.runs import run_teacher
+
+        row = run_teacher(cfg)
+    metrics = ", ".join(f"{k} = {v:.4f}" for k, v in row["metrics"].items())
+    console.print(f"Teacher: {metrics}; {row['params']:,} parameters; saved in {row['path']}")
+
+
+def score(config: ConfigArgument, set_: SetOption = None) -> None:
+    """Cache the saved teacher's scores for the config's data in runs/<name>/scores/."""
+    with guard():
+        cfg = read_config(config, set_)
+        from distill.train.runs import score_teacher
+
+        path = score_teacher(cfg)
+    console.print(f"Teacher scores cached in {path}")
+
+
+def student(
+    config: ConfigArgument,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(help="Variant to train (repeatable); default: all variants of the config."),
+    ] = None,
+    set_: SetOption = None,
+) -> None:
+    """Train student variants from the cached teacher scores (run `distill score` first)."""
+    with guard():
+        cfg = read_config(config, set_)
+        from distill.train.runs import run_student
+
+        rows = [run_student(cfg, name) for name in (variant or [v.name for v in cfg.variants])]
+    for row in rows:
+        metrics = ", ".join(f"{k} = {v:.4f}" for k, v in row["metrics"].items())
+        console.print(f"{row['name']}: {metrics}; saved in {row['path']}")
+
+
+def evaluate(
+    model: Annotated[
+        Path, typer.Argument(help="A saved model folder (teacher/ or students/<variant>/).")
+    ],
+    config: ConfigArgument,
+    split: Annotated[str, typer.Option(help="Data split: train, valid or test.")] = "test",
+    set_: SetOption = None,
+) -> None:
+    """Evaluate a saved model on the config's data with the track's metrics."""
+    with guard():
+        cfg = read_config(config, set_)
+        from distill.train.runs import evaluate_model
+
+        metrics = evaluate_model(cfg, model, split=split)
+    for name, value in metrics.items():
+        console.print(f"{name}: {value:.4f}")

@@ -1,0 +1,179 @@
+"""From a validated run config to what :func:`distill.train.fit` takes: data, models, options.
+
+Used by :mod:`distill.train.runs`; converts pydantic sections into plain objects so that
+``fit`` never depends on the config schema (contracts.md, "Config placement").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from distill import data as data_module
+from distill import models
+from distill.config import ConfigError, DataSection, ModelSpec, Objective, RunConfig
+from distill.config import TrainSection as TrainConfig
+from distill.data import Dataset
+from distill.train.objective import Objective as FitObjective
+from distill.train.objective import make_term
+from distill.train.options import TrainOptions
+
+IGNORE_LABEL = -100
+"""Class label of unlabeled transfer-set rows (``cross_entropy``/``kd_loss`` ignore it)."""
+LETOR_FILES = ("train.txt", "vali.txt", "test.txt")
+LABEL_LOSS = {"classification": "ce", "ctr": "bce", "ranking": "pairwise_logistic"}
+
+
+@dataclass
+class RunData:
+    """The splits of a run.
+
+    Attributes:
+        train: every training row with its label (the teacher trains on it).
+        labeled: the rows whose labels students see (``data.label_fraction``).
+        transfer: every training row; labels of the unlabeled rows are ``IGNORE_LABEL``
+            (classification only; None otherwise).
+        valid, test: validation and test rows.
+        student_features: the columns students see (``Dataset.select_features`` spec).
+    """
+
+    train: Dataset
+    labeled: Dataset
+    transfer: Dataset | None
+    valid: Dataset
+    test: Dataset
+    student_features: str | list[str | int] | None
+
+    def student_view(self, dataset: Dataset) -> Dataset:
+        """``dataset`` restricted to the student's columns."""
+        spec = self.student_features
+        return dataset if spec is None else dataset.select_features(spec)
+
+
+def load_run_data(cfg: RunConfig) -> RunData:
+    """Read the data, split it (groups whole) and pick the labeled rows, seeded by run.seed."""
+    section = cfg.data
+    train, valid, test = _read_splits(section, cfg.run.seed)
+    labeled, transfer = train, None
+    if section.label_fraction < 1.0:
+        fraction = section.label_fraction
+        labeled, unlabeled = data_module.split(train, (fraction, 1 - fraction), seed=cfg.run.seed)
+        transfer = _mask_labels(train, unlabeled) if _is_classification(train) else None
+    features = section.student_features or train.meta.get("student_features")
+    return RunData(train, labeled, transfer, valid, test, features)
+
+
+def _read_splits(section: DataSection, seed: int) -> tuple[Dataset, Dataset, Dataset]:
+    if section.source == "letor" and Path(section.path).is_dir():
+        return _read_letor_folder(Path(section.path), section.options)
+    _check_exists(section)
+    dataset = _read_one(section)
+    return data_module.split(dataset, tuple(section.split), seed=seed)
+
+
+def _read_one(section: DataSection) -> Dataset:
+    options = dict(section.options)
+    if section.source == "builtin":
+        return data_module.load_builtin(section.name, **options)
+    if section.source == "letor":
+        return data_module.read_letor(section.path, **options)
+    if section.source == "libsvm":
+        return data_module.read_libsvm(section.path, **options)
+    if section.source == "criteo":
+        return data_module.read_criteo(section.path, **options)
+    if "label" not in section.columns:
+        raise ConfigError(["data.columns: needs at least `label` for source = 'table'"])
+    return data_module.read_table(section.path, **section.columns, **options)
+
+
+def _read_letor_folder(folder: Path, options: dict[str, Any]) -> tuple[Dataset, ...]:
+    """MSLR/LETOR ``Fold*/`` layout: train/vali/test.txt, ids made unique across the files."""
+    missing = [name for name in LETOR_FILES if not (folder / name).is_file()]
+    if missing:
+        raise ConfigError([f"data.path: {folder} has no {', '.join(missing)} (a LETOR fold)"])
+    train = data_module.read_letor(folder / LETOR_FILES[0], **options)
+    width = {"n_features": train.features.shape[1], **options}
+    parts = [train] + [data_module.read_letor(folder / name, **width) for name in LETOR_FILES[1:]]
+    offset, renumbered = 0, []
+    for part in parts:
+        ids = torch.arange(offset, offset + len(part))
+        renumbered.append(dataclasses.replace(part, ids=ids))
+        offset += len(part)
+    return tuple(renumbered)
+
+
+def _check_exists(section: DataSection) -> None:
+    if section.path is not None and not Path(section.path).exists():
+        raise ConfigError([f"data.path: no such file or folder: {section.path}"])
+
+
+def _is_classification(dataset: Dataset) -> bool:
+    return dataset.labels.dtype == torch.int64
+
+
+def _mask_labels(train: Dataset, unlabeled: Dataset) -> Dataset:
+    labels = train.labels.clone()
+    labels[torch.isin(train.ids, unlabeled.ids)] = IGNORE_LABEL
+    return dataclasses.replace(train, labels=labels)
+
+
+def num_classes(dataset: Dataset) -> int:
+    """Classes of a classification dataset (``meta["num_classes"]`` or max label + 1)."""
+    return int(dataset.meta.get("num_classes", int(dataset.labels.max()) + 1))
+
+
+def build_model(spec: ModelSpec, dataset: Dataset, track: str) -> nn.Module:
+    """Build ``spec``, filling input/output sizes the data decides when they are not given.
+
+    Fills ``in_features`` (dense width), ``num_fields`` / ``num_embeddings`` (sparse ids) and,
+    for classification, ``out_features`` (number of classes) when the model takes them.
+    """
+    kwargs = dict(spec.kwargs)
+    known = _init_parameters(spec.name)
+    sizes = {"out_features": num_classes(dataset)} if track == "classification" else {}
+    if dataset.is_sparse:
+        sizes |= {"num_fields": dataset.features.shape[1], "num_embeddings": dataset.num_embeddings}
+    else:
+        sizes["in_features"] = dataset.features.shape[1]
+    kwargs = {name: value for name, value in sizes.items() if name in known} | kwargs
+    return models.build({"name": spec.name, "kwargs": kwargs})
+
+
+def _init_parameters(name: str) -> set[str]:
+    cls = models.BUILTIN_MODELS.get(name)
+    return set() if cls is None else set(inspect.signature(cls).parameters)
+
+
+def train_options(
+    section: TrainConfig, cfg: RunConfig, *, student_features: Any = None
+) -> TrainOptions:
+    """``TrainOptions`` from a ``[train]`` table, the run's seed, metric and resolved config."""
+    values = section.model_dump(exclude={"teacher_mode"})
+    return TrainOptions(
+        **values,
+        seed=cfg.run.seed,
+        metric=cfg.metric,
+        student_features=student_features,
+        config=cfg.model_dump(mode="json", exclude_none=True),
+    )
+
+
+def fit_objective(objective: Objective, track: str) -> FitObjective:
+    """The ``fit`` objective of a config ``[variants.objective]`` table."""
+    specs = []
+    for name, term in objective.terms().items():
+        values = term.model_dump()
+        if name == "labels" and values["loss"] == "auto":
+            values["loss"] = LABEL_LOSS[track]
+        if name == "binary_kd":
+            values["alpha"] = values.pop("w")
+        if name == "quantile_heads":
+            values["pairs"] = None if values.pop("target") == "pointwise" else values["pairs"]
+        specs.append({"name": name, **values})
+    return FitObjective([make_term(spec) for spec in specs])

@@ -1,0 +1,266 @@
+"""Runs from a config: teacher → score cache → student variants → one comparison table.
+
+Each function takes a validated :class:`distill.config.RunConfig` and writes into the run
+folder ``run.out_dir/run.name`` (layout in contracts.md): ``config.toml``, ``teacher/``,
+``scores/``, ``students/<variant>/``, ``joint/``, ``metrics.jsonl``, ``checkpoints/`` and
+``results.json``. The HTML report is written one layer up (``distill run`` /
+``distill.report``), since reports sit above training in the layering.
+
+Example:
+    >>> from distill.config import load_config
+    >>> results = run_experiment(load_config("examples/classification.toml"))
+    >>> [row["name"] for row in results["variants"]]  # doctest: +SKIP
+    ['labels', 'kd_T4']
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from distill import models, teachers
+from distill.config import ConfigError, RunConfig, Variant, write_config
+from distill.train.loop import fit
+from distill.train.run_metrics import track_metrics
+from distill.train.run_setup import (
+    RunData,
+    build_model,
+    fit_objective,
+    load_run_data,
+    train_options,
+)
+
+SCORES_FILE = "scores/train.parquet"
+
+
+def run_experiment(cfg: RunConfig) -> dict[str, Any]:
+    """Teacher, score cache, every variant (and the joint model), then ``results.json``.
+
+    Returns:
+        The results mapping written to ``results.json`` (contracts.md).
+
+    Raises:
+        ConfigError: data or variants that do not fit the track (exit code 2 in the CLI).
+    """
+    folder = start_run(cfg)
+    data = load_run_data(cfg)
+    run_teacher(cfg, data=data)
+    if any(v.objective.uses_teacher for v in cfg.variants) or cfg.joint is not None:
+        score_teacher(cfg, data=data)
+    for variant in cfg.variants:
+        run_student(cfg, variant.name, data=data)
+    if cfg.joint is not None:
+        from distill.train.joint_run import run_joint
+
+        run_joint(cfg, data=data)
+    return read_results(folder)
+
+
+def start_run(cfg: RunConfig) -> Path:
+    """Create the run folder, write the resolved ``config.toml``, start a fresh log."""
+    folder = cfg.run.directory
+    folder.mkdir(parents=True, exist_ok=True)
+    write_config(cfg, folder / "config.toml")
+    for name in ("metrics.jsonl", "results.json"):
+        (folder / name).unlink(missing_ok=True)
+    return folder
+
+
+def run_teacher(cfg: RunConfig, *, data: RunData | None = None) -> dict[str, Any]:
+    """Train the teacher (or load ``[teacher].path``), save it to ``teacher/``, test it.
+
+    Returns:
+        The teacher's results row (name, metrics, params, size_bytes, wall_time_s, path).
+    """
+    data = data or load_run_data(cfg)
+    folder = cfg.run.directory
+    started = time.perf_counter()
+    if cfg.teacher.path is not None:
+        model = _load_model(Path(cfg.teacher.path), "teacher.path")
+    else:
+        model = build_model(cfg.teacher.model, data.train, cfg.run.track)
+        objective = fit_objective(_labels_only(), cfg.run.track)
+        options = train_options(cfg.teacher.train, cfg)
+        model = fit(
+            model,
+            data.train,
+            objective=objective,
+            options=options,
+            valid=data.valid,
+            run_dir=folder,
+            variant="teacher",
+        ).model
+    path = models.save(model, folder / "teacher")
+    wall_time = time.perf_counter() - started
+    row = _row("teacher", model, data.test, cfg, wall_time, path)
+    _update_results(cfg, teacher=row)
+    return row
+
+
+def score_teacher(cfg: RunConfig, *, data: RunData | None = None) -> Path:
+    """Cache the saved teacher's scores of every training row (``scores/train.parquet``)."""
+    data = data or load_run_data(cfg)
+    teacher = teachers.ModuleTeacher(_saved_teacher(cfg))
+    return Path(teachers.score(teacher, data.train, cfg.run.directory / SCORES_FILE))
+
+
+def run_student(cfg: RunConfig, variant: str, *, data: RunData | None = None) -> dict[str, Any]:
+    """Train one variant from the teacher (cached scores unless ``teacher_mode = "online"``).
+
+    Returns:
+        The variant's results row; the model is saved to ``students/<variant>/``.
+    """
+    chosen = _variant(cfg, variant)
+    data = data or load_run_data(cfg)
+    train = _training_rows(chosen, data)
+    model = build_model(cfg.student.model, data.student_view(data.train), cfg.run.track)
+    objective = fit_objective(chosen.objective, cfg.run.track)
+    result = fit(
+        model,
+        train,
+        objective=objective,
+        options=train_options(cfg.train, cfg, student_features=data.student_features),
+        teacher=teacher_source(cfg, data) if objective.uses_teacher else None,
+        valid=data.valid,
+        run_dir=cfg.run.directory,
+        variant=chosen.name,
+    )
+    path = models.save(result.model, cfg.run.directory / "students" / chosen.name)
+    test = data.student_view(data.test)
+    row = _row(chosen.name, result.model, test, cfg, result.wall_time_s, path)
+    _update_results(cfg, variant=row)
+    return row
+
+
+def teacher_source(cfg: RunConfig, data: RunData) -> Any:
+    """Offline: the cached scores (no teacher forward); online: the saved teacher module."""
+    if cfg.train.teacher_mode == "online":
+        return teachers.ModuleTeacher(_saved_teacher(cfg))
+    path = cfg.run.directory / SCORES_FILE
+    if not path.is_file():
+        raise ConfigError([f"no teacher scores in {path}; run `distill score` first"])
+    return teachers.CachedScores(path, data.train)
+
+
+def evaluate_model(cfg: RunConfig, directory: Path, *, split: str = "test") -> dict[str, float]:
+    """The track's metrics of a saved model on one split of the config's data.
+
+    The student's feature columns are used unless the model expects every column.
+    """
+    if split not in ("train", "valid", "test"):
+        raise ConfigError([f"split: must be one of 'train', 'valid', 'test', got {split!r}"])
+    data = load_run_data(cfg)
+    model = _load_model(Path(directory), "model")
+    dataset = getattr(data, split)
+    expected = getattr(model, "in_features", None)
+    if expected != dataset.features.shape[1]:
+        dataset = data.student_view(dataset)
+    return track_metrics(model, dataset, cfg.run.track)
+
+
+def gap_recovered(value: float, baseline: float, teacher: float) -> float | None:
+    """``(variant − baseline) / (teacher − baseline)``; None when teacher equals baseline."""
+    gap = teacher - baseline
+    if not all(math.isfinite(x) for x in (value, baseline, teacher)) or abs(gap) < 1e-12:
+        return None
+    return (value - baseline) / gap
+
+
+def read_results(folder: Path) -> dict[str, Any]:
+    """The ``results.json`` of a run folder."""
+    return json.loads((Path(folder) / "results.json").read_text())
+
+
+def _row(name, model: nn.Module, test, cfg: RunConfig, wall_time: float, path) -> dict[str, Any]:
+    return {
+        "name": name,
+        "metrics": track_metrics(model, test, cfg.run.track),
+        "params": models.count_parameters(model),
+        "size_bytes": models.size_bytes(model),
+        "wall_time_s": round(wall_time, 3),
+        "path": str(path),
+    }
+
+
+def _update_results(cfg: RunConfig, *, teacher=None, variant=None) -> None:
+    """Insert a row into ``results.json`` and recompute every variant's gap recovered."""
+    path = cfg.run.directory / "results.json"
+    results = read_results(cfg.run.directory) if path.is_file() else _empty_results(cfg)
+    if teacher is not None:
+        results["teacher"] = teacher
+    if variant is not None:
+        others = [row for row in results["variants"] if row["name"] != variant["name"]]
+        results["variants"] = [*others, variant]
+    _fill_gaps(results)
+    _write_json(path, results)
+
+
+def _empty_results(cfg: RunConfig) -> dict[str, Any]:
+    return {
+        "name": cfg.run.name,
+        "track": cfg.run.track,
+        "metric": cfg.metric,
+        "teacher": None,
+        "baseline": cfg.baseline,
+        "variants": [],
+    }
+
+
+def _fill_gaps(results: dict[str, Any]) -> None:
+    metric, rows = results["metric"], {row["name"]: row for row in results["variants"]}
+    baseline, teacher = rows.get(results["baseline"]), results["teacher"]
+    for row in results["variants"]:
+        row["gap_recovered"] = None
+        if baseline is not None and teacher is not None:
+            row["gap_recovered"] = gap_recovered(
+                row["metrics"][metric], baseline["metrics"][metric], teacher["metrics"][metric]
+            )
+
+
+def _write_json(path: Path, value: Any) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(value, indent=2) + "\n")
+    os.replace(temporary, path)
+
+
+def _variant(cfg: RunConfig, name: str) -> Variant:
+    for variant in cfg.variants:
+        if variant.name == name:
+            return variant
+    names = ", ".join(v.name for v in cfg.variants)
+    raise ConfigError([f"variants: no variant {name!r}; the config has: {names}"])
+
+
+def _training_rows(variant: Variant, data: RunData):
+    if variant.transfer == "labeled":
+        return data.labeled
+    if data.transfer is None:
+        raise ConfigError(
+            [
+                f"variants.{variant.name}.transfer: 'all' needs data.label_fraction < 1 "
+                "on classification data"
+            ]
+        )
+    return data.transfer
+
+
+def _labels_only():
+    from distill.config import Objective
+
+    return Objective(labels={})
+
+
+def _saved_teacher(cfg: RunConfig) -> nn.Module:
+    return _load_model(cfg.run.directory / "teacher", "teacher")
+
+
+def _load_model(directory: Path, what: str) -> nn.Module:
+    if not (directory / "model.json").is_file():
+        raise ConfigError([f"{what}: no saved model in {directory} (model.json missing)"])
+    return models.load(directory)
