@@ -32,3 +32,7 @@ __all__ = [*__all__, "pointwise_distillation_loss"]
 from distill.models import MLP, DeepTower, JointModel, WideAndDeep
 
 __all__ += ["MLP", "DeepTower", "JointModel", "WideAndDeep"]
+
+# --- landscape, report (layer 5) ---
+# Used as namespaces (``from distill.landscape import ...``, ``from distill.report import ...``),
+# not re-exported here: they load scipy.stats and matplotlib, which ``import distill`` should not.
