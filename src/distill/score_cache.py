@@ -1,0 +1,238 @@
+"""Cached teacher scores: Parquet shards with a fingerprint, served by example id.
+
+Offline distillation then costs no teacher forward passes (patent ¶0043, "stored predictions").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from distill._validation import check_positive_int
+from distill.data.dataset import Dataset
+
+FINGERPRINT_KEY = b"distill.fingerprint"
+SHARD_PATTERN = re.compile(r"scores-(\d{5})-of-(\d{5})\.parquet")
+
+
+def fingerprint_tensors(named_tensors: Iterable[tuple[str, torch.Tensor | None]]) -> str:
+    """SHA-256 over (name, dtype, shape, bytes) of each tensor, in the given order."""
+    digest = hashlib.sha256()
+    for name, tensor in named_tensors:
+        if tensor is None:
+            digest.update(f"{name}|None|".encode())
+            continue
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def fingerprint_dataset(dataset: Dataset) -> str:
+    """SHA-256 of what a teacher sees: ``features``, ``feature_values`` and ``ids``."""
+    return fingerprint_tensors(
+        [
+            ("features", dataset.features),
+            ("feature_values", dataset.feature_values),
+            ("ids", dataset.ids),
+        ]
+    )
+
+
+def score(
+    teacher: Any,
+    dataset: Dataset,
+    path: str | os.PathLike,
+    *,
+    batch_size: int = 4096,
+    rank: int = 0,
+    world_size: int = 1,
+) -> Path:
+    """Write the teacher's raw logits for this rank's rows to a fingerprinted Parquet shard.
+
+    Rank r scores rows ``r, r + W, r + 2W, …`` and writes ``path/scores-<r>-of-<W>.parquet``
+    atomically (temp file + rename). Columns: ``id`` (int64) and ``logits`` (float32, or a
+    fixed-size list of C float32 for ``(N, C)`` logits). The schema metadata holds the
+    fingerprint: teacher weights hash, dataset hash, row count, dtype, logit shape, shard.
+
+    Args:
+        teacher: has ``predict(features, ids)`` and ``fingerprint()``.
+        dataset: the rows to score.
+        path: the cache directory (created if missing).
+        batch_size: rows per teacher call.
+        rank, world_size: this DDP process and the number of processes.
+
+    Returns:
+        The shard file written.
+
+    Raises:
+        TypeError: a teacher without ``fingerprint()``.
+        ValueError: bad ``batch_size``/``rank``/``world_size``.
+
+    Example:
+        >>> score(ModuleTeacher(model), ds, "runs/demo/scores")  # doctest: +SKIP
+    """
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("world_size", world_size)
+    check_positive_int("rank", rank, minimum=0)
+    if rank >= world_size:
+        raise ValueError(f"`rank` must be < world_size ({world_size}), got {rank}")
+    if not callable(getattr(teacher, "fingerprint", None)):
+        raise TypeError(f"`teacher` ({type(teacher).__name__}) needs a fingerprint() method")
+    rows = torch.arange(rank, len(dataset), world_size)
+    batches = [
+        teacher.predict(dataset.features[batch], dataset.ids[batch]).float().cpu()
+        for batch in rows.split(batch_size)
+    ]
+    logits = torch.cat(batches) if batches else torch.empty(0)
+    fingerprint = {
+        "teacher": teacher.fingerprint(),
+        "dataset": fingerprint_dataset(dataset),
+        "rows": len(dataset),
+        "dtype": "float32",
+        "shape": list(logits.shape[1:]),
+        "rank": rank,
+        "world_size": world_size,
+    }
+    table = pa.table({"id": dataset.ids[rows].numpy(), "logits": _logits_array(logits)})
+    table = table.replace_schema_metadata({FINGERPRINT_KEY: json.dumps(fingerprint).encode()})
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"scores-{rank:05d}-of-{world_size:05d}.parquet"
+    _write_parquet_atomic(table, target)
+    return target
+
+
+def _logits_array(logits: torch.Tensor) -> pa.Array:
+    values = pa.array(logits.reshape(-1).numpy(), type=pa.float32())
+    if logits.ndim == 1:
+        return values
+    return pa.FixedSizeListArray.from_arrays(values, int(np.prod(logits.shape[1:])))
+
+
+def _write_parquet_atomic(table: pa.Table, target: Path) -> None:
+    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        pq.write_table(table, temp)
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+class StaleCacheError(ValueError):
+    """The cached scores were computed for other data (or another teacher)."""
+
+
+class CachedScores:
+    """Teacher logits read back from :func:`score` shards, served by example id.
+
+    The cache is checked against ``dataset`` (and ``teacher`` if given) when opened; a
+    mismatch raises :class:`StaleCacheError` ("stale cache") listing what differs.
+
+    Args:
+        path: the cache directory written by :func:`score` (all shards of one run).
+        dataset: the data the scores must belong to.
+        teacher: optional; also require the cache to come from this teacher's weights.
+
+    Raises:
+        FileNotFoundError: no shards in ``path``.
+        StaleCacheError: dataset hash, row count or teacher hash differ.
+        ValueError: shards of different runs or missing shards.
+
+    Example:
+        >>> cached = CachedScores("runs/demo/scores", ds)  # doctest: +SKIP
+        >>> cached.predict(ds.features[:4], ds.ids[:4])  # no teacher forward pass
+    """
+
+    def __init__(self, path: str | os.PathLike, dataset: Dataset, *, teacher: Any = None) -> None:
+        self.path = Path(path)
+        shards = _read_shards(self.path)
+        expected = {"dataset": fingerprint_dataset(dataset), "rows": len(dataset)}
+        if teacher is not None:
+            expected["teacher"] = teacher.fingerprint()
+        for file, fingerprint, _ in shards:
+            _check_fresh(file, fingerprint, expected)
+        ids = torch.cat(
+            [torch.from_numpy(table["id"].to_numpy().astype(np.int64)) for _, _, table in shards]
+        )
+        logits = torch.cat([_logits_tensor(fp, table) for _, fp, table in shards])
+        self._ids, order = torch.sort(ids)
+        self._logits = logits[order]
+        self._teacher_fingerprint = shards[0][1]["teacher"]
+
+    def predict(self, features: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """The cached logits of these example ids (``features`` is not used)."""
+        position = torch.searchsorted(self._ids, ids.cpu()).clamp(max=len(self._ids) - 1)
+        found = self._ids[position] == ids.cpu()
+        if not bool(found.all()):
+            missing = int(ids.cpu()[~found][0])
+            raise KeyError(f"id {missing} is not in the score cache {self.path}")
+        return self._logits[position].to(ids.device)
+
+    def fingerprint(self) -> str:
+        """The fingerprint of the teacher that produced the cache."""
+        return self._teacher_fingerprint
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __repr__(self) -> str:
+        return f"CachedScores({str(self.path)!r}, rows={len(self)})"
+
+
+def _read_shards(directory: Path) -> list[tuple[Path, dict, pa.Table]]:
+    files = sorted(f for f in directory.glob("scores-*.parquet") if SHARD_PATTERN.fullmatch(f.name))
+    if not files:
+        raise FileNotFoundError(f"{directory}: no score shards (scores-*-of-*.parquet)")
+    shards = []
+    for file in files:
+        table = pq.read_table(file)
+        raw = (table.schema.metadata or {}).get(FINGERPRINT_KEY)
+        if raw is None:
+            raise ValueError(f"{file}: not a distill score file (no fingerprint metadata)")
+        shards.append((file, json.loads(raw), table))
+    sizes = {fingerprint["world_size"] for _, fingerprint, _ in shards}
+    if len(sizes) > 1:
+        raise ValueError(f"{directory}: shards of runs with world sizes {sorted(sizes)}")
+    world_size = sizes.pop()
+    missing = sorted(set(range(world_size)) - {fp["rank"] for _, fp, _ in shards})
+    if missing:
+        raise ValueError(f"{directory}: incomplete cache, shard(s) {missing} of {world_size}")
+    return shards
+
+
+def _check_fresh(file: Path, fingerprint: dict, expected: dict) -> None:
+    differences = [
+        f"{key} {_short(fingerprint[key])} (cache) != {_short(value)} (now)"
+        for key, value in expected.items()
+        if fingerprint[key] != value
+    ]
+    if differences:
+        raise StaleCacheError(
+            f"stale cache {file}: {'; '.join(differences)}; re-run score() to refresh it"
+        )
+
+
+def _short(value: Any) -> str:
+    return value[:12] if isinstance(value, str) else str(value)
+
+
+def _logits_tensor(fingerprint: dict, table: pa.Table) -> torch.Tensor:
+    column = table["logits"].combine_chunks()
+    if pa.types.is_fixed_size_list(column.type):
+        column = column.flatten()
+    values = torch.from_numpy(column.to_numpy(zero_copy_only=False).astype(np.float32))
+    return values.reshape(-1, *fingerprint["shape"])

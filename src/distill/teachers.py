@@ -1,0 +1,258 @@
+"""Teacher sources: anything with ``predict(features, ids) -> raw logits`` (no grad).
+
+Sources: an in-memory module (:class:`ModuleTeacher`), a saved model or pickled module
+(:func:`load_teacher`), an ensemble (:class:`EnsembleTeacher`) and cached scores
+(:class:`distill.score_cache.CachedScores`, re-exported here with :func:`score` and
+:func:`fingerprint_dataset`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import safetensors.torch
+import torch
+from torch import nn
+
+from distill import models
+from distill._validation import check_choice, check_number, check_positive_int
+from distill.score_cache import CachedScores, fingerprint_dataset, fingerprint_tensors, score
+from distill.temperature import log_softmax_t, softmax_t, top_k_probs
+
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl")
+__all__ = [
+    "CachedScores",
+    "EnsembleTeacher",
+    "ModuleTeacher",
+    "Teacher",
+    "fingerprint_dataset",
+    "fingerprint_module",
+    "load_teacher",
+    "score",
+]
+
+
+@runtime_checkable
+class Teacher(Protocol):
+    """What every teacher source provides."""
+
+    def predict(self, features: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Raw logits ``(N,)`` or ``(N, C)`` for rows with these features and example ids."""
+        ...
+
+    def fingerprint(self) -> str:
+        """A hex digest that changes whenever the teacher's outputs may change."""
+        ...
+
+
+def fingerprint_module(module: nn.Module) -> str:
+    """SHA-256 of a module's weights: every ``state_dict`` entry, sorted by name.
+
+    Example:
+        >>> fingerprint_module(nn.Linear(2, 1))[:8]  # doctest: +SKIP
+        '3f0c9a1e'
+    """
+    return fingerprint_tensors(sorted(module.state_dict().items()))
+
+
+class ModuleTeacher:
+    """An in-memory ``nn.Module`` as a teacher: run in ``eval()`` under ``inference_mode``.
+
+    The module is never updated; its training flag is restored after each call. The output is
+    a normal (non-inference) tensor, so it can serve as a loss target.
+
+    Args:
+        module: maps a features batch ``(N, D)`` (or ids ``(N, F)``) to logits.
+
+    Example:
+        >>> teacher = ModuleTeacher(nn.Linear(4, 3))
+        >>> teacher.predict(torch.rand(2, 4), torch.arange(2)).shape
+        torch.Size([2, 3])
+    """
+
+    def __init__(self, module: nn.Module) -> None:
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"`module` must be an nn.Module, got {type(module).__name__}")
+        self.module = module
+
+    def predict(self, features: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Teacher logits for a batch; ``ids`` are not used by a module."""
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            with torch.inference_mode():
+                logits = self.module(features)
+        finally:
+            self.module.train(was_training)
+        return logits.clone()
+
+    def fingerprint(self) -> str:
+        """:func:`fingerprint_module` of the module."""
+        return fingerprint_module(self.module)
+
+    def __repr__(self) -> str:
+        return f"ModuleTeacher({type(self.module).__name__})"
+
+
+def load_teacher(
+    path: str | os.PathLike, *, trust: bool = False, spec: dict[str, Any] | None = None
+) -> ModuleTeacher:
+    """Load a teacher from disk.
+
+    - a directory written by :func:`distill.models.save` (``model.json`` + safetensors);
+    - a ``.safetensors`` weights file plus ``spec`` (``{"name": "MLP" | "pkg.module:Class",
+      "kwargs": {...}}``, built by :func:`distill.models.build`);
+    - a pickled full module (``.pt``/``.pth``/``.pkl``): unpickling can run arbitrary code, so
+      it loads only with ``trust=True`` (the CLI's ``--trust``).
+
+    Args:
+        path: the directory or file.
+        trust: allow unpickling a full module from this file.
+        spec: model spec for a bare ``.safetensors`` file.
+
+    Returns:
+        A :class:`ModuleTeacher` (on the CPU).
+
+    Raises:
+        FileNotFoundError: nothing at ``path``.
+        ValueError: a pickle without ``trust``, a ``.safetensors`` file without ``spec`` or
+            with weights that do not fit it, an unknown file type.
+        TypeError: a pickle that does not hold an ``nn.Module``.
+
+    Example:
+        >>> teacher = load_teacher("runs/demo/teacher")  # doctest: +SKIP
+    """
+    path = Path(path)
+    if path.is_dir():
+        return ModuleTeacher(models.load(path))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such teacher file or model directory")
+    if path.suffix == ".safetensors":
+        return ModuleTeacher(_load_safetensors(path, spec))
+    if path.suffix not in PICKLE_SUFFIXES:
+        raise ValueError(
+            f"{path}: a teacher is a model directory, a .safetensors file with a spec, or a "
+            f"pickled module ({', '.join(PICKLE_SUFFIXES)})"
+        )
+    if not trust:
+        raise ValueError(
+            f"{path} is a pickled module, and unpickling can run arbitrary code: load it only "
+            "if you trust its source, with trust=True (CLI: --trust), or re-save it with "
+            "distill.models.save"
+        )
+    module = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"{path} holds a {type(module).__name__}, not an nn.Module")
+    return ModuleTeacher(module)
+
+
+def _load_safetensors(path: Path, spec: dict[str, Any] | None) -> nn.Module:
+    if spec is None:
+        raise ValueError(f"{path}: a bare .safetensors file needs `spec` to build the model")
+    module = models.build(spec)
+    try:
+        module.load_state_dict(safetensors.torch.load_file(path), strict=True)
+    except RuntimeError as error:
+        raise ValueError(f"{path}: weights do not fit spec {spec['name']!r}: {error}") from error
+    return module.eval()
+
+
+class EnsembleTeacher:
+    """Average K teachers' distributions (FORMULAS §2) and return them as logits.
+
+    Returns ``T · log p̄`` (binary: ``T · logit p̄``), so that ``softmax_t(·, T)``
+    (``sigmoid_t(·, T)``) gives the ensemble distribution back:
+
+    - arithmetic: ``p̄ = (1/K) Σ_k softmax_T(v_k)``, computed in the log domain
+      (``logsumexp_k log_softmax_T(v_k) − log K``), so it never under- or overflows;
+    - geometric: ``p̃ = softmax_T(mean_k v_k)``, returned as ``mean_k v_k``;
+    - ``top_k`` (multiclass): keep the k largest ensemble probabilities and renormalise
+      (KD-topk); the dropped classes get logit ``−inf`` (probability 0).
+
+    Args:
+        teachers: the K member teachers (each with ``predict`` and ``fingerprint``).
+        mean: ``"arithmetic"`` or ``"geometric"``.
+        temperature: T in (0, inf) at which the members are softened.
+        top_k: keep this many classes, or None.
+        binary: members give sigmoid logits ``(N,)`` instead of class logits ``(N, C)``.
+
+    Raises:
+        ValueError: no members, bad ``mean``/``temperature``/``top_k``, ``top_k`` with
+            ``binary``.
+
+    Reference: Hinton et al. (2015) §2; Tang et al. (2020) KD-topk.
+
+    Example:
+        >>> ensemble = EnsembleTeacher([teacher_a, teacher_b], mean="arithmetic", temperature=2)
+        >>> probs = softmax_t(ensemble.predict(x, ids), 2.0)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        teachers: Sequence[Teacher],
+        *,
+        mean: Literal["arithmetic", "geometric"] = "arithmetic",
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        binary: bool = False,
+    ) -> None:
+        if len(teachers) == 0:
+            raise ValueError("`teachers` must hold at least one teacher, got 0")
+        self.teachers = list(teachers)
+        self.mean = check_choice("mean", mean, ("arithmetic", "geometric"))
+        self.temperature = check_number(
+            "temperature", temperature, low=0.0, high=math.inf, low_open=True, high_open=True
+        )
+        if top_k is not None:
+            check_positive_int("top_k", top_k)
+            if binary:
+                raise ValueError("`top_k` applies to multiclass teachers, not binary=True")
+        self.top_k, self.binary = top_k, binary
+
+    def predict(self, features: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Ensemble logits ``T·log p̄`` of the members' predictions for this batch."""
+        members = torch.stack([t.predict(features, ids) for t in self.teachers])
+        if self.mean == "geometric":
+            logits = members.mean(dim=0)
+        elif self.binary:
+            logits = self._arithmetic_binary(members)
+        else:
+            logits = self._arithmetic_multiclass(members)
+        if self.top_k is not None:
+            probs = top_k_probs(softmax_t(logits.double(), self.temperature), self.top_k)
+            logits = (self.temperature * probs.log()).to(members.dtype)
+        return logits
+
+    def _arithmetic_multiclass(self, members: torch.Tensor) -> torch.Tensor:
+        log_probs = log_softmax_t(members, self.temperature, dim=-1)
+        log_mean = torch.logsumexp(log_probs, dim=0) - math.log(len(members))
+        return self.temperature * log_mean
+
+    def _arithmetic_binary(self, members: torch.Tensor) -> torch.Tensor:
+        scaled = members / self.temperature
+        log_p = torch.logsumexp(nn.functional.logsigmoid(scaled), dim=0)
+        log_not_p = torch.logsumexp(nn.functional.logsigmoid(-scaled), dim=0)
+        return self.temperature * (log_p - log_not_p)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the members' fingerprints and the ensemble settings."""
+        settings = {
+            "members": [t.fingerprint() for t in self.teachers],
+            "mean": self.mean,
+            "temperature": self.temperature,
+            "top_k": self.top_k,
+            "binary": self.binary,
+        }
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+    def __repr__(self) -> str:
+        return (
+            f"EnsembleTeacher(k={len(self.teachers)}, mean={self.mean!r}, "
+            f"temperature={self.temperature}, top_k={self.top_k}, binary={self.binary})"
+        )
