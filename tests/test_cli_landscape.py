@@ -26,7 +26,8 @@ def test_prints_table_and_writes_figure_and_json(app, tmp_path):
     out = tmp_path / "landscape.png"
     result = invoke(
         app, "--dist", "skew-normal", "--skew", "4", "--loss", "squared", "--loss", "absolute",
-        "--loss", "pinball:0.1,0.5,0.9", "--loss", "huber:1.0", "--huber-beta", "--out", str(out),
+        "--loss", "pinball:0.1,0.5,0.9", "--loss", "huber:1.0", "--huber-beta", "--nodes", "2001",
+        "--out", str(out),
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "pinball(tau=[0.1, 0.5, 0.9])" in result.output

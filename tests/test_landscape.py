@@ -144,11 +144,20 @@ def test_read_sample_formats(tmp_path):
 
     values = np.array([0.5, -1.0, 2.0, 3.0])
     pq.write_table(pa.table({"score": values}), tmp_path / "s.parquet")
+    cache = tmp_path / "scores"
+    cache.mkdir()
+    for shard, part in enumerate((values[:2], values[2:])):
+        pq.write_table(pa.table({"logits": part}), cache / f"scores-{shard:05d}-of-00002.parquet")
     np.save(tmp_path / "s.npy", values)
     (tmp_path / "s.txt").write_text("0.5\n-1\n\n2\n3\n")
     for name in ("s.parquet", "s.npy", "s.txt"):
         dist = read_sample(tmp_path / name, column="score")
         np.testing.assert_array_equal(dist.nodes, np.sort(values))
+    np.testing.assert_array_equal(read_sample(cache).nodes, np.sort(values))
+    multiclass = pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(6)), 3)
+    pq.write_table(pa.table({"logits": multiclass}), tmp_path / "m.parquet")
+    with pytest.raises(ValueError, match="column 'logits' must hold one number per row"):
+        read_sample(tmp_path / "m.parquet")
     (tmp_path / "bad.txt").write_text("1.0\nabc\n")
     with pytest.raises(ValueError, match=r"bad.txt:2: expected one number, got 'abc'"):
         read_sample(tmp_path / "bad.txt")

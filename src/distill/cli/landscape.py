@@ -14,6 +14,7 @@ from rich.table import Table
 from scipy.special import expit
 
 from distill.landscape import (
+    DEFAULT_NODES,
     LossLandscape,
     TeacherDistribution,
     bimodal,
@@ -69,9 +70,12 @@ def landscape(
     weight: Annotated[float | None, typer.Option(help="Bimodal: first mode's weight.")] = None,
     sample: Annotated[
         Path | None,
-        typer.Option(help="Empirical teacher logits: .parquet (with --column), .npy or .txt."),
+        typer.Option(
+            help="Empirical teacher logits: a score-cache folder or .parquet (see --column), "
+            ".npy, or .txt with one number per line."
+        ),
     ] = None,
-    column: Annotated[str | None, typer.Option(help="Parquet column of --sample.")] = None,
+    column: Annotated[str, typer.Option(help="Parquet column of --sample.")] = "logits",
     domain: Annotated[
         DomainName, typer.Option(help="Residual on logits (t − s) or probabilities.")
     ] = DomainName.logit,
@@ -84,6 +88,9 @@ def landscape(
             show_default=False,
         ),
     ] = None,
+    nodes: Annotated[
+        int, typer.Option(min=3, help="Quadrature nodes of a parametric distribution.")
+    ] = DEFAULT_NODES,
     out: Annotated[
         Path, typer.Option(help="Figure (PNG); the curves and table go next to it as .json.")
     ] = Path("landscape.png"),
@@ -101,7 +108,7 @@ def landscape(
     options = {"skew": skew, "loc": loc, "scale": scale, "loc2": loc2, "scale2": scale2}
     options["weight"] = weight
     try:
-        teacher = _distribution(dist, sample, column, options)
+        teacher = _distribution(dist, sample, column, options, nodes)
         specs = [parse_loss(text) for text in loss or DEFAULT_LOSSES]
         result = expected_loss_landscape(teacher, specs, domain=domain.value)
         beta = _huber_beta(teacher) if huber_beta else None
@@ -122,7 +129,11 @@ def landscape(
 
 
 def _distribution(
-    dist: DistName, sample: Path | None, column: str | None, options: dict[str, float | None]
+    dist: DistName,
+    sample: Path | None,
+    column: str,
+    options: dict[str, float | None],
+    nodes: int,
 ) -> TeacherDistribution:
     given = {key for key, value in options.items() if value is not None}
     if dist is DistName.empirical or sample is not None:
@@ -136,7 +147,7 @@ def _distribution(
         raise ValueError(f"--{sorted(given - allowed)[0]} does not apply to --dist {dist.value}")
     if "skew" in allowed and "skew" not in given:
         raise ValueError(f"--dist {dist.value} needs --skew (0 is symmetric)")
-    return family(**{key: options[key] for key in given})
+    return family(**{key: options[key] for key in given}, num_nodes=nodes)
 
 
 def minimiser_table(result: LossLandscape) -> Table:

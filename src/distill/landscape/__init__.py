@@ -13,6 +13,7 @@ from distill.landscape.curves import (
     parse_loss,
 )
 from distill.landscape.distributions import (
+    DEFAULT_NODES,
     TeacherDistribution,
     bimodal,
     empirical,
@@ -24,6 +25,7 @@ from distill.landscape.distributions import (
 from distill.landscape.plot import plot_landscape
 
 __all__ = [
+    "DEFAULT_NODES",
     "LossLandscape",
     "Minimiser",
     "TeacherDistribution",

@@ -111,7 +111,7 @@ def expected_loss(
     return evaluate
 
 
-def minimise(function: Callable[[np.ndarray], np.ndarray], search: np.ndarray) -> float:
+def _minimise(function: Callable[[np.ndarray], np.ndarray], search: np.ndarray) -> float:
     """Minimise ``function`` on a sorted ``search`` grid, then refine by bounded Brent search.
 
     The grid minimum brackets the minimiser between its two neighbours; the refined point is
@@ -131,7 +131,7 @@ def minimise(function: Callable[[np.ndarray], np.ndarray], search: np.ndarray) -
     return float(result.x) if result.fun <= values[best] else float(search[best])
 
 
-def search_grid(dist: TeacherDistribution, points: int = _SEARCH_POINTS) -> np.ndarray:
+def _search_grid(dist: TeacherDistribution, points: int = _SEARCH_POINTS) -> np.ndarray:
     """Quantile-spaced grid over the whole support: dense where the teacher mass is.
 
     Every loss here has its minimiser inside ``[min t, max t]`` (its landscape is monotone
@@ -212,19 +212,19 @@ def expected_loss_landscape(
     if not losses:
         raise ValueError("`losses` must name at least one loss, got none")
     if grid is None:
-        grid = default_grid(dist, check_positive_int("num_points", num_points, minimum=2))
+        grid = _default_grid(dist, check_positive_int("num_points", num_points, minimum=2))
     grid = np.asarray(grid, dtype=np.float64)
-    search = search_grid(dist)
+    search = _search_grid(dist)
     curves, rows = {}, []
     for loss in losses:
         label, function = _label(loss), expected_loss(dist, loss, domain=domain)
-        best = minimise(function, search)
+        best = _minimise(function, search)
         curves[label] = function(grid)
         rows.append(Minimiser(label, best, _sigmoid(best), float(function(np.array([best]))[0])))
     return LossLandscape(dist, domain, grid, curves, rows, dist.reference_points())
 
 
-def default_grid(dist: TeacherDistribution, num_points: int) -> np.ndarray:
+def _default_grid(dist: TeacherDistribution, num_points: int) -> np.ndarray:
     """``num_points`` student logits over the 0.5–99.5% teacher quantiles widened by 10%."""
     low, high = dist.quantile(0.005), dist.quantile(0.995)
     pad = 0.1 * (high - low) + 1e-6
@@ -262,7 +262,7 @@ def huber_beta_for_prob_mean(
 
     def gap(log_beta: float) -> float:
         huber = expected_loss(dist, {"name": "huber", "beta": float(np.exp(log_beta))})
-        return minimise(huber, search) - target
+        return _minimise(huber, search) - target
 
     gap_low, gap_high = gap(np.log(low)), gap(np.log(high))
     if gap_low * gap_high > 0:

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 from scipy import special, stats
 
@@ -152,31 +154,50 @@ def empirical(values: Any, *, name: str = "empirical") -> TeacherDistribution:
     return TeacherDistribution(name, {"n": float(array.size)}, np.sort(array))
 
 
-def read_sample(path: str | Path, *, column: str | None = None) -> TeacherDistribution:
-    """Read teacher logits from ``.parquet`` (one ``column``), ``.npy`` or text (one per line).
+def read_sample(path: str | Path, *, column: str = "logits") -> TeacherDistribution:
+    """Read teacher logits: a score-cache folder or ``.parquet`` file, ``.npy``, or text.
 
+    A folder is a :func:`distill.score_cache.score` cache (every ``*.parquet`` shard in it);
+    Parquet is read from ``column`` (the cache's ``logits``); text has one number per line.
+
+    Args:
+        path: folder, ``.parquet``, ``.npy``, ``.txt`` or ``.csv``.
+        column: the Parquet column of scalar logits.
+    Returns:
+        An :func:`empirical` distribution.
     Raises:
-        ValueError: unknown suffix, missing column, or a line that is not a number (file:line).
-    Example: ``read_sample("runs/demo/scores/scores.parquet", column="score")``
+        ValueError: unknown suffix, missing or non-scalar column, or a line that is not a number
+            (``file:line``).
+    Example: ``read_sample("runs/demo/scores")``
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(path)
-        if column is None or column not in table.column_names:
-            raise ValueError(
-                f"{path}: `column` must be one of {table.column_names}, got {column!r}"
-            )
-        values = table.column(column).to_numpy()
+    if path.is_dir() or suffix == ".parquet":
+        values = _parquet_column(path, column)
     elif suffix == ".npy":
         values = np.load(path, allow_pickle=False)
     elif suffix in (".txt", ".csv"):
         values = [_parse_line(path, number, line) for number, line in _lines(path)]
     else:
-        raise ValueError(f"{path}: suffix must be .parquet, .npy, .txt or .csv, got {suffix!r}")
+        raise ValueError(
+            f"{path}: must be a folder or end in .parquet, .npy, .txt or .csv, got {suffix!r}"
+        )
     return empirical(values, name=f"empirical:{path.name}")
+
+
+def _parquet_column(path: Path, column: str) -> np.ndarray:
+    if path.is_dir() and not any(path.glob("*.parquet")):
+        raise ValueError(f"{path}: no .parquet files in this folder")
+    table = pq.read_table(path)
+    if column not in table.column_names:
+        raise ValueError(f"{path}: `column` must be one of {table.column_names}, got {column!r}")
+    data = table.column(column)
+    if not (pa.types.is_floating(data.type) or pa.types.is_integer(data.type)):
+        raise ValueError(
+            f"{path}: column {column!r} must hold one number per row (e.g. binary or ranking "
+            f"logits), got type {data.type}"
+        )
+    return data.to_numpy()
 
 
 def _lines(path: Path):
