@@ -267,9 +267,10 @@ def _check_class_indices(
         raise TypeError(f"`{name}` must be a torch.Tensor, got {type(target).__name__}")
     if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
         raise TypeError(f"`{name}` must be an integer tensor of class indices, got {target.dtype}")
-    valid = target if ignore_index is None else target[target != ignore_index]
-    bad = valid[(valid < 0) | (valid >= num_classes)]
-    if bad.numel():
+    bad = (target < 0) | (target >= num_classes)
+    if ignore_index is not None:
+        bad &= target != ignore_index
+    if bool(bad.any()):
         allowed = f"[0, {num_classes})" + ("" if ignore_index is None else f" or {ignore_index}")
-        raise ValueError(f"`{name}` values must be in {allowed}, got {int(bad[0])}")
+        raise ValueError(f"`{name}` values must be in {allowed}, got {int(target[bad][0])}")
     return target
