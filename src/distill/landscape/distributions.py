@@ -70,8 +70,17 @@ def _from_ppf(name: str, params: dict[str, float], ppf: Callable, num_nodes: int
 def normal(*, loc: float = 0.0, scale: float = 1.0, num_nodes: int = DEFAULT_NODES):
     """Normal teacher logits ``t ~ N(loc, scale²)``.
 
+    Args:
+        loc, scale: mean and standard deviation (``scale > 0``).
+        num_nodes: quadrature nodes ``n`` (≥ 3); errors shrink like ``1/n``.
+    Returns:
+        A :class:`TeacherDistribution` (likewise for every constructor here).
+    Raises:
+        ValueError: ``scale <= 0`` or ``num_nodes < 3`` (likewise below).
+    Reference: patent FIGS. 6–15 (teacher distributions over logits); FORMULAS §7.
     Example: ``normal(loc=-1.0, scale=2.0).median  # -1.0``
     """
+    check_number("loc", loc)
     check_number("scale", scale, low=0, low_open=True)
     rv = stats.norm(loc=loc, scale=scale)
     return _from_ppf("normal", {"loc": loc, "scale": scale}, rv.ppf, num_nodes)
@@ -82,10 +91,12 @@ def skew_normal(
 ):
     """Skew-normal teacher logits (density ``2/scale·φ(z)·Φ(skew·z)``, ``z = (t − loc)/scale``).
 
-    ``skew > 0`` gives a long right tail, ``skew = 0`` the normal. Patent FIGS. 6–11.
+    ``skew > 0`` gives a long right tail, ``skew = 0`` the normal (scipy's ``skewnorm``).
+    Args, Returns, Raises: as :func:`normal`; ``skew`` is the shape parameter.
     Example: ``skew_normal(skew=4.0).logit_mean > skew_normal(skew=4.0).median  # True``
     """
     check_number("skew", skew)
+    check_number("loc", loc)
     check_number("scale", scale, low=0, low_open=True)
     rv = stats.skewnorm(skew, loc=loc, scale=scale)
     return _from_ppf("skew-normal", {"skew": skew, "loc": loc, "scale": scale}, rv.ppf, num_nodes)
@@ -97,10 +108,12 @@ def skewed_laplace(
     """Asymmetric Laplace teacher logits with mode ``loc``.
 
     Right scale ``scale·e^{skew/2}``, left scale ``scale·e^{−skew/2}`` (so ``skew`` is the log of
-    their ratio; scipy's ``laplace_asymmetric`` with ``κ = e^{−skew/2}``). Patent FIGS. 12–13.
+    their ratio; scipy's ``laplace_asymmetric`` with ``κ = e^{−skew/2}``).
+    Args, Returns, Raises: as :func:`normal`.
     Example: ``skewed_laplace(skew=1.0).median > 0  # True``
     """
     check_number("skew", skew)
+    check_number("loc", loc)
     check_number("scale", scale, low=0, low_open=True)
     rv = stats.laplace_asymmetric(np.exp(-skew / 2), loc=loc, scale=scale)
     params = {"skew": skew, "loc": loc, "scale": scale}
@@ -119,8 +132,11 @@ def bimodal(
     """Two-normal mixture ``weight·N(loc, scale²) + (1 − weight)·N(loc2, scale2²)``.
 
     The quantile function is the inverse of the exact mixture CDF, tabulated on a fine grid.
-    Patent FIGS. 14–15. Example: ``bimodal(weight=0.5).median  # ≈ 0.0``
+    Args, Returns, Raises: as :func:`normal`; ``weight`` in [0, 1] is the first mode's share.
+    Example: ``bimodal(weight=0.5).median  # ≈ 0.0``
     """
+    check_number("loc", loc)
+    check_number("loc2", loc2)
     check_number("scale", scale, low=0, low_open=True)
     check_number("scale2", scale2, low=0, low_open=True)
     check_number("weight", weight, low=0, high=1)
@@ -138,7 +154,9 @@ def empirical(values: Any, *, name: str = "empirical") -> TeacherDistribution:
     """An empirical sample of teacher logits (e.g. a column of a teacher score cache).
 
     Args:
-        values: 1-D array-like or tensor of finite logits, at least 2 of them.
+        values: ``(n,)`` array-like or tensor of finite logits, ``n ≥ 2``.
+    Returns:
+        A :class:`TeacherDistribution` whose nodes are the sorted values.
     Raises:
         ValueError: if ``values`` is not 1-D, has fewer than 2 entries or a NaN/inf.
     Example: ``empirical([0.0, 1.0, 5.0]).median  # 1.0``

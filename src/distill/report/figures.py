@@ -7,6 +7,7 @@ with :func:`distill.report.save_figure`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -14,7 +15,6 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from distill.report.files import is_number
 from distill.temperature import softmax_t
 
 _NOT_METRICS = {"variant", "step", "split", "phase", "lr", "epoch", "wall_time_s"}
@@ -54,6 +54,11 @@ def plot_training_curves(rows: Iterable[Mapping[str, Any]], *, title: str = "") 
     if title:
         figure.suptitle(title)
     return figure
+
+
+def is_number(value: Any) -> bool:
+    """A finite int/float that is not a bool (what a metrics row can plot)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _checked(row: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -183,8 +188,14 @@ def _confidence_and_hit(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarr
 
 
 def plot_ndcg_bars(ndcg: Mapping[str, Mapping[Any, float]], *, title: str = "NDCG@k") -> Figure:
-    """Grouped bars of NDCG@k per variant: ``{variant: {k: value}}``.
+    """Grouped bars of NDCG@k per variant, each bar labelled with its value.
 
+    Args:
+        ndcg: ``{variant: {k: NDCG@k}}`` (e.g. from :func:`distill.metrics.ndcg` per cutoff).
+        title: panel title.
+    Returns:
+        A Figure with one group of bars per variant and one bar per k.
+    Reference: Järvelin & Kekäläinen 2002 (NDCG).
     Example: ``plot_ndcg_bars({"labels": {1: 0.61, 5: 0.66}, "pairwise L1": {1: 0.7, 5: 0.72}})``
     """
     cutoffs = sorted({k for values in ndcg.values() for k in values}, key=str)
@@ -217,6 +228,8 @@ def plot_pair_scatter(
         teacher_diff, student_diff: ``(P,)`` pair differences of the same pairs.
         title: panel title (e.g. the variant and the signal).
         max_points: at most this many pairs are drawn (an even stride over the pairs).
+    Returns:
+        A Figure; the title shows the Pearson correlation of all pairs.
     Raises:
         ValueError: the two lengths differ.
     Example: ``plot_pair_scatter(difference(t, pairs), difference(s, pairs), title="L1")``

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import tempfile
 from pathlib import Path
@@ -66,8 +65,3 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
                 raise ValueError(f"{path}:{number}: expected a JSON object, got {row!r:.40}")
             rows.append(row)
     return rows
-
-
-def is_number(value: Any) -> bool:
-    """A finite int/float that is not a bool (what a metrics row can plot)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
