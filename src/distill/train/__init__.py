@@ -1,0 +1,55 @@
+"""Training engine: ``fit`` (one loop), objectives, checkpoints, DDP helpers, joint training."""
+
+from distill.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from distill.train.distributed import (
+    DistributedContext,
+    all_gather_tensors,
+    all_reduce_mean,
+    setup_distributed,
+)
+from distill.train.evaluation import evaluate, predict
+from distill.train.logging import MetricsLog, read_metrics
+from distill.train.loop import FitResult, fit
+from distill.train.objective import Objective, make_term
+from distill.train.options import TrainOptions
+from distill.train.schedule import warmup_cosine, warmup_cosine_factor
+from distill.train.terms import (
+    BinaryKDTerm,
+    KDTerm,
+    LabelsTerm,
+    LogitMatchingTerm,
+    PairwiseTerm,
+    PointwiseTerm,
+    QuantileHeadsTerm,
+)
+
+__all__ = [
+    "BinaryKDTerm",
+    "DistributedContext",
+    "FitResult",
+    "KDTerm",
+    "LabelsTerm",
+    "LogitMatchingTerm",
+    "MetricsLog",
+    "Objective",
+    "PairwiseTerm",
+    "PointwiseTerm",
+    "QuantileHeadsTerm",
+    "TrainOptions",
+    "all_gather_tensors",
+    "all_reduce_mean",
+    "evaluate",
+    "fit",
+    "load_checkpoint",
+    "make_term",
+    "predict",
+    "read_metrics",
+    "rng_state",
+    "save_checkpoint",
+    "set_rng_state",
+    "setup_distributed",
+    "warmup_cosine",
+    "warmup_cosine_factor",
+]
+
+# --- runs (H8) ---

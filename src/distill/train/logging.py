@@ -1,0 +1,140 @@
+"""Run logs: ``metrics.jsonl`` lines, a rich progress bar, optional TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """All records of a ``metrics.jsonl`` file (line numbers in errors)."""
+    path = Path(path)
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}:{number}: not a JSON line: {error.msg}") from error
+    return records
+
+
+class MetricsLog:
+    """Appends one JSON object per line to ``run_dir/metrics.jsonl`` (main process only).
+
+    Each record follows the run-directory contract: ``variant``, ``step``, ``split``,
+    ``phase``, ``loss``, ``loss/<term>``, metrics and ``lr``. Non-finite numbers are written as
+    ``null`` so every line stays valid JSON.
+
+    Args:
+        run_dir: the run folder; ``None`` disables file logging.
+        variant: the name of the model being trained, written on every line.
+        tensorboard: also write scalars under ``run_dir/tensorboard/<variant>``.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike | None, variant: str, *, tensorboard=False):
+        self.variant = variant
+        self.path = None if run_dir is None else Path(run_dir) / "metrics.jsonl"
+        self._writer = None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if tensorboard:
+                self._writer = _summary_writer(Path(run_dir) / "tensorboard" / variant)
+
+    def log(self, step: int, split: str, values: dict[str, float], phase: str | None = None):
+        """Write one line: ``{"variant", "step", "split", "phase", **values}``."""
+        if self.path is None:
+            return
+        record = {"variant": self.variant, "step": step, "split": split, "phase": phase}
+        record.update({key: _json_number(value) for key, value in values.items()})
+        with self.path.open("a") as file:
+            file.write(json.dumps(record) + "\n")
+        if self._writer is not None:
+            for key, value in values.items():
+                self._writer.add_scalar(f"{split}/{key}", value, step)
+
+    def truncate_after(self, step: int) -> None:
+        """Drop this variant's lines after ``step`` (a resumed run rewrites them); atomic.
+
+        A torn last line (the process was killed mid-write) is dropped too.
+        """
+        if self.path is None or not self.path.exists():
+            return
+        lines = [line for line in self.path.read_text().splitlines() if line.strip()]
+        if lines and not _is_json(lines[-1]):
+            lines.pop()
+        kept = [line for line in lines if not self._is_later(json.loads(line), step)]
+        handle, temp_name = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
+        with os.fdopen(handle, "w") as file:
+            file.write("".join(line + "\n" for line in kept))
+        os.replace(temp_name, self.path)
+
+    def close(self) -> None:
+        """Flush and close TensorBoard."""
+        if self._writer is not None:
+            self._writer.close()
+
+    def _is_later(self, record: dict, step: int) -> bool:
+        return record.get("variant") == self.variant and record.get("step", 0) > step
+
+
+class ProgressBar:
+    """A rich progress bar with the live loss terms; silent when disabled or not on a TTY."""
+
+    def __init__(self, total: int, description: str, *, enabled: bool | None = None):
+        if enabled is None:
+            enabled = sys.stdout.isatty()
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[status]}"),
+            disable=not enabled,
+        )
+        self._task = self._progress.add_task(description, total=total, status="")
+
+    def __enter__(self) -> ProgressBar:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._progress.stop()
+
+    def update(self, completed: int, values: dict[str, float]) -> None:
+        """Move to ``completed`` steps and show ``values`` (e.g. ``loss/kd=0.123``)."""
+        status = " ".join(f"{key}={value:.4g}" for key, value in values.items())
+        self._progress.update(self._task, completed=completed, status=status)
+
+
+def _summary_writer(log_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as error:
+        raise ImportError(
+            "TensorBoard logging needs the `tensorboard` package: "
+            "pip install 'distill[tensorboard]' (or set tensorboard=False)"
+        ) from error
+    return SummaryWriter(log_dir=str(log_dir))
+
+
+def _is_json(line: str) -> bool:
+    try:
+        json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
+def _json_number(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

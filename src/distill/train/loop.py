@@ -1,0 +1,298 @@
+"""``fit``: the one training loop — data → model → loop → eval → checkpoint."""
+
+from __future__ import annotations
+
+import os
+import random
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from distill.data import Dataset
+from distill.train.batches import Batch, epoch_batches, make_batch
+from distill.train.distributed import all_reduce_mean, setup_distributed
+from distill.train.evaluation import evaluate
+from distill.train.logging import ProgressBar
+from distill.train.objective import Objective
+from distill.train.options import TrainOptions
+from distill.train.run_files import RunFiles
+from distill.train.state import TrainState
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes:
+        model: the trained model as passed in (training-only wrappers such as quantile heads
+            removed); its weights are the best validated ones when ``restore_best`` applied.
+        metric: the track metric's name.
+        best_metric, best_step: the best validation value and its step (None without ``valid``).
+        metrics: validation metrics of the returned weights (empty without ``valid``).
+        last_train: the last step's training values (``loss``, ``loss/<term>``, ``lr``, ...).
+        steps: optimiser steps taken in total (across resumes).
+        stop_reason: ``"completed"``, ``"early_stopping"`` or ``"pair_agreement"``.
+        wall_time_s: training wall time in seconds, summed across resumes.
+        history_path: ``run_dir/metrics.jsonl`` (None without ``run_dir``).
+        checkpoint_dir: ``run_dir/checkpoints/<variant>`` (None without ``run_dir``).
+    """
+
+    model: nn.Module
+    metric: str
+    best_metric: float | None
+    best_step: int | None
+    metrics: dict[str, float]
+    last_train: dict[str, float]
+    steps: int
+    stop_reason: str
+    wall_time_s: float
+    history_path: Path | None = None
+    checkpoint_dir: Path | None = None
+
+
+def fit(
+    model: nn.Module,
+    train: Dataset,
+    *,
+    objective: Objective,
+    options: TrainOptions,
+    teacher: Any = None,
+    valid: Dataset | None = None,
+    run_dir: str | os.PathLike | None = None,
+    variant: str = "student",
+    resume: bool = False,
+) -> FitResult:
+    """Train ``model`` on ``train`` with ``objective``: AdamW, warm-up + cosine LR, clipping.
+
+    Each step: teacher logits for the batch (when a term needs them) → forward (bf16 autocast
+    if asked) → ``loss = Σ_k w_k · term_k`` → backward → clip → AdamW → LR schedule. Every
+    ``eval_every`` steps the track metric is computed on ``valid``; the best weights are kept
+    (``best.pt``), and ``patience`` / ``stop_pair_agreement`` can stop early. ``last.pt`` holds
+    model, optimiser, scheduler, step, data position, per-rank RNG states and ``options.config``.
+
+    Under ``torchrun`` the same call trains with DistributedDataParallel (gloo on CPU, nccl on
+    GPU): every rank builds the same global batches and trains on its share (whole groups),
+    logged values are averaged over ranks and only rank 0 writes files.
+
+    Args:
+        model: a module mapping features ``(B, D)`` (or ids ``(B, F)`` [+ values]) to scores
+            ``(B,)`` / logits ``(B, C)``, or a tuple whose first item is the score.
+        train: training data; grouped data keeps groups whole in every batch.
+        objective: the weighted loss terms (:class:`~distill.train.objective.Objective`).
+        options: :class:`~distill.train.options.TrainOptions`.
+        teacher: a ``distill.teachers`` source with ``predict(features, ids) -> logits``;
+            online (a module's forward per batch) or offline (cached scores: no forward).
+            Required when a term needs teacher logits.
+        valid: validation data for the metric, early stopping and the best checkpoint.
+        run_dir: where ``metrics.jsonl`` and ``checkpoints/<variant>/`` go; None: no files.
+        variant: the model's name in logs and checkpoint paths.
+        resume: continue from ``checkpoints/<variant>/last.pt`` when it exists (else start
+            fresh); the continued run ends with the same weights as an uninterrupted one.
+
+    Returns:
+        A :class:`FitResult`.
+
+    Raises:
+        ValueError: a teacher-based objective without ``teacher``; ``resume``, checkpoints or
+            TensorBoard without ``run_dir``; pair-agreement stopping without ``valid``/teacher.
+
+    Reference: DESIGN.md convention 9; Loshchilov & Hutter 2019 (AdamW).
+
+    Example:
+        >>> result = fit(MLP(4, out_features=3), train, objective=Objective([LabelsTerm("ce")]),
+        ...              options=TrainOptions(max_steps=100, metric="accuracy"), valid=valid)
+        >>> result.best_metric  # doctest: +SKIP
+    """
+    _check_arguments(objective, options, teacher, valid, run_dir, resume)
+    context = setup_distributed(options.device)
+    with _deterministic(options.deterministic):
+        _seed_everything(options.seed + context.rank)
+        data = _TrainData(train, valid, teacher, options, context)  # data
+        net = objective.wrap_model(model).to(context.device)  # model
+        state = TrainState.create(net, options, data.total_steps, context)
+        files = RunFiles(run_dir, variant, options, context)
+        files.start(state, resume=resume)
+        _loop(state, data, objective, teacher, options, context, files)  # loop, eval, checkpoint
+        files.finish()
+        restored = options.restore_best and state.best_weights is not None
+        if restored:
+            net.load_state_dict(state.best_weights)
+    return FitResult(
+        model=model,
+        metric=options.metric,
+        best_metric=state.best_metric,
+        best_step=state.best_step,
+        metrics=state.best_metrics if restored else state.last_metrics,
+        last_train=state.last_train,
+        steps=state.step,
+        stop_reason=state.stop_reason,
+        wall_time_s=state.wall_time_s(),
+        history_path=files.metrics.path,
+        checkpoint_dir=files.checkpoint_dir,
+    )
+
+
+def _loop(state, data, objective, teacher, options, context, files) -> None:
+    with ProgressBar(
+        data.total_steps, files.variant, enabled=context.is_main and options.progress
+    ) as bar:
+        while state.step < data.total_steps and state.stop_reason == "completed":
+            batches = data.batches(state.epoch)
+            for index in batches[state.position :]:
+                state.step += 1
+                state.position += 1
+                values = _train_step(state, data.batch(index), objective, teacher, options)
+                bar.update(state.step, values)
+                _after_step(state, values, data, objective, options, context, files)
+                if state.step >= data.total_steps or state.stop_reason != "completed":
+                    return
+            state.epoch += 1
+            state.position = 0
+
+
+def _train_step(
+    state: TrainState, batch: Batch, objective: Objective, teacher: Any, options: TrainOptions
+) -> dict[str, float]:
+    state.ddp_net.train()
+    teacher_logits = None
+    if objective.needs_teacher(state.step):
+        teacher_features = (
+            batch.features if batch.teacher_features is None else batch.teacher_features
+        )
+        teacher_logits = teacher.predict(teacher_features, batch.ids).to(batch.labels.device)
+        teacher_logits = teacher_logits.float()
+    device_type = batch.labels.device.type
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=options.bf16):
+        outputs = _forward(state.ddp_net, batch)
+    total, parts = objective(_as_float32(outputs), batch, teacher_logits, step=state.step)
+    lr = state.scheduler.get_last_lr()[0]
+    state.optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    values = {"loss": float(total.detach()), **{k: float(v.detach()) for k, v in parts.items()}}
+    if options.grad_clip is not None:
+        norm = torch.nn.utils.clip_grad_norm_(state.net.parameters(), options.grad_clip)
+        values["grad_norm"] = float(norm)
+    state.optimizer.step()
+    state.scheduler.step()
+    values["lr"] = lr
+    return values
+
+
+def _after_step(state, values, data, objective, options, context, files) -> None:
+    step = state.step
+    phase = objective.phase(step)
+    if step % options.log_every == 0 or step == data.total_steps:
+        state.last_train = all_reduce_mean(values, context)
+        files.log(step, "train", state.last_train, phase)
+    is_last = step == data.total_steps
+    evaluated = data.valid is not None and (
+        is_last or (options.eval_every is not None and step % options.eval_every == 0)
+    )
+    if evaluated:
+        metrics = evaluate(
+            state.net,
+            data.valid,
+            metric=options.metric,
+            context=context,
+            score=objective.score,
+            teacher_scores=data.valid_teacher_scores,
+            agreement_threshold=options.pair_agreement_threshold,
+            batch_size=options.eval_batch_size,
+            bf16=options.bf16,
+        )
+        files.log(step, "valid", metrics, phase)
+        if state.record_validation(metrics, options):
+            files.save_best(state)
+    periodic = options.checkpoint_every is not None and step % options.checkpoint_every == 0
+    if periodic or evaluated or is_last or state.stop_reason != "completed":
+        files.save_last(state)
+
+
+def _forward(module: nn.Module, batch: Batch) -> Any:
+    if batch.feature_values is None:
+        return module(batch.features)
+    return module(batch.features, batch.feature_values)
+
+
+def _as_float32(outputs: Any) -> Any:
+    if isinstance(outputs, (tuple, list)):
+        return type(outputs)(_as_float32(item) for item in outputs)
+    return outputs.float() if outputs.is_floating_point() else outputs
+
+
+class _TrainData:
+    """The student/teacher views of the data, batching per epoch and validation targets."""
+
+    def __init__(self, train, valid, teacher, options: TrainOptions, context) -> None:
+        spec = options.student_features
+        self.teacher_view = train
+        self.student = train if spec is None else train.select_features(spec)
+        self.valid = valid if valid is None or spec is None else valid.select_features(spec)
+        self.options = options
+        self.context = context
+        self.total_steps = options.total_steps(len(self.batches(0)))
+        self.valid_teacher_scores = None
+        if options.stop_pair_agreement is not None:
+            self.valid_teacher_scores = _teacher_scores(teacher, valid, options.eval_batch_size)
+
+    def batches(self, epoch: int) -> list[torch.Tensor]:
+        """This rank's row positions per step of ``epoch``."""
+        return epoch_batches(
+            self.student,
+            batch_size=self.options.batch_size,
+            groups_per_batch=self.options.groups_per_batch,
+            seed=self.options.seed,
+            epoch=epoch,
+            context=self.context,
+        )
+
+    def batch(self, index: torch.Tensor) -> Batch:
+        """The rows ``index`` on the training device."""
+        return make_batch(self.student, self.teacher_view, index, self.context.device)
+
+
+@torch.inference_mode()
+def _teacher_scores(teacher: Any, dataset: Dataset, batch_size: int) -> torch.Tensor:
+    parts = [
+        teacher.predict(dataset.features[index], dataset.ids[index]).float().cpu()
+        for index in torch.arange(len(dataset)).split(batch_size)
+    ]
+    return torch.cat(parts)
+
+
+def _check_arguments(objective, options, teacher, valid, run_dir, resume) -> None:
+    if not isinstance(options, TrainOptions):
+        raise TypeError(f"`options` must be a TrainOptions, got {type(options).__name__}")
+    if objective.uses_teacher and teacher is None:
+        names = [term.name for term in objective.terms if term.needs_teacher]
+        raise ValueError(f"objective terms {names} need teacher logits; pass `teacher`")
+    if teacher is not None and not callable(getattr(teacher, "predict", None)):
+        raise TypeError(f"`teacher` must have predict(features, ids), got {type(teacher).__name__}")
+    if run_dir is None and (resume or options.checkpoint_every or options.tensorboard):
+        raise ValueError("`resume`, `checkpoint_every` and `tensorboard` need a `run_dir`")
+    if options.stop_pair_agreement is not None and (valid is None or teacher is None):
+        raise ValueError("`stop_pair_agreement` needs `valid` data and a `teacher`")
+    if options.patience is not None and valid is None:
+        raise ValueError("`patience` (early stopping) needs `valid` data")
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@contextmanager
+def _deterministic(enabled: bool):
+    previous = torch.are_deterministic_algorithms_enabled()
+    previous_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(enabled, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous, warn_only=previous_warn_only)

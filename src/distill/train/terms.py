@@ -1,0 +1,202 @@
+"""The loss terms an :class:`~distill.train.objective.Objective` is built from.
+
+Each term is a dataclass: its fields are the hyperparameters (shown in ``repr``), ``name`` is
+the key it is logged under (``loss/<name>``) and ``__call__(outputs, batch, teacher_logits)``
+calls one library loss. ``outputs`` is the model's output: a score/logit tensor, or
+``(score, quantile_scores)`` from a model wrapped with quantile heads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from distill import heads, losses, ranking
+from distill.train.batches import Batch
+
+
+def main_score(outputs: Any) -> torch.Tensor:
+    """The main score/logits: the tensor itself, or the first item of a tuple output."""
+    return outputs[0] if isinstance(outputs, (tuple, list)) else outputs
+
+
+@dataclass
+class LabelsTerm:
+    """Hard-label loss: ``"ce"`` (classes), ``"bce"`` (clicks) or ``"pairwise_logistic"``."""
+
+    loss: Literal["ce", "bce", "pairwise_logistic"] = "ce"
+    weight: float = 1.0
+    name: ClassVar[str] = "labels"
+    needs_teacher: ClassVar[bool] = False
+
+    def __call__(self, outputs: Any, batch: Batch, teacher_logits: Any) -> torch.Tensor:
+        score = main_score(outputs)
+        if self.loss == "ce":
+            return F.cross_entropy(score, batch.labels)
+        if self.loss == "bce":
+            return F.binary_cross_entropy_with_logits(score, batch.labels.to(score.dtype))
+        return ranking.pairwise_logistic_loss(score, batch.groups, batch.labels.to(score.dtype))
+
+
+@dataclass
+class KDTerm:
+    """Hinton KD, ``distill.losses.kd_loss`` (α·T²·KL + (1 − α)·CE; T² unless ``scale_t2``)."""
+
+    temperature: float = 4.0
+    alpha: float = 0.9
+    scale_t2: bool = True
+    weight: float = 1.0
+    name: ClassVar[str] = "kd"
+    needs_teacher: ClassVar[bool] = True
+
+    def __call__(self, outputs: Any, batch: Batch, teacher_logits: torch.Tensor) -> torch.Tensor:
+        return losses.kd_loss(
+            main_score(outputs),
+            teacher_logits,
+            batch.labels,
+            temperature=self.temperature,
+            alpha=self.alpha,
+            scale_t2=self.scale_t2,
+        )
+
+
+@dataclass
+class BinaryKDTerm:
+    """Binary (CTR) KD, ``distill.losses.binary_kd_loss``: W·H(σ(v/T), σ(z)) + (1−W)·H(y, σ(z)).
+
+    ``alpha`` is W (the loss function's ``weight``); ``weight`` is the term's objective weight.
+    """
+
+    temperature: float = 1.0
+    alpha: float = 0.5
+    temper_student: bool = False
+    weight: float = 1.0
+    name: ClassVar[str] = "binary_kd"
+    needs_teacher: ClassVar[bool] = True
+
+    def __call__(self, outputs: Any, batch: Batch, teacher_logits: torch.Tensor) -> torch.Tensor:
+        score = main_score(outputs)
+        return losses.binary_kd_loss(
+            score,
+            teacher_logits,
+            batch.labels.to(score.dtype),
+            temperature=self.temperature,
+            weight=self.alpha,
+            temper_student=self.temper_student,
+        )
+
+
+@dataclass
+class PointwiseTerm:
+    """``distill.losses.pointwise_distillation_loss``: mean ρ(teacher − student) per example."""
+
+    penalty: Any = "squared"
+    signal: Literal["logit", "prob"] = "logit"
+    weight: float = 1.0
+    name: ClassVar[str] = "pointwise"
+    needs_teacher: ClassVar[bool] = True
+
+    def __call__(self, outputs: Any, batch: Batch, teacher_logits: torch.Tensor) -> torch.Tensor:
+        return losses.pointwise_distillation_loss(
+            main_score(outputs), teacher_logits, penalty=self.penalty, signal=self.signal
+        )
+
+
+@dataclass
+class PairwiseTerm:
+    """``distill.ranking.pairwise_distillation_loss`` over pairs inside each group."""
+
+    penalty: Any = "squared"
+    signal: str = "logit"
+    absolute: bool = False
+    pairs: str = "all"
+    normalize: str = "pair"
+    weight: float = 1.0
+    name: ClassVar[str] = "pairwise"
+    needs_teacher: ClassVar[bool] = True
+
+    def __call__(self, outputs: Any, batch: Batch, teacher_logits: torch.Tensor) -> torch.Tensor:
+        return ranking.pairwise_distillation_loss(
+            main_score(outputs),
+            teacher_logits,
+            batch.groups,
+            labels=batch.labels,
+            penalty=self.penalty,
+            signal=self.signal,
+            absolute=self.absolute,
+            pairs=self.pairs,
+            normalize=self.normalize,
+        )
+
+
+@dataclass
+class QuantileHeadsTerm:
+    """Quantile heads (patent FIG. 4/5): pinball(τ_k) on K extra heads against the teacher.
+
+    ``pairs=None``: each head's score against the teacher's score
+    (``distill.ranking.quantile_distillation_loss``); else each head's pair differences against
+    the teacher's (``distill.ranking.quantile_ranking_loss``). The model is wrapped by
+    ``distill.heads.with_quantile_heads`` for training only; serving uses the main score.
+    """
+
+    taus: list[float] = field(default_factory=lambda: [0.1, 0.5, 0.9])
+    mode: Literal["affine", "linear"] = "affine"
+    signal: str = "logit"
+    pairs: str | None = "all"
+    normalize: str = "pair"
+    weight: float = 1.0
+    name: ClassVar[str] = "quantile_heads"
+    needs_teacher: ClassVar[bool] = True
+
+    def wrap_model(self, model: nn.Module) -> nn.Module:
+        """The model with K quantile heads, ``(score, quantile_scores)`` in training mode."""
+        return heads.with_quantile_heads(model, self.taus, self.mode)
+
+    def __call__(self, outputs: Any, batch: Batch, teacher_logits: torch.Tensor) -> torch.Tensor:
+        _, quantile_scores = outputs
+        if self.pairs is None:
+            return ranking.quantile_distillation_loss(
+                quantile_scores, teacher_logits, taus=self.taus, signal=self.signal
+            )
+        return ranking.quantile_ranking_loss(
+            quantile_scores,
+            teacher_logits,
+            batch.groups,
+            labels=batch.labels,
+            taus=self.taus,
+            signal=self.signal,
+            pairs=self.pairs,
+            normalize=self.normalize,
+        )
+
+
+@dataclass
+class LogitMatchingTerm:
+    """Ba & Caruana logit matching, ``distill.losses.logit_matching_loss`` (mean (z − v)²)."""
+
+    center: bool = False
+    weight: float = 1.0
+    name: ClassVar[str] = "logit_matching"
+    needs_teacher: ClassVar[bool] = True
+
+    def __call__(self, outputs: Any, batch: Batch, teacher_logits: torch.Tensor) -> torch.Tensor:
+        return losses.logit_matching_loss(main_score(outputs), teacher_logits, center=self.center)
+
+
+TERMS: dict[str, type] = {
+    term.name: term
+    for term in (
+        LabelsTerm,
+        KDTerm,
+        BinaryKDTerm,
+        PointwiseTerm,
+        PairwiseTerm,
+        QuantileHeadsTerm,
+        LogitMatchingTerm,
+    )
+}
+"""Term classes by name: the ``name`` of a term spec in a config."""
