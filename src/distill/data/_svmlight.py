@@ -7,7 +7,6 @@ from typing import Literal
 
 import numpy as np
 import scipy.sparse
-from sklearn.datasets import load_svmlight_file
 
 from distill.data._checks import check_file, check_has_rows, is_number, raise_located
 
@@ -31,6 +30,8 @@ def load_svmlight(path: str, *, zero_based: ZeroBased, n_features: int | None) -
     scikit-learn and LightGBM). A malformed line raises ``ValueError("file:line: ...")`` naming
     the offending token.
     """
+    from sklearn.datasets import load_svmlight_file  # deferred: sklearn.datasets imports slowly
+
     path = check_file(path)
     try:
         matrix, labels, qid = load_svmlight_file(

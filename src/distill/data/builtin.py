@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
-from sklearn.datasets import load_digits
 
 from distill._validation import check_choice, check_number, check_positive_int
 from distill.data.dataset import Dataset
@@ -35,6 +34,8 @@ def digits() -> Dataset:
         Dataset with float32 features ``(1797, 64)``, int64 labels 0–9,
         ``meta == {"task": "classification", "num_classes": 10}``.
     """
+    from sklearn.datasets import load_digits  # deferred: sklearn.datasets imports slowly
+
     bunch = load_digits()
     return Dataset(
         features=torch.from_numpy(bunch.data / 16.0).float(),
