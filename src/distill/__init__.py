@@ -27,6 +27,17 @@ __all__ = [*__all__, "top_k_probs", "kd_loss", "binary_kd_loss", "logit_matching
 __all__ = [*__all__, "pointwise_distillation_loss"]
 
 # --- ranking (pairwise distillation, quantile heads) ---
+from distill.ranking import (
+    pair_agreement,
+    pairwise_distillation_loss,
+    pairwise_logistic_loss,
+    quantile_distillation_loss,
+    quantile_ranking_loss,
+)
+from distill.ranking_objective import RankingObjective
+
+__all__ = [*__all__, "pairwise_distillation_loss", "pairwise_logistic_loss", "pair_agreement"]
+__all__ = [*__all__, "quantile_ranking_loss", "quantile_distillation_loss", "RankingObjective"]
 
 # --- models, metrics ---
 from distill.models import MLP, DeepTower, JointModel, WideAndDeep
