@@ -213,7 +213,7 @@ def to_markdown(rows: list[CompressionRow], *, metric: str = "metric") -> str:
 
 
 def print_table(rows: list[CompressionRow], *, metric: str = "metric", console=None) -> None:
-    """Print the table with rich (to ``console``, default a new ``rich.console.Console``)."""
+    """Print the table with rich (to ``console``; default: stdout, at least 120 columns wide)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -222,7 +222,7 @@ def print_table(rows: list[CompressionRow], *, metric: str = "metric", console=N
         table.add_column(header, justify="left" if header in ("model", "format") else "right")
     for row in rows:
         table.add_row(*_cells(row))
-    (console or Console()).print(table)
+    (console or Console(width=max(Console().width, 120))).print(table)
 
 
 def save_table(
