@@ -21,12 +21,16 @@ def test_csv_with_mapping(tmp_path):
     assert ds.groups.tolist() == [0, 0, 1]
     assert ds.ids.tolist() == [10, 11, 12]
     assert ds.feature_names == ["f2", "f1"]
+    assert ds.meta["task"] == "ranking"
+    plain = read_table(path, features=["f1"], label="y")
+    assert plain.meta["task"] == "classification" and plain.meta["num_classes"] == 3
 
 
 def test_tsv_default_features_and_float_labels(tmp_path):
     ds = read_table(_csv(tmp_path, "a\tb\tclick\n1\t2\t0.5\n", "t.tsv"), label="click")
     assert ds.feature_names == ["a", "b"]
     assert ds.labels.dtype == torch.float32 and ds.labels.tolist() == [0.5]
+    assert "task" not in ds.meta
 
 
 def test_parquet_matches_pyarrow(tmp_path):
@@ -38,6 +42,7 @@ def test_parquet_matches_pyarrow(tmp_path):
     ds = read_table(path, features=["x1", "x2"], label="label", group="g", impute=-1.0)
     assert ds.features.tolist() == [[0.5, 1], [1.5, 2], [-1, 3]]
     assert ds.groups.tolist() == [7, 7, 9]
+    assert read_table(path, features=["x2"], label="label").meta["task"] == "binary"
     with pytest.raises(ValueError, match=r"1 NaN/inf value\(s\), first in row 2"):
         read_table(path, features=["x1", "x2"], label="label")
 

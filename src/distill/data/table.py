@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -53,7 +54,10 @@ def read_table(
         allow_nan: keep NaN/inf features; impute: replace them by a number or column mean.
 
     Returns:
-        Dense Dataset (float32 features) with ``feature_names`` = the feature columns.
+        Dense Dataset (float32 features) with ``feature_names`` = the feature columns and
+        ``meta["task"]``: "ranking" with a group column, else "classification" (with
+        ``meta["num_classes"]`` = max label + 1) for integer labels, else "binary" for 0/1
+        labels (unset otherwise).
 
     Raises:
         ValueError: empty file, unknown column (the available ones are listed), a malformed
@@ -81,8 +85,16 @@ def read_table(
         groups=None if group is None else _group_tensor(path, table[group]),
         ids=None if id is None else _id_tensor(path, table[id]),
         feature_names=list(features),
-        meta={"source": path},
+        meta={"source": path, **_task_meta(labels, group)},
     )
+
+
+def _task_meta(labels: torch.Tensor, group: str | None) -> dict[str, Any]:
+    if group is not None:
+        return {"task": "ranking"}
+    if labels.dtype == torch.int64:
+        return {"task": "classification", "num_classes": int(labels.max()) + 1}
+    return {"task": "binary"} if bool(((labels == 0) | (labels == 1)).all()) else {}
 
 
 def _read(path: str) -> pa.Table:
