@@ -90,6 +90,22 @@ def test_multi_quantile_sets(teacher):
     assert median < found[3] < mean
 
 
+def test_shifted_penalty_minimiser_outside_the_support():
+    # uncentred G-SmeLU: minimum at r = x_m = -(α·g₊ + β·g₋)/(g₊ − g₋) = -0.5, so the
+    # minimiser of E[ρ(t − s)] for t ∈ {0, 0.1} lies at s = t − x_m, beyond max t
+    gsmelu = {"name": "gsmelu", "alpha": 1.0, "beta": 1.0, "g_minus": -1.0, "g_plus": 3.0}
+    result = expected_loss_landscape(empirical([0.0, 0.1]), [gsmelu])
+    values = np.array([0.0, 0.1])
+
+    def risk(s):
+        r = values - s  # inside [-α, β] the penalty is a·r² + b·r + c with a = 1, b = 1
+        return np.mean(r**2 + r)
+
+    oracle = optimize.minimize_scalar(risk, bounds=(-2, 2), method="bounded").x
+    assert result.minimisers[0].logit == pytest.approx(oracle, abs=1e-5)
+    assert oracle > 0.5
+
+
 def test_expected_loss_values_against_closed_forms():
     teacher = normal(loc=1.0, scale=2.0, num_nodes=NODES)
     s = np.array([-1.0, 0.0, 2.5])

@@ -27,6 +27,8 @@ LossSpec = str | Mapping[str, Any]
 _PRIMARY_PARAM = {"pinball": "tau", "smoothed_pinball": "tau", "huber": "beta", "smelu": "beta"}
 _SEARCH_POINTS = 801
 _CHUNK = 64
+_MAX_WIDENINGS = 20
+_WIDEN_POINTS = 64
 
 
 def parse_loss(text: str) -> LossSpec:
@@ -114,14 +116,23 @@ def expected_loss(
 def _minimise(function: Callable[[np.ndarray], np.ndarray], search: np.ndarray) -> float:
     """Minimise ``function`` on a sorted ``search`` grid, then refine by bounded Brent search.
 
-    The grid minimum brackets the minimiser between its two neighbours; the refined point is
-    kept only if it is no worse than the grid point.
+    While the grid minimum sits on an end of the grid, the grid is extended past that end
+    (doubling its width each time, up to 2^20 widths). The grid minimum then brackets the
+    minimiser between its two neighbours; the refined point is kept if it is no worse.
     """
     values = function(search)
+    for _ in range(_MAX_WIDENINGS):
+        best = int(np.argmin(values))
+        if 0 < best < len(search) - 1:
+            break
+        step = np.linspace(1 / _WIDEN_POINTS, 1, _WIDEN_POINTS) * (search[-1] - search[0] + 1e-6)
+        extra = search[0] - step[::-1] if best == 0 else search[-1] + step
+        search = np.concatenate([extra, search] if best == 0 else [search, extra])
+        values = np.concatenate(
+            [function(extra), values] if best == 0 else [values, function(extra)]
+        )
     best = int(np.argmin(values))
     low, high = search[max(best - 1, 0)], search[min(best + 1, len(search) - 1)]
-    if high <= low:
-        return float(search[best])
     result = optimize.minimize_scalar(
         lambda x: float(function(np.array([x]))[0]),
         bounds=(low, high),
@@ -132,10 +143,11 @@ def _minimise(function: Callable[[np.ndarray], np.ndarray], search: np.ndarray) 
 
 
 def _search_grid(dist: TeacherDistribution, points: int = _SEARCH_POINTS) -> np.ndarray:
-    """Quantile-spaced grid over the whole support: dense where the teacher mass is.
+    """Quantile-spaced grid over the support ``[min t, max t]``: dense where the teacher mass is.
 
-    Every loss here has its minimiser inside ``[min t, max t]`` (its landscape is monotone
-    outside the support), so this grid always brackets it.
+    A penalty with its minimum at ``r = 0`` has its minimiser inside the support (the landscape
+    is monotone outside it); :func:`_minimise` extends the grid for one whose minimum is shifted
+    (an uncentred G-SmeLU).
     """
     return np.unique(np.quantile(dist.nodes, np.linspace(0.0, 1.0, points)))
 
