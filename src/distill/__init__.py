@@ -39,6 +39,13 @@ from distill.ranking_objective import RankingObjective
 __all__ = [*__all__, "pairwise_distillation_loss", "pairwise_logistic_loss", "pair_agreement"]
 __all__ = [*__all__, "quantile_ranking_loss", "quantile_distillation_loss", "RankingObjective"]
 
+# --- data, teachers ---
+from distill.data import Dataset, load_builtin
+from distill.teachers import CachedScores, EnsembleTeacher, ModuleTeacher, load_teacher, score
+
+__all__ = [*__all__, "CachedScores", "Dataset", "EnsembleTeacher", "ModuleTeacher"]
+__all__ = [*__all__, "load_builtin", "load_teacher", "score"]
+
 # --- models, metrics ---
 from distill.models import MLP, DeepTower, JointModel, WideAndDeep
 
