@@ -16,6 +16,7 @@ from distill.export import (
     read_export,
     serving_module,
 )
+from distill.heads import with_quantile_heads
 from distill.models import MLP, WideAndDeep, ctr_joint_model
 
 # Stated tolerances (relative to the largest output magnitude on the sample):
@@ -129,6 +130,15 @@ def test_joint_model_exports_only_the_student(tmp_path):
     assert type(serving_module(joint)).__name__ == "StackedModel"
     int8 = export_model(joint, tmp_path / "int8", format="int8")
     assert int8.details["int8_layers"] == ["tower.deep.body.0.0", "tower.deep.head"]
+
+
+def test_quantile_heads_are_stripped(tmp_path):
+    model = _mlp()
+    wrapped = with_quantile_heads(model, [0.25, 0.5, 0.75], "linear")
+    result = export_model(wrapped, tmp_path / "out", format="safetensors")
+    assert not any("heads" in key for key in result.model.state_dict())
+    x = torch.randn(4, 12)
+    assert torch.equal(result.model(x), model(x))
 
 
 def test_compressed_model_spec_rebuilds_the_structure():

@@ -27,6 +27,7 @@ from distill.export._inputs import Inputs
 from distill.export.int8 import int8_structure, linear_layer_names, quantize_int8
 from distill.export.lowrank import low_rank, low_rank_structure, recover
 from distill.export.onnx_export import OnnxModel, export_onnx
+from distill.heads import QuantileHeadModel
 
 Format = Literal["safetensors", "fp16", "bf16", "int8", "low-rank", "onnx"]
 FORMATS: tuple[str, ...] = ("safetensors", "fp16", "bf16", "int8", "low-rank", "onnx")
@@ -92,14 +93,16 @@ class CompressedModel(nn.Module):
 
 def serving_module(model: nn.Module) -> nn.Module:
     """The part of ``model`` that serving needs: a joint model's student (bottom + student tower;
-    the teacher tower is dropped); quantile heads are dropped (``model.model`` of a heads
-    wrapper). Other models are returned as they are.
+    the teacher tower is dropped); the student inside a ``with_quantile_heads`` wrapper (the
+    heads only shape training, FORMULAS §6). Other models are returned as they are.
 
     Example:
         >>> from distill.models import ctr_joint_model
         >>> type(serving_module(ctr_joint_model(num_embeddings=10, num_fields=2))).__name__
         'StackedModel'
     """
+    if isinstance(model, QuantileHeadModel):
+        return serving_module(model.model)
     if isinstance(model, models.JointModel):
         return model.student()
     return model
