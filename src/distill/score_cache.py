@@ -40,7 +40,14 @@ def fingerprint_tensors(named_tensors: Iterable[tuple[str, torch.Tensor | None]]
 
 
 def fingerprint_dataset(dataset: Dataset) -> str:
-    """SHA-256 of what a teacher sees: ``features``, ``feature_values`` and ``ids``."""
+    """SHA-256 of what a teacher sees: ``features``, ``feature_values`` and ``ids``.
+
+    Labels, groups and extras are left out: changing them does not make cached scores stale.
+
+    Example:
+        >>> fingerprint_dataset(ds) == fingerprint_dataset(ds.subset(torch.arange(len(ds))))
+        True
+    """
     return fingerprint_tensors(
         [
             ("features", dataset.features),
@@ -79,6 +86,8 @@ def score(
     Raises:
         TypeError: a teacher without ``fingerprint()``.
         ValueError: bad ``batch_size``/``rank``/``world_size``.
+
+    Reference: patent ¶0043 ("stored predictions"); issue 4 ("cached scores").
 
     Example:
         >>> score(ModuleTeacher(model), ds, "runs/demo/scores")  # doctest: +SKIP
@@ -152,6 +161,8 @@ class CachedScores:
         StaleCacheError: dataset hash, row count or teacher hash differ.
         ValueError: shards of different runs or missing shards.
 
+    Reference: patent ¶0043 ("stored predictions").
+
     Example:
         >>> cached = CachedScores("runs/demo/scores", ds)  # doctest: +SKIP
         >>> cached.predict(ds.features[:4], ds.ids[:4])  # no teacher forward pass
@@ -206,7 +217,10 @@ def _read_shards(directory: Path) -> list[tuple[Path, dict, pa.Table]]:
         shards.append((file, json.loads(raw), table))
     sizes = {fingerprint["world_size"] for _, fingerprint, _ in shards}
     if len(sizes) > 1:
-        raise ValueError(f"{directory}: shards of runs with world sizes {sorted(sizes)}")
+        raise ValueError(
+            f"{directory}: shards of runs with world sizes {sorted(sizes)}; delete the "
+            "directory and re-run score()"
+        )
     world_size = sizes.pop()
     missing = sorted(set(range(world_size)) - {fp["rank"] for _, fp, _ in shards})
     if missing:

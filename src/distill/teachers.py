@@ -70,6 +70,8 @@ class ModuleTeacher:
     Args:
         module: maps a features batch ``(N, D)`` (or ids ``(N, F)``) to logits.
 
+    Reference: DESIGN "Safe loading"; patent ¶0043 (a trained teacher's predictions as labels).
+
     Example:
         >>> teacher = ModuleTeacher(nn.Linear(4, 3))
         >>> teacher.predict(torch.rand(2, 4), torch.arange(2)).shape
@@ -124,6 +126,8 @@ def load_teacher(
         ValueError: a pickle without ``trust``, a ``.safetensors`` file without ``spec`` or
             with weights that do not fit it, an unknown file type.
         TypeError: a pickle that does not hold an ``nn.Module``.
+
+    Reference: DESIGN convention 10 (safetensors / ``weights_only``; pickles only with --trust).
 
     Example:
         >>> teacher = load_teacher("runs/demo/teacher")  # doctest: +SKIP

@@ -37,6 +37,10 @@ class GroupBatchSampler(Sampler[torch.Tensor]):
 
     Raises:
         ValueError: both or neither of ``groups_per_batch`` / ``max_items``; a bad rank.
+        TypeError: ``groups`` is not an int64 ``(N,)`` tensor.
+
+    Reference: LightGBM/allRank query-grouped training; ``torch.utils.data.DistributedSampler``
+    (padding rule).
 
     Example:
         >>> sampler = GroupBatchSampler(ds.groups, max_items=512, seed=0, rank=0, world_size=2)

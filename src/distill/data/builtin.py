@@ -18,7 +18,9 @@ def load_builtin(name: str, **options: Any) -> Dataset:
     Names: ``"digits"``, ``"synthetic_recommender"``, ``"synthetic_ctr"`` (see each function).
 
     Raises:
-        ValueError: an unknown name.
+        ValueError: an unknown name (or an option the data set rejects).
+
+    Reference: issue 4 ("Built-in, no download").
 
     Example:
         >>> ds = load_builtin("synthetic_ctr", n_rows=1000, seed=1)
@@ -33,6 +35,12 @@ def digits() -> Dataset:
     Returns:
         Dataset with float32 features ``(1797, 64)``, int64 labels 0–9,
         ``meta == {"task": "classification", "num_classes": 10}``.
+
+    Reference: Alpaydin & Kaynak (1998), UCI optical digits, as bundled by scikit-learn.
+
+    Example:
+        >>> digits().features.shape
+        torch.Size([1797, 64])
     """
     from sklearn.datasets import load_digits  # deferred: sklearn.datasets imports slowly
 
@@ -74,6 +82,9 @@ def synthetic_recommender(
 
     Returns:
         Dataset with float32 clicks, ``extras["true_prob"]`` and ``extras["clean_logit"]``.
+
+    Raises:
+        ValueError: non-positive sizes, ``student_features`` > ``n_features``, unknown noise.
 
     Example:
         >>> ds = synthetic_recommender(100, 10, 8, 2, noise="skewed", seed=0)
@@ -148,6 +159,13 @@ def synthetic_ctr(
         Dataset with int64 global ids ``(N, F)`` (field f's value v → 1 + offset_f + v),
         ``num_embeddings``, float32 clicks and ``extras["true_prob"]``; ``meta["task"]`` is
         ``"binary"``.
+
+    Raises:
+        ValueError: non-positive sizes, ``click_rate`` outside (0, 1), a cardinality list of
+            the wrong length.
+
+    Reference: the joint-optimisation CTR model's seed (skewed positives); Rendle (2010),
+    factorization machines (pairwise field interactions).
 
     Example:
         >>> ds = synthetic_ctr(5000, fields=4, cardinality=[10, 20, 30, 40], click_rate=0.05)

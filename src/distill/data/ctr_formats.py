@@ -62,6 +62,9 @@ def read_libsvm(
         ValueError: empty file, malformed line (``file:line: token``), NaN/inf values, labels
             outside ``label_range``.
 
+    Reference: Chang & Lin, LIBSVM data format; Rendle (2012), libFM; Zhang et al. (2014),
+    iPinYou RTB dataset.
+
     Example:
         >>> ds = read_libsvm("ipinyou.txt")
         >>> ds.features.dtype, ds.num_embeddings
@@ -125,6 +128,10 @@ def read_criteo(
     Raises:
         ValueError: empty file, wrong column count or a non-integer in I1–I13
             (``file:line: token``), labels outside ``label_range``.
+
+    Reference: Criteo Display Advertising Challenge (Kaggle, 2014); the ``floor(ln(x)²)``
+    discretisation is from the winning field-aware FM solution (Juan et al. 2016, "Field-aware
+    Factorization Machines for CTR Prediction").
 
     Example:
         >>> ds = read_criteo("day_0_sample.tsv", hash_buckets=100_000)

@@ -38,6 +38,9 @@ class Dataset:
         TypeError: a tensor of the wrong dtype.
         ValueError: tensors whose row counts or shapes disagree.
 
+    Reference: issue 4 ("Data"); the layout follows scikit-learn's ``(X, y)`` plus LightGBM's
+    per-row group (query) ids.
+
     Example:
         >>> ds = Dataset(torch.rand(4, 3), torch.tensor([0, 1, 1, 0]))
         >>> len(ds), ds.feature_names
@@ -132,6 +135,13 @@ def parse_feature_spec(spec: str | Sequence[str | int], names: Sequence[str]) ->
     Python indices 0 … 39 and 49. A list holds either feature names (str) or 0-based Python
     indices (int).
 
+    Args:
+        spec: ``"1-40,50"``, ``["f1", "f7"]`` or ``[0, 6]``.
+        names: the feature names, one per column.
+
+    Returns:
+        0-based column positions, in the order given.
+
     Raises:
         ValueError: a malformed range, a position out of range or an unknown name.
         TypeError: a list that mixes names and indices.
@@ -188,6 +198,8 @@ def split(dataset: Dataset, fractions: Sequence[float], *, seed: int) -> tuple[D
 
     Raises:
         ValueError: fractions that are not positive or do not sum to 1.
+
+    Reference: scikit-learn's ``GroupShuffleSplit`` (groups never straddle two parts).
 
     Example:
         >>> train, valid = split(ds, (0.8, 0.2), seed=0)

@@ -55,6 +55,9 @@ def read_letor(
         ValueError: an empty file, a malformed line (``file:line: token``), NaN/inf features,
             grades outside ``label_range``, a group of size 0 or sizes not summing to N.
 
+    Reference: Qin & Liu (2013), "Introducing LETOR 4.0 Datasets"; MSLR-WEB10K/30K; LightGBM's
+    "Query Data" file layout.
+
     Example:
         >>> ds = read_letor("train.txt", label_range=(0, 4))
         >>> ds.select_features("1-40").features.shape[1]
