@@ -162,7 +162,7 @@ class Minimiser:
     value: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LossLandscape:
     """Expected-loss curves over a grid of student logits, with minimisers and reference points.
 

@@ -23,7 +23,7 @@ from distill._validation import check_number, check_positive_int
 DEFAULT_NODES = 10_001
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TeacherDistribution:
     """A teacher distribution over logits, held as sorted equal-weight nodes.
 
