@@ -203,6 +203,8 @@ def test_bad_input_messages(teacher):
         expected_loss_landscape(teacher, [])
     with pytest.raises(ValueError, match="`domain` must be one of 'logit', 'prob', got 'odds'"):
         expected_loss(teacher, "squared", domain="odds")
+    with pytest.raises(ValueError, match=r"`grid` must be 1-D, finite, .* got shape \(1,\)"):
+        expected_loss_landscape(teacher, ["squared"], grid=[0.0])
     with pytest.raises(ValueError, match="`scale` must be in"):
         normal(scale=0.0)
     with pytest.raises(ValueError, match=r"`values` must be finite, got 1 NaN/inf"):

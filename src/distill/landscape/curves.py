@@ -214,7 +214,7 @@ def expected_loss_landscape(
     Returns:
         A :class:`LossLandscape`. Minimisers are searched over the whole support, not the grid.
     Raises:
-        ValueError: empty ``losses``, a bad domain or penalty spec.
+        ValueError: empty ``losses``, a bad ``grid``, domain or penalty spec.
     Reference: patent FIGS. 6–15; FORMULAS §7 (known minimisers).
     Example:
         >>> result = expected_loss_landscape(skew_normal(skew=4.0), ["squared", "absolute"])
@@ -226,6 +226,10 @@ def expected_loss_landscape(
     if grid is None:
         grid = _default_grid(dist, check_positive_int("num_points", num_points, minimum=2))
     grid = np.asarray(grid, dtype=np.float64)
+    if grid.ndim != 1 or grid.size < 2 or not np.isfinite(grid).all():
+        raise ValueError(
+            f"`grid` must be 1-D, finite, with at least 2 points, got shape {grid.shape}"
+        )
     search = _search_grid(dist)
     curves, rows = {}, []
     for loss in losses:
