@@ -1,11 +1,9 @@
-from collections import OrderedDict
-
 import pytest
 import torch
 
 from distill import pair_engine
 from distill.pair_engine import bucket_size, pair_counts, pair_sum
-from distill.pairs import make_pairs
+from distill.pairs import ContentCache, make_pairs
 
 
 def ragged(seed, max_size=50, num_groups=10, heads=None):
@@ -55,7 +53,7 @@ def naive(group_ids, labels, x, y, *, unequal, normalize):
 
 @pytest.fixture(autouse=True)
 def fresh_plan_cache(monkeypatch):
-    monkeypatch.setattr(pair_engine, "_plans", OrderedDict())
+    monkeypatch.setattr(pair_engine, "_plans", ContentCache(4))
 
 
 @pytest.mark.parametrize("path", ["dense", "ragged", "auto"])
@@ -155,7 +153,7 @@ def test_plan_is_cached_by_content():
     x = torch.randn(5)
     pair_sum((x,), group_ids, term=lambda a, b: a[0] - b[0])
     pair_sum((x,), group_ids.clone(), term=lambda a, b: a[0] - b[0])
-    assert len(pair_engine._plans) == 1
+    assert len(pair_engine._plans.entries) == 1
 
 
 def test_bad_options():

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from distill.pairs import difference, group_layout, make_pairs
+from distill.pairs import ContentCache, difference, group_layout, make_pairs
 
 
 def naive_pairs(group_ids, labels=None, unequal=False):
@@ -160,3 +160,15 @@ def test_bad_inputs():
         make_pairs(torch.tensor([[0, 0]]))
     with pytest.raises(ValueError, match="`signal` must be one of"):
         difference(torch.zeros(2), torch.tensor([0]), torch.tensor([1]), signal="rank")
+
+
+def test_content_cache_confirms_contents_not_just_the_digest():
+    cache = ContentCache(2)
+    ids = torch.tensor([0, 1, 2])
+    cache.put(("all",), (ids, None), "plan")
+    assert cache.get(("all",), ids.clone(), None) == "plan"
+    assert cache.get(("all",), torch.tensor([2, 1, 0]), None) is None  # same sum
+    assert cache.get(("unequal",), ids, None) is None
+    cache.put(("b",), (ids, None), 1)
+    cache.put(("c",), (ids, None), 2)
+    assert cache.get(("all",), ids, None) is None  # least recently used was evicted

@@ -1,11 +1,10 @@
 import math
-from collections import OrderedDict
 
 import pytest
 import torch
 
 from distill import pair_engine, penalties
-from distill.pairs import make_pairs
+from distill.pairs import ContentCache, make_pairs
 from distill.ranking import (
     pair_agreement,
     pairwise_distillation_loss,
@@ -83,7 +82,7 @@ def batch(seed, max_size=50, num_groups=6):
 @pytest.fixture(params=["dense", "ragged"])
 def path(request, monkeypatch):
     """Force every group through one path of the pair engine."""
-    monkeypatch.setattr(pair_engine, "_plans", OrderedDict())
+    monkeypatch.setattr(pair_engine, "_plans", ContentCache(4))
     monkeypatch.setattr(pair_engine, "DENSE_MIN_SIZE", 2 if request.param == "dense" else 10**9)
     return request.param
 
@@ -169,7 +168,7 @@ def test_explicit_sampled_pairs():
 
 @pytest.mark.parametrize("path_name", ["dense", "ragged"])
 def test_no_pairs_is_zero_with_finite_grads(path_name, monkeypatch):
-    monkeypatch.setattr(pair_engine, "_plans", OrderedDict())
+    monkeypatch.setattr(pair_engine, "_plans", ContentCache(4))
     monkeypatch.setattr(pair_engine, "DENSE_MIN_SIZE", 2 if path_name == "dense" else 10**9)
     student = torch.randn(5, requires_grad=True)
     cases = [

@@ -14,7 +14,6 @@ batch layout is cached by content, so repeated layouts skip the index arithmetic
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Literal, NamedTuple
 
@@ -24,11 +23,11 @@ from distill._reduce import reduce_loss
 from distill._validation import check_choice
 from distill.pairs import (
     PAIR_SETS,
+    ContentCache,
     GroupLayout,
     Pairs,
     PairSet,
     check_labels,
-    content_key,
     group_layout,
     make_pairs,
 )
@@ -38,7 +37,7 @@ Normalize = Literal["pair", "group"]
 Path = Literal["auto", "dense", "ragged"]
 DENSE_MIN_SIZE = 64  # groups padded to at least this many items take the dense path ("auto")
 _PLAN_CACHE_SIZE = 4
-_plans: OrderedDict[tuple, Plan] = OrderedDict()
+_plans = ContentCache(_PLAN_CACHE_SIZE)
 
 
 class DenseBlock(NamedTuple):
@@ -135,14 +134,12 @@ def _pairs_outside(group_ids, labels, excluded: torch.Tensor) -> Pairs:
 def _plan(group_ids, labels, pairs: PairSet, normalize: Normalize, dtype, path: Path) -> Plan:
     """The cached plan for this layout (keyed on the content of ids and labels)."""
     labels = labels if pairs == "unequal" else None
-    key = (path, normalize, dtype, group_ids.device, *content_key(group_ids, labels))
-    if key in _plans:
-        _plans.move_to_end(key)
-        return _plans[key]
-    plan = _build_plan(group_ids, labels, normalize, dtype, path)
-    _plans[key] = plan
-    if len(_plans) > _PLAN_CACHE_SIZE:
-        _plans.popitem(last=False)
+    options = (path, normalize, dtype, DENSE_MIN_SIZE)
+    plan = _plans.get(options, group_ids, labels)
+    if plan is None:
+        plan = _plans.put(
+            options, (group_ids, labels), _build_plan(group_ids, labels, normalize, dtype, path)
+        )
     return plan
 
 

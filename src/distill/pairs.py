@@ -8,9 +8,8 @@ items are stably sorted by group, and each group's upper-triangular pairs are la
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import torch
 
@@ -33,9 +32,6 @@ class Pairs(NamedTuple):
     i: torch.Tensor
     j: torch.Tensor
     group: torch.Tensor
-
-
-_cache: OrderedDict[tuple, Pairs] = OrderedDict()
 
 
 class GroupLayout(NamedTuple):
@@ -139,13 +135,52 @@ def _sample_per_group(
     return Pairs(pairs.i[chosen], pairs.j[chosen], pairs.group[chosen])
 
 
-def content_key(*tensors: torch.Tensor | None) -> tuple:
-    digest = hashlib.blake2b(digest_size=16)
-    for tensor in tensors:
-        if tensor is not None:
-            digest.update(str((tensor.dtype, tuple(tensor.shape))).encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return (digest.hexdigest(),)
+class ContentCache:
+    """A small LRU cache keyed on tensor *contents*, for batch layouts that repeat.
+
+    A cheap digest (options, dtypes, shapes, devices, sums) selects an entry and ``torch.equal``
+    against stored copies confirms it, so a hit never rests on a hash being collision-free.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: OrderedDict[tuple, tuple[tuple, Any]] = OrderedDict()
+
+    @staticmethod
+    def _digest(options: tuple, tensors: tuple[torch.Tensor | None, ...]) -> tuple:
+        described = tuple(
+            None if t is None else (t.dtype, tuple(t.shape), t.device, float(t.sum()))
+            for t in tensors
+        )
+        return (options, described)
+
+    def get(self, options: tuple, *tensors: torch.Tensor | None) -> Any:
+        """The cached value for these contents, or ``None``."""
+        key = self._digest(options, tensors)
+        entry = self.entries.get(key)
+        if entry is None or not all(map(_same, entry[0], tensors)):
+            return None
+        self.entries.move_to_end(key)
+        return entry[1]
+
+    def put(self, options: tuple, tensors: tuple[torch.Tensor | None, ...], value: Any) -> Any:
+        """Store ``value`` for these contents (evicting the least recently used); return it."""
+        copies = tuple(None if t is None else t.detach().clone() for t in tensors)
+        key = self._digest(options, tensors)
+        self.entries[key] = (copies, value)
+        self.entries.move_to_end(key)
+        if len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+
+def _same(stored: torch.Tensor | None, given: torch.Tensor | None) -> bool:
+    return stored is given or (
+        stored is not None and given is not None and torch.equal(stored, given)
+    )
 
 
 def make_pairs(
@@ -196,19 +231,16 @@ def make_pairs(
         layout = group_layout(group_ids)
         found = _enumerate(layout, labels if pairs == "unequal" else None)
         return _sample_per_group(found, len(layout.sizes), max_pairs_per_group, generator)
-    key = (
-        pairs,
-        group_ids.device,
-        *content_key(group_ids, labels if pairs == "unequal" else None),
-    )
-    if key in _cache:
-        _cache.move_to_end(key)
-        return _cache[key]
-    found = _enumerate(group_layout(group_ids), labels if pairs == "unequal" else None)
-    _cache[key] = found
-    if len(_cache) > _CACHE_SIZE:
-        _cache.popitem(last=False)
+    labels = labels if pairs == "unequal" else None
+    found = _cache.get((pairs,), group_ids, labels)
+    if found is None:
+        found = _cache.put(
+            (pairs,), (group_ids, labels), _enumerate(group_layout(group_ids), labels)
+        )
     return found
+
+
+_cache = ContentCache(_CACHE_SIZE)
 
 
 def _enumerate(layout: GroupLayout, labels: torch.Tensor | None) -> Pairs:

@@ -165,7 +165,8 @@ def pairwise_logistic_loss(
     """RankNet: ``BCE(σ(s_i − s_j), P(i ≻ j))`` over the pairs of each group (FORMULAS §5).
 
     ``P(i ≻ j)`` is 1, 0.5 or 0 from the labels. ``ties="drop"`` uses only pairs with
-    different labels (``"unequal"``, target 1); ``"half"`` uses all pairs, ties with target 0.5.
+    different labels (``"unequal"``, target 1: ``softplus(s_j − s_i)``); ``"half"`` uses all
+    pairs, ties with target 0.5.
 
     Args:
         scores: ``(N,)`` student logits.
@@ -192,19 +193,26 @@ def pairwise_logistic_loss(
     check_labels(labels, group_ids)
     check_choice("ties", ties, ("drop", "half"))
 
+    if ties == "drop":  # unequal pairs oriented so that i is better: target 1
+        return pair_sum(
+            (scores,),
+            group_ids,
+            labels,
+            term=lambda first, second: F.softplus(second[0] - first[0]),
+            pairs="unequal",
+            normalize=normalize,
+            reduction=reduction,
+        )
+
     def logistic(first, second):
         logit = first[0] - second[0]
         target = (torch.sign(first[1] - second[1]) + 1) / 2
         return F.binary_cross_entropy_with_logits(logit, target.expand_as(logit), reduction="none")
 
-    items = (scores, labels.to(scores.dtype))
-    pair_set = "unequal" if ties == "drop" else "all"
     return pair_sum(
-        items,
+        (scores, labels.to(scores.dtype)),
         group_ids,
-        labels,
         term=logistic,
-        pairs=pair_set,
         normalize=normalize,
         reduction=reduction,
     )
