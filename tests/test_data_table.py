@@ -52,7 +52,7 @@ def test_parquet_matches_pyarrow(tmp_path):
     [
         ("a,b\n1,2\n3\n", {"label": "b"}, r"t\.csv:3: expected 2 fields, got 1"),
         ("a,b\n1,2\n", {"label": "c"}, r"no column\(s\) \['c'\]; columns are \['a', 'b'\]"),
-        ("a,b\nx,2\n", {"label": "b"}, "feature column 'a' is not numeric .* value 'x'"),
+        ("a,b\n1,2\nx,2\n", {"label": "b"}, r"column 'a' is not numeric .*'x' in row 1 \(0-based"),
         ("a,b\n1,\n", {"label": "b"}, r"label column has 1 missing value\(s\)"),
         ("a,b\n1,5\n", {"label": "b", "label_range": (0, 4)}, r"outside the declared range"),
         ("a,b\n", {"label": "b"}, "no data rows"),
@@ -61,3 +61,13 @@ def test_parquet_matches_pyarrow(tmp_path):
 def test_bad_tables(tmp_path, text, kwargs, match):
     with pytest.raises(ValueError, match=match):
         read_table(_csv(tmp_path, text), **kwargs)
+
+
+def test_bool_and_all_missing_feature_columns(tmp_path):
+    table = pa.table({"flag": [True, False], "empty": pa.nulls(2), "y": [1, 0]})
+    pq.write_table(table, tmp_path / "t.pq")
+    ds = read_table(tmp_path / "t.pq", label="y", impute=-1.0)
+    assert ds.features.tolist() == [[1.0, -1.0], [0.0, -1.0]]
+    pq.write_table(pa.table({"s": ["1.5", "2"], "y": [1, 0]}), tmp_path / "s.pq")
+    with pytest.raises(ValueError, match=r"column 's' is not numeric \(type string\)$"):
+        read_table(tmp_path / "s.pq", label="y")

@@ -122,13 +122,20 @@ def _check_columns(path: str, table: pa.Table, names: Sequence[str]) -> None:
 
 def _numeric(path: str, table: pa.Table, name: str) -> np.ndarray:
     column = table[name]
-    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
-        bad = next((v for v in column.to_pylist() if v is not None and not is_number(str(v))), "")
+    kind = column.type
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or _is_bool_or_null(kind)):
+        values = column.to_pylist()
+        bad = (i for i, v in enumerate(values) if v is not None and not is_number(str(v)))
+        row = next(bad, None)
+        example = "" if row is None else f": value {values[row]!r} in row {row} (0-based data row)"
         raise ValueError(
-            f"{path}: feature column {name!r} is not numeric (type {column.type}), "
-            f"e.g. value {bad!r}"
+            f"{path}: feature column {name!r} is not numeric (type {column.type}){example}"
         )
     return pc.cast(column, pa.float32()).to_numpy(zero_copy_only=False).astype(np.float32)
+
+
+def _is_bool_or_null(kind: pa.DataType) -> bool:
+    return pa.types.is_boolean(kind) or pa.types.is_null(kind)
 
 
 def _label_tensor(path: str, column: pa.ChunkedArray) -> torch.Tensor:
