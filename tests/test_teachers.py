@@ -243,3 +243,24 @@ def test_cache_errors(tmp_path):
         score(object(), ds, tmp_path)
     with pytest.raises(ValueError, match="`rank` must be < world_size"):
         score(_Fixed(torch.zeros(110)), ds, tmp_path, rank=2, world_size=2)
+
+
+def test_weighted_sparse_rows_pass_values_to_the_module(tmp_path):
+    class WeightedSum(nn.Module):
+        def forward(self, ids, values=None):
+            weights = torch.ones_like(ids, dtype=torch.float32) if values is None else values
+            return (ids.float() * weights).sum(dim=1)
+
+    ds = Dataset(
+        features=torch.tensor([[1, 2], [3, 0]]),
+        labels=torch.zeros(2),
+        feature_values=torch.tensor([[0.5, 2.0], [1.0, 0.0]]),
+        num_embeddings=4,
+    )
+    teacher = ModuleTeacher(WeightedSum())
+    assert teacher.predict(ds.features, ds.ids).tolist() == [3.0, 3.0]
+    score(teacher, ds, tmp_path)
+    assert CachedScores(tmp_path, ds).predict(None, ds.ids).tolist() == [4.5, 3.0]
+    ensemble = EnsembleTeacher([teacher, teacher], binary=True)
+    got = ensemble.predict(ds.features, ds.ids, values=ds.feature_values)
+    assert torch.allclose(got, torch.tensor([4.5, 3.0]))

@@ -100,10 +100,7 @@ def score(
     if not callable(getattr(teacher, "fingerprint", None)):
         raise TypeError(f"`teacher` ({type(teacher).__name__}) needs a fingerprint() method")
     rows = torch.arange(rank, len(dataset), world_size)
-    batches = [
-        teacher.predict(dataset.features[batch], dataset.ids[batch]).float().cpu()
-        for batch in rows.split(batch_size)
-    ]
+    batches = [_predict(teacher, dataset, batch).float().cpu() for batch in rows.split(batch_size)]
     logits = torch.cat(batches) if batches else torch.empty(0)
     fingerprint = {
         "teacher": teacher.fingerprint(),
@@ -121,6 +118,13 @@ def score(
     target = directory / f"scores-{rank:05d}-of-{world_size:05d}.parquet"
     _write_parquet_atomic(table, target)
     return target
+
+
+def _predict(teacher: Any, dataset: Dataset, rows: torch.Tensor) -> torch.Tensor:
+    features, ids = dataset.features[rows], dataset.ids[rows]
+    if dataset.feature_values is None:
+        return teacher.predict(features, ids)
+    return teacher.predict(features, ids, values=dataset.feature_values[rows])
 
 
 def _logits_array(logits: torch.Tensor) -> pa.Array:
@@ -184,8 +188,10 @@ class CachedScores:
         self._logits = logits[order]
         self._teacher_fingerprint = shards[0][1]["teacher"]
 
-    def predict(self, features: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """The cached logits of these example ids (``features`` is not used)."""
+    def predict(
+        self, features: torch.Tensor, ids: torch.Tensor, *, values: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The cached logits of these example ids (``features`` and ``values`` are not used)."""
         position = torch.searchsorted(self._ids, ids.cpu()).clamp(max=len(self._ids) - 1)
         found = self._ids[position] == ids.cpu()
         if not bool(found.all()):

@@ -43,7 +43,11 @@ class Teacher(Protocol):
     """What every teacher source provides."""
 
     def predict(self, features: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """Raw logits ``(N,)`` or ``(N, C)`` for rows with these features and example ids."""
+        """Raw logits ``(N,)`` or ``(N, C)`` for rows with these features and example ids.
+
+        Sources may also accept ``values=`` (the ``feature_values`` of weighted sparse rows);
+        :func:`score` passes it only for datasets that have feature values.
+        """
         ...
 
     def fingerprint(self) -> str:
@@ -83,13 +87,16 @@ class ModuleTeacher:
             raise TypeError(f"`module` must be an nn.Module, got {type(module).__name__}")
         self.module = module
 
-    def predict(self, features: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """Teacher logits for a batch; ``ids`` are not used by a module."""
+    def predict(
+        self, features: torch.Tensor, ids: torch.Tensor, *, values: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Teacher logits ``module(features)`` (or ``module(features, values)``); ids unused."""
+        inputs = (features,) if values is None else (features, values)
         was_training = self.module.training
         self.module.eval()
         try:
             with torch.inference_mode():
-                logits = self.module(features)
+                logits = self.module(*inputs)
         finally:
             self.module.train(was_training)
         return logits.clone()
@@ -219,9 +226,12 @@ class EnsembleTeacher:
                 raise ValueError("`top_k` applies to multiclass teachers, not binary=True")
         self.top_k, self.binary = top_k, binary
 
-    def predict(self, features: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    def predict(
+        self, features: torch.Tensor, ids: torch.Tensor, *, values: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Ensemble logits ``T·log p̄`` of the members' predictions for this batch."""
-        members = torch.stack([t.predict(features, ids) for t in self.teachers])
+        extra = {} if values is None else {"values": values}
+        members = torch.stack([t.predict(features, ids, **extra) for t in self.teachers])
         if self.mean == "geometric":
             logits = members.mean(dim=0)
         elif self.binary:
