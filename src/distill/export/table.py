@@ -213,16 +213,21 @@ def to_markdown(rows: list[CompressionRow], *, metric: str = "metric") -> str:
 
 
 def print_table(rows: list[CompressionRow], *, metric: str = "metric", console=None) -> None:
-    """Print the table with rich (to ``console``; default: stdout, at least 120 columns wide)."""
+    """Print the table with rich (to ``console``, default stdout); at least 120 columns wide
+    when the output is not a terminal (logs, pipes), the terminal's width otherwise."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title="Compression (ratios vs the reference row)")
     for header in _headers(metric):
-        table.add_column(header, justify="left" if header in ("model", "format") else "right")
+        left = header in ("model", "format")
+        table.add_column(header, justify="left" if left else "right", no_wrap=header == "model")
     for row in rows:
         table.add_row(*_cells(row))
-    (console or Console(width=max(Console().width, 120))).print(table)
+    console = console or Console()
+    if not console.is_terminal and console.width < 120:
+        console = Console(file=console.file, width=120)
+    console.print(table)
 
 
 def save_table(

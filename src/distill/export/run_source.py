@@ -1,0 +1,91 @@
+"""A run directory (``runs/<name>/``, contracts.md) as an export source: its students, its
+teacher, and its data (via the run's config) for the metric, latency inputs and recovery."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from distill import models
+from distill.config import DEFAULT_METRIC, load_config
+from distill.data import Dataset
+from distill.export.sources import CONFIG_FILE, SPEC_FILE, ExportSource
+from distill.export.table import Predict
+from distill.train.evaluation import METRIC_FUNCTIONS
+from distill.train.run_setup import RunData, load_run_data
+
+EXAMPLE_ROWS = 256
+
+
+def run_source(path: Path, variants=()) -> ExportSource:
+    """Students (``students/*``, ``joint``), teacher and test data of the run at ``path``.
+
+    The metric is the run's (``run.metric``; the track default when that is ``"loss"``),
+    computed on the test split; each model sees the columns it was trained on (students the
+    run's ``student_features``). Recovery uses the training rows.
+
+    Raises:
+        FileNotFoundError: the run has no saved student, or an unknown variant is asked for.
+    """
+    cfg = load_config(path / CONFIG_FILE)
+    students = _students(path, variants)
+    teacher_dir = path / "teacher"
+    teacher = models.load(teacher_dir) if (teacher_dir / SPEC_FILE).is_file() else None
+    data = load_run_data(cfg)
+    metric = cfg.metric if cfg.metric in METRIC_FUNCTIONS else DEFAULT_METRIC[cfg.run.track]
+    named = dict(students) if teacher is None else {"teacher": teacher, **students}
+    tests = {name: _view(data, data.test, model) for name, model in named.items()}
+    return ExportSource(
+        path=path,
+        students=students,
+        teacher=teacher,
+        example_inputs={name: _inputs(test, EXAMPLE_ROWS) for name, test in tests.items()},
+        evaluators={name: _evaluator(test, metric) for name, test in tests.items()},
+        transfer_inputs={name: _inputs(_view(data, data.train, m)) for name, m in students.items()},
+        metric=metric,
+    )
+
+
+def _students(path: Path, variants) -> dict[str, nn.Module]:
+    found = sorted((path / "students").glob(f"*/{SPEC_FILE}")) + sorted(
+        path.glob(f"joint/{SPEC_FILE}")
+    )
+    folders = {spec.parent.name: spec.parent for spec in found}
+    if not folders:
+        raise FileNotFoundError(f"{path}: the run has no saved student (students/*/{SPEC_FILE})")
+    for name in variants:
+        if name not in folders:
+            raise FileNotFoundError(
+                f"{path}: no saved student {name!r} (students in this run: {', '.join(folders)})"
+            )
+    return {name: models.load(folders[name]) for name in variants or folders}
+
+
+def _view(data: RunData, dataset: Dataset, model: nn.Module) -> Dataset:
+    """The run's student columns, unless the model takes every column (the teacher)."""
+    if getattr(model, "in_features", None) == dataset.features.shape[1]:
+        return dataset
+    return data.student_view(dataset)
+
+
+def _inputs(dataset: Dataset, rows: int | None = None) -> tuple[torch.Tensor, ...]:
+    index = slice(None) if rows is None else slice(0, rows)
+    features = dataset.features[index]
+    values = dataset.feature_values
+    return (features,) if values is None else (features, values[index])
+
+
+def _evaluator(dataset: Dataset, metric: str):
+    function = METRIC_FUNCTIONS[metric]
+
+    def evaluate(predict: Predict) -> float:
+        inputs = _inputs(dataset)
+        chunks = [
+            predict(*(t[start : start + 4096] for t in inputs)).float()
+            for start in range(0, len(dataset), 4096)
+        ]
+        return function(torch.cat(chunks), dataset)
+
+    return evaluate
