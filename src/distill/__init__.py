@@ -54,3 +54,8 @@ __all__ += ["MLP", "DeepTower", "JointModel", "WideAndDeep"]
 # --- landscape, report (layer 5) ---
 # Used as namespaces (``from distill.landscape import ...``, ``from distill.report import ...``),
 # not re-exported here: they load scipy.stats and matplotlib, which ``import distill`` should not.
+
+# --- export ---
+from distill.export import compress, compression_table, export_model  # noqa: E402
+
+__all__ = [*__all__, "compress", "compression_table", "export_model"]
