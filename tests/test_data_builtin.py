@@ -84,7 +84,8 @@ def test_ctr_ids_rate_and_zipf():
 def test_ctr_interactions_are_not_additive():
     ds = synthetic_ctr(8000, fields=4, cardinality=10, seed=0)
     one_hot = OneHotEncoder().fit_transform(ds.features.numpy())
-    logit = torch.logit(ds.extras["true_prob"].double()).numpy()
+    logit = ds.extras["true_logit"].numpy()
+    assert torch.allclose(torch.sigmoid(ds.extras["true_logit"]), ds.extras["true_prob"])
     assert LinearRegression().fit(one_hot, logit).score(one_hot, logit) < 0.9
 
 

@@ -143,9 +143,10 @@ def synthetic_ctr(
     """Categorical CTR data: Zipf-like value frequencies, a rare click, field interactions.
 
     Each field's values are drawn with probability ∝ rank^−zipf_exponent. The true logit is
-    ``b + Σ_f w_f[v_f] + Σ_{f<g} relu(⟨e_f[v_f], e_g[v_g]⟩)``: a wide (linear) part plus
-    non-linear pairwise interactions of value embeddings, so a deep teacher beats a wide
-    model. The bias b is solved so that the mean click probability equals ``click_rate``.
+    ``b + Σ_f w_f[v_f] + c · Σ_{f<g} relu(⟨e_f[v_f], e_g[v_g]⟩)``: a wide (linear) part of
+    standard deviation ≈ 1 plus non-linear pairwise interactions of value embeddings (scaled by
+    c to standard deviation 1.5), so a deep teacher beats a wide model. The bias b is solved
+    so that the mean click probability equals ``click_rate``.
 
     Args:
         n_rows: N.
@@ -157,8 +158,8 @@ def synthetic_ctr(
 
     Returns:
         Dataset with int64 global ids ``(N, F)`` (field f's value v → 1 + offset_f + v),
-        ``num_embeddings``, float32 clicks and ``extras["true_prob"]``; ``meta["task"]`` is
-        ``"binary"``.
+        ``num_embeddings``, float32 clicks, ``extras["true_prob"]`` and
+        ``extras["true_logit"]``; ``meta["task"]`` is ``"binary"``.
 
     Raises:
         ValueError: non-positive sizes, ``click_rate`` outside (0, 1), a cardinality list of
@@ -184,14 +185,15 @@ def synthetic_ctr(
     generator = torch.Generator().manual_seed(seed)
     values = torch.stack([_zipf(size, n_rows, zipf_exponent, generator) for size in sizes], 1)
     raw_logit = _ctr_logit(values, sizes, generator)
-    true_prob = torch.sigmoid(raw_logit + _bias_for_rate(raw_logit, click_rate))
+    true_logit = raw_logit + _bias_for_rate(raw_logit, click_rate)
+    true_prob = torch.sigmoid(true_logit)
     offsets = torch.tensor([1, *sizes[:-1]]).cumsum(0)
     return Dataset(
         features=values + offsets,
         labels=torch.bernoulli(true_prob, generator=generator),
         feature_names=[f"field{f}" for f in range(1, fields + 1)],
         num_embeddings=1 + sum(sizes),
-        extras={"true_prob": true_prob},
+        extras={"true_prob": true_prob, "true_logit": true_logit},
         meta={"task": "binary", "click_rate": click_rate, "cardinality": sizes},
     )
 
@@ -203,15 +205,18 @@ def _zipf(size: int, n: int, exponent: float, generator: torch.Generator) -> tor
 
 
 def _ctr_logit(values: torch.Tensor, sizes: list[int], generator: torch.Generator) -> torch.Tensor:
+    """Wide part (sd ≈ 1) plus relu of pairwise embedding dot products (sd ≈ 1.5)."""
+    n_fields = len(sizes)
     wide = torch.zeros(len(values))
     embeddings = []
     for field, size in enumerate(sizes):
-        wide += 0.5 * torch.randn(size, generator=generator)[values[:, field]]
+        wide += torch.randn(size, generator=generator)[values[:, field]] / math.sqrt(n_fields)
         embeddings.append(torch.randn(size, 4, generator=generator)[values[:, field]] / 2.0)
     stacked = torch.stack(embeddings, dim=1)
     gram = stacked @ stacked.transpose(1, 2)
-    upper = torch.triu(torch.ones(len(sizes), len(sizes), dtype=torch.bool), diagonal=1)
-    return wide + 2.0 * torch.relu(gram[:, upper]).sum(dim=1)
+    upper = torch.triu(torch.ones(n_fields, n_fields, dtype=torch.bool), diagonal=1)
+    interactions = torch.relu(gram[:, upper]).sum(dim=1)
+    return wide + 1.5 * interactions / interactions.std().clamp_min(1e-12)
 
 
 def _bias_for_rate(logit: torch.Tensor, rate: float) -> float:
