@@ -157,15 +157,19 @@ def test_continuous_labels_use_sorted_ideal_dcg():
     assert got == pytest.approx(expected, abs=1e-12)
 
 
-def test_single_sort_and_two_stable_sorts_agree():
+def test_single_sort_and_stable_sorts_agree():
     generator = torch.Generator().manual_seed(9)
     parts = [torch.randint(0, 50, (400,), generator=generator) for _ in range(3)]
-    packed = _sort_parts(*((p, 6) for p in parts))
-    lexsorted = _sort_parts(*((p, 30) for p in parts))  # 90 bits: the two-pass fallback
-    for got, want in zip(lexsorted, packed, strict=True):
-        assert torch.equal(got, want)
-    keys = sorted(zip(*(p.tolist() for p in parts), strict=True))
-    assert list(zip(*(p.tolist() for p in packed), strict=True)) == keys
+    packed = _sort_parts(*((p.clone(), 6) for p in parts))
+    lexsorted = _sort_parts(*((p.clone(), 30) for p in parts))  # 90 bits: stable sort per part
+    assert packed.key is not None and lexsorted.key is None
+    columns = [packed.part(i).tolist() for i in range(3)]
+    assert columns == [lexsorted.part(i).tolist() for i in range(3)]
+    assert list(zip(*columns, strict=True)) == sorted(
+        zip(*(p.tolist() for p in parts), strict=True)
+    )
+    rows = torch.tensor([5, 0, 399])
+    assert packed.part(1, rows).tolist() == [columns[1][5], columns[1][0], columns[1][399]]
 
 
 def test_all_groups_excluded_gives_nan():

@@ -16,10 +16,11 @@ import torch
 
 from distill._validation import check_choice, check_positive_int
 from distill.metrics._groups import (
+    Ranked,
     check_group_inputs,
     rank_groups,
     run_ends,
-    segments,
+    sort_values,
 )
 
 Gain = Literal["exp2", "linear"]
@@ -97,48 +98,49 @@ def ndcg_per_group(
     check_choice("gain", gain, ("exp2", "linear"))
     if k is not None:
         check_positive_int("k", k)
-    if float(labels.min()) < 0:
-        raise ValueError(f"`labels` must be >= 0 for ndcg, got minimum {float(labels.min())}")
+    if (lowest := float(labels.min())) < 0:
+        raise ValueError(f"`labels` must be >= 0 for ndcg, got minimum {lowest:g}")
     ranked = rank_groups(scores, labels, groups)
     gains = torch.expm1(ranked.level_values * math.log(2.0))
     gains = gains if gain == "exp2" else ranked.level_values
-    cut = int(ranked.group_size.max()) if k is None else min(k, int(ranked.group_size.max()))
-    discounts = 1.0 / torch.log2(torch.arange(cut, dtype=torch.float64) + 2.0)
-    row_discount = torch.where(ranked.rank < cut, discounts[ranked.rank.clamp(max=cut - 1)], 0.0)
-    dcg = torch.zeros(len(ranked.group_ids), dtype=torch.float64)
-    dcg.index_add_(0, ranked.segment, gains[ranked.level] * row_discount)
+    largest = int(ranked.size.max())
+    positions = torch.arange(min(k or largest, largest), dtype=torch.float64, device=gains.device)
+    discounts = 1.0 / torch.log2(positions + 2)
+    rows, code, rank = ranked.top(len(discounts))
+    dcg = gains.new_zeros(len(ranked.size))
+    dcg.index_add_(0, code, gains[ranked.level(rows)] * discounts[rank])
     idcg = _ideal_dcg(ranked, gains, discounts)
     included = idcg > 0
-    return GroupMetric.from_values(
-        ranked.group_ids, dcg / torch.where(included, idcg, 1.0), included
-    )
+    return _group_metric(ranked, dcg / torch.where(included, idcg, 1.0), included)
 
 
-def _ideal_dcg(ranked, gains: torch.Tensor, discounts: torch.Tensor) -> torch.Tensor:
+def _ideal_dcg(ranked: Ranked, gains: torch.Tensor, discounts: torch.Tensor) -> torch.Tensor:
     """IDCG@k per group from the count of each label level in the group (no second sort)."""
-    n_groups, n_levels = len(ranked.group_ids), len(ranked.level_values)
-    if n_groups * n_levels > 4 * len(ranked.level) + 4096:
+    if ranked.level_counts is None:
         return _ideal_dcg_by_sort(ranked, gains, discounts)
-    counts = torch.bincount(ranked.segment * n_levels + ranked.level, minlength=n_groups * n_levels)
-    counts = counts.view(n_groups, n_levels).flip(1)  # best level first
+    counts = ranked.level_counts.flip(1)  # best level first
     end = torch.cumsum(counts, dim=1)
     start, end = (end - counts).clamp(max=len(discounts)), end.clamp(max=len(discounts))
-    cumulative = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(discounts, 0)])
+    cumulative = torch.cat([discounts.new_zeros(1), torch.cumsum(discounts, 0)])
     return ((cumulative[end] - cumulative[start]) * gains.flip(0)).sum(dim=1)
 
 
-def _ideal_dcg_by_sort(ranked, gains: torch.Tensor, discounts: torch.Tensor) -> torch.Tensor:
+def _ideal_dcg_by_sort(ranked: Ranked, gains: torch.Tensor, discounts: torch.Tensor):
     """IDCG@k per group for many label levels: sort by (group ↑, label ↓)."""
-    level_bits = max(len(gains) - 1, 1).bit_length()
-    key = (ranked.segment << level_bits) | (len(gains) - 1 - ranked.level)
-    key = torch.sort(key).values
-    segment, rank, _ = segments(key >> level_bits)
-    level = len(gains) - 1 - (key & ((1 << level_bits) - 1))
-    row_discount = torch.where(
-        rank < len(discounts), discounts[rank.clamp(max=len(discounts) - 1)], 0.0
-    )
-    idcg = torch.zeros(len(ranked.group_ids), dtype=torch.float64)
-    return idcg.index_add_(0, segment, gains[level] * row_discount)
+    top_level = len(gains) - 1
+    level_bits = max(top_level, 1).bit_length()
+    key = sort_values((ranked.code() << level_bits) | (top_level - ranked.level()))
+    code, level = key >> level_bits, top_level - (key & ((1 << level_bits) - 1))
+    rank = torch.arange(len(key), device=key.device) - (ranked.size.cumsum(0) - ranked.size)[code]
+    top = (rank < len(discounts)).nonzero().squeeze(1)
+    idcg = gains.new_zeros(len(ranked.size))
+    return idcg.index_add_(0, code[top], gains[level[top]] * discounts[rank[top]])
+
+
+def _group_metric(ranked: Ranked, values: torch.Tensor, included: torch.Tensor) -> GroupMetric:
+    """Keep the group codes that occur, then summarise."""
+    present = ranked.size > 0
+    return GroupMetric.from_values(ranked.group_ids[present], values[present], included[present])
 
 
 def mrr(scores, labels, groups) -> float:
@@ -170,13 +172,14 @@ def mrr_per_group(scores: torch.Tensor, labels: torch.Tensor, groups: torch.Tens
     """
     labels, groups = check_group_inputs(scores, labels, groups)
     ranked = rank_groups(scores, labels, groups)
-    relevant = ranked.level_values[ranked.level] > 0
+    first_relevant_level = int(torch.searchsorted(ranked.level_values, 0.0, right=True))
+    relevant = (ranked.level() >= first_relevant_level).nonzero().squeeze(1)
     no_hit = torch.iinfo(torch.int64).max
-    first = torch.full((len(ranked.group_ids),), no_hit, dtype=torch.int64)
-    first.scatter_reduce_(0, ranked.segment, torch.where(relevant, ranked.rank, no_hit), "amin")
+    first = torch.full_like(ranked.size, no_hit)
+    first.scatter_reduce_(0, ranked.code(relevant), ranked.rank(relevant), "amin")
     included = first < no_hit
     reciprocal = 1.0 / (torch.where(included, first, 0) + 1).to(torch.float64)
-    return GroupMetric.from_values(ranked.group_ids, reciprocal, included)
+    return _group_metric(ranked, reciprocal, included)
 
 
 def pair_accuracy(scores, labels, groups, *, average: Literal["group", "pair"] = "group") -> float:
@@ -216,32 +219,33 @@ def pair_accuracy_per_group(
         ...               torch.tensor([7, 7, 7]))
         0.3333...
     """
-    group_ids, correct, total = _pair_counts(scores, labels, groups)
+    ranked, correct, total = _pair_counts(scores, labels, groups)
     included = total > 0
-    share = correct / torch.where(included, total, 1.0)
-    return GroupMetric.from_values(group_ids, share, included)
+    return _group_metric(ranked, correct / torch.where(included, total, 1.0), included)
 
 
-def _pair_counts(scores, labels, groups):
-    """Group ids, then correct and total label-ordered pairs per group (float64)."""
+def _pair_counts(scores, labels, groups) -> tuple[Ranked, torch.Tensor, torch.Tensor]:
+    """The ranking, then correct and total label-ordered pairs per group code (float64)."""
     labels, groups = check_group_inputs(scores, labels, groups)
     ranked = rank_groups(scores, labels, groups)
-    if len(ranked.level_values) > _MAX_PAIR_LEVELS:
+    n_levels = len(ranked.level_values)
+    if n_levels > _MAX_PAIR_LEVELS:
         raise ValueError(
             f"`labels` must have at most {_MAX_PAIR_LEVELS} distinct values for pair accuracy, "
-            f"got {len(ranked.level_values)}"
+            f"got {n_levels}"
         )
-    group_end = run_ends(ranked.rank == 0)
-    score_end = run_ends(ranked.score_start)
-    correct_rows = torch.zeros(len(ranked.level), dtype=torch.int64)
-    squares = torch.zeros(len(ranked.group_ids), dtype=torch.float64)
-    for level in range(len(ranked.level_values)):
-        is_level = ranked.level == level
-        below = torch.cat([torch.zeros(1, dtype=torch.int64), torch.cumsum(is_level, 0)])
+    code, level, score_code = ranked.code(), ranked.level(), ranked.score_code()
+    group_start = ranked.rank() == 0
+    score_start = group_start.clone()
+    score_start[1:] |= score_code[1:] != score_code[:-1]
+    group_end, score_end = run_ends(group_start), run_ends(score_start)
+    correct_rows = torch.zeros_like(level)
+    squares = ranked.level_values.new_zeros(len(ranked.size))
+    for current in range(n_levels):
+        is_level = level == current
+        below = torch.cat([level.new_zeros(1), torch.cumsum(is_level, 0)])
         lower_after = below[group_end] - below[score_end]  # rows of this level ranked lower
-        correct_rows += torch.where(ranked.level > level, lower_after, 0)
-        count = torch.zeros_like(squares).index_add_(0, ranked.segment, is_level.double())
-        squares += count**2
-    correct = torch.zeros_like(squares).index_add_(0, ranked.segment, correct_rows.double())
-    total = (ranked.group_size.double() ** 2 - squares) / 2
-    return ranked.group_ids, correct, total
+        correct_rows += torch.where(level > current, lower_after, 0)
+        squares += torch.bincount(code[is_level], minlength=len(squares)).double() ** 2
+    correct = torch.bincount(code, weights=correct_rows.double(), minlength=len(squares))
+    return ranked, correct, (ranked.size.double() ** 2 - squares) / 2
