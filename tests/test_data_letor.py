@@ -79,6 +79,7 @@ def test_bad_query_file(tmp_path, query, match):
         ("1 qid:1 3:1 2:1", r"train\.txt:3: token '2:1': feature indices must be strictly"),
         ("1 qid:1 a:1", r"train\.txt:3: token 'a:1': feature index is not a non-negative"),
         ("1 2:1", r"train\.txt:3: line has no 'qid:' token while other lines do"),
+        ("1 2:1 qid:1", r"train\.txt:3: token 'qid:1': qid must come right after the label"),
     ],
 )
 def test_malformed_line_names_file_line_and_token(tmp_path, line, match):

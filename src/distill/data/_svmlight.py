@@ -64,11 +64,13 @@ def svmlight_line_problem(line: str) -> str | None:
     if not is_number(tokens[0]):
         return f"label {tokens[0]!r} is not a number"
     previous = -1
-    for token in tokens[1:]:
+    for position, token in enumerate(tokens[1:], start=1):
         key, colon, value = token.partition(":")
         if not colon:
             return f"token {token!r} is not of the form 'index:value'"
         if key == "qid":
+            if position != 1:
+                return f"token {token!r}: qid must come right after the label"
             if not value.lstrip("-").isdigit():
                 return f"token {token!r}: qid is not an integer"
             continue
