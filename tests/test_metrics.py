@@ -147,3 +147,12 @@ def test_auc_all_tied_is_half_and_perfect_is_one():
 def test_classification_metric_errors(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_metrics_take_tensors_that_require_grad_without_warnings(recwarn):
+    logits = torch.randn(20, 3, requires_grad=True)
+    labels = torch.randint(0, 3, (20,))
+    values = [metric(logits, labels) for metric in (accuracy, nll, ece)]
+    values.append(auc(logits[:, 0], labels.clamp(max=1)))
+    assert all(isinstance(value, float) for value in values)
+    assert not recwarn.list

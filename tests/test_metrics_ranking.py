@@ -218,3 +218,14 @@ def test_ranking_metric_errors(call, error, match):
     scores, labels, groups = torch.rand(4), torch.tensor([0, 1, 2, 1]), torch.tensor([1, 1, 2, 2])
     with pytest.raises(error, match=match):
         call(scores, labels, groups)
+
+
+def test_inputs_are_not_modified_and_inference_tensors_work():
+    with torch.inference_mode():
+        scores, labels, groups = _ragged(seed=10)
+    copies = (scores.clone(), labels.clone(), groups.clone())
+    expected = ndcg(*copies)
+    assert ndcg(scores, labels, groups) == expected
+    assert 0 <= pair_accuracy(scores, labels, groups) <= 1
+    for tensor, copy in zip((scores, labels, groups), copies, strict=True):
+        assert torch.equal(tensor, copy)

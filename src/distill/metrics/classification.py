@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from distill._validation import check_choice, check_finite, check_float_tensor, check_positive_int
 
 
+@torch.no_grad()
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Share of rows whose prediction equals the label.
 
@@ -41,6 +42,7 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float((predicted == labels).double().mean())
 
 
+@torch.no_grad()
 def nll(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Mean negative log-likelihood (log loss / cross-entropy), computed from logits.
 
@@ -69,6 +71,7 @@ def nll(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float(F.binary_cross_entropy_with_logits(logits.double(), labels.double()))
 
 
+@torch.no_grad()
 def ece(
     probs_or_logits: torch.Tensor,
     labels: torch.Tensor,
@@ -118,6 +121,7 @@ def ece(
     return float(gap.abs().sum() / len(labels))
 
 
+@torch.no_grad()
 def auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
     """Area under the ROC curve: the probability that a positive outranks a negative.
 

@@ -58,6 +58,7 @@ def ndcg(scores, labels, groups, *, k: int | None = 10, gain: Gain = "exp2") -> 
     return ndcg_per_group(scores, labels, groups, k=k, gain=gain).value
 
 
+@torch.no_grad()
 def ndcg_per_group(
     scores: torch.Tensor,
     labels: torch.Tensor,
@@ -148,6 +149,7 @@ def mrr(scores, labels, groups) -> float:
     return mrr_per_group(scores, labels, groups).value
 
 
+@torch.no_grad()
 def mrr_per_group(scores: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor) -> GroupMetric:
     """Reciprocal rank of the first relevant row (label > 0) per group.
 
@@ -182,6 +184,7 @@ def mrr_per_group(scores: torch.Tensor, labels: torch.Tensor, groups: torch.Tens
     return _group_metric(ranked, reciprocal, included)
 
 
+@torch.no_grad()
 def pair_accuracy(scores, labels, groups, *, average: Literal["group", "pair"] = "group") -> float:
     """Share of label-ordered pairs ordered correctly; see :func:`pair_accuracy_per_group`.
 
@@ -194,6 +197,7 @@ def pair_accuracy(scores, labels, groups, *, average: Literal["group", "pair"] =
     return float(correct.sum() / total.sum()) if float(total.sum()) > 0 else float("nan")
 
 
+@torch.no_grad()
 def pair_accuracy_per_group(
     scores: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor
 ) -> GroupMetric:
