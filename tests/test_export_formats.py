@@ -88,6 +88,15 @@ def test_int8_export_stores_int8_and_is_about_four_times_smaller(tmp_path):
     assert result.weights_bytes < 0.3 * plain.weights_bytes
 
 
+def test_int8_ctr_export_quantises_the_embedding_table(tmp_path):
+    torch.manual_seed(0)
+    model = WideAndDeep(5000, 4, embed_dim=16, hidden=(32,))
+    plain = export_model(model, tmp_path / "plain", format="safetensors")
+    result = export_model(model, tmp_path / "int8", format="int8")
+    assert type(result.model.model.bottom.embedding).__name__ == "Int8Embedding"
+    assert result.weights_bytes < 0.45 * plain.weights_bytes  # the (5000, 1) wide table stays
+
+
 def test_low_rank_export_full_rank_is_exact_and_energy_is_bounded(tmp_path):
     model = _mlp()
     x = _inputs(model)
@@ -129,7 +138,11 @@ def test_joint_model_exports_only_the_student(tmp_path):
     assert not any("teacher" in key for key in result.model.state_dict())
     assert type(serving_module(joint)).__name__ == "StackedModel"
     int8 = export_model(joint, tmp_path / "int8", format="int8")
-    assert int8.details["int8_layers"] == ["tower.deep.body.0.0", "tower.deep.head"]
+    assert int8.details["int8_layers"] == [
+        "bottom.embedding",
+        "tower.deep.body.0.0",
+        "tower.deep.head",
+    ]  # the (V, 1) wide table stays float32
 
 
 def test_quantile_heads_are_stripped(tmp_path):

@@ -6,7 +6,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from distill.export import Int8Linear, quantize_int8
+from distill.export import Int8Embedding, Int8Linear, quantize_int8
 
 
 def _float_reference(layer: nn.Linear, x: torch.Tensor) -> np.ndarray:
@@ -77,7 +77,25 @@ def test_quantize_int8_replaces_every_linear_and_keeps_the_source():
 
 
 def test_quantize_int8_errors():
-    with pytest.raises(ValueError, match="`model` must contain an nn.Linear layer"):
+    with pytest.raises(ValueError, match="`model` must contain an nn.Linear or nn.Embedding layer"):
         quantize_int8(nn.Sequential(nn.ReLU()))
     with pytest.raises(TypeError, match="`x` must be a floating-point tensor"):
         Int8Linear(4, 2)(torch.ones(1, 4, dtype=torch.long))
+
+
+def test_int8_embedding_rows_within_half_a_step_and_padding_stays_zero():
+    torch.manual_seed(0)
+    table = nn.Embedding(30, 6, padding_idx=0)
+    quantized = Int8Embedding.from_embedding(table)
+    ids = torch.randint(0, 30, (7, 5))
+    step = table.weight.detach().abs().amax(1) / 127  # per-row scale, computed here
+    error = (quantized(ids) - table(ids)).abs()
+    assert (error <= step[ids].unsqueeze(-1) / 2 + 1e-7).all() and error.max() > 0
+    assert torch.equal(quantized(torch.zeros(2, 3, dtype=torch.long)), torch.zeros(2, 3, 6))
+    assert quantized.weight_int8.dtype == torch.int8
+
+
+def test_quantize_int8_converts_wide_embeddings_only():
+    model = nn.Sequential(nn.Embedding(20, 8), nn.Embedding(20, 1))
+    quantized = quantize_int8(model)
+    assert [type(m).__name__ for m in quantized] == ["Int8Embedding", "Embedding"]

@@ -1,5 +1,7 @@
 """ONNX export: dynamic batch, onnxruntime agreement ≤ 1e-4, atomic failure."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -13,6 +15,10 @@ def test_mlp_onnx_matches_torch_at_any_batch_size(tmp_path):
     result = export_model(model, tmp_path / "onnx", format="onnx", example_input=torch.randn(8, 10))
     assert result.details["max_abs_diff"] <= 1e-4
     assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == ["export.json", "model.onnx"]
+    assert (
+        str(Path(__file__).parent.parent).encode()
+        not in (tmp_path / "onnx" / "model.onnx").read_bytes()
+    )  # no stack traces
     graph = OnnxModel(tmp_path / "onnx" / "model.onnx")
     for batch in (1, 5, 300):
         x = torch.randn(batch, 10)

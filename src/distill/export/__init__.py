@@ -11,7 +11,7 @@ from distill.export.formats import (
     read_export,
     serving_module,
 )
-from distill.export.int8 import Int8Linear, quantize_int8
+from distill.export.int8 import Int8Embedding, Int8Linear, quantize_int8
 from distill.export.lowrank import energy_rank, factorize_linear, low_rank, recover
 from distill.export.onnx_export import OnnxCheck, OnnxModel, export_onnx
 from distill.export.table import (
@@ -28,6 +28,7 @@ __all__ = [
     "CompressedModel",
     "CompressionRow",
     "ExportResult",
+    "Int8Embedding",
     "Int8Linear",
     "OnnxCheck",
     "OnnxModel",

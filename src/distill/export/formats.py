@@ -24,7 +24,7 @@ from distill import models
 from distill._validation import check_choice
 from distill.export._files import MARKER, atomic_directory, write_text_atomic
 from distill.export._inputs import Inputs
-from distill.export.int8 import int8_structure, linear_layer_names, quantize_int8
+from distill.export.int8 import int8_layer_names, int8_structure, quantize_int8
 from distill.export.lowrank import low_rank, low_rank_structure, recover
 from distill.export.onnx_export import OnnxModel, export_onnx
 from distill.heads import QuantileHeadModel
@@ -51,7 +51,7 @@ class CompressedModel(nn.Module):
         base: the uncompressed model (a distill model with ``spec()``).
         dtype: weight dtype, ``"float32"``, ``"float16"`` or ``"bfloat16"``.
         ranks: ``{Linear layer name: rank}`` of factorised layers (see ``low_rank``).
-        int8_layers: names of Linear layers stored as int8 (after factorisation, if any).
+        int8_layers: names of Linear/Embedding layers stored as int8 (after factorisation).
 
     Returns (forward): what ``base`` returns, as float32.
 
@@ -123,7 +123,8 @@ def compress(
     Args:
         model: the trained model; :func:`serving_module` is applied first.
         format: ``"safetensors"`` (a float32 copy), ``"fp16"``, ``"bf16"``, ``"int8"``
-            (:func:`~distill.export.int8.quantize_int8`) or ``"low-rank"``
+            (Linear and Embedding layers, :func:`~distill.export.int8.quantize_int8`) or
+            ``"low-rank"``
             (:func:`~distill.export.lowrank.low_rank` at ``rank`` over ``layers``).
         rank, layers: the low-rank settings.
         recover_inputs, recover_steps, reference: low-rank only; when ``recover_steps > 0``
@@ -149,7 +150,7 @@ def compress(
     if format in ("fp16", "bf16"):
         return _wrap(serving, serving, dtype="float16" if format == "fp16" else "bfloat16")
     if format == "int8":
-        return _wrap(serving, quantize_int8(serving), int8_layers=linear_layer_names(serving))
+        return _wrap(serving, quantize_int8(serving), int8_layers=int8_layer_names(serving))
     factorised, ranks = low_rank(serving, rank, layers=layers)
     if recover_steps:
         if recover_inputs is None:

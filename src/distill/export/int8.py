@@ -101,9 +101,79 @@ class Int8Linear(nn.Module):
         )
 
 
+class Int8Embedding(nn.Module):
+    """An embedding table stored as int8 with one float32 scale per row.
+
+    ``s_i = max_k |E_ik| / 127``, ``Ê_ik = s_i · round(E_ik / s_i)``, so every entry is within
+    ``s_i / 2`` of the original; a zero row (padding) stays exactly zero. Lookups return
+    float32 rows ``Ê[ids]``. Only the table is carried over (not ``max_norm`` or sparse
+    gradients: this is an inference layer).
+
+    Args:
+        num_embeddings: rows V.
+        embedding_dim: row width d.
+
+    Shapes: ids int64 ``(...)`` → ``(..., d)`` float32.
+
+    Reference: int8 row-wise embedding quantisation as in DLRM/fbgemm (Guan et al. 2019,
+    "Post-training 4-bit quantization on embedding tables").
+
+    Example:
+        >>> table = Int8Embedding.from_embedding(nn.Embedding(10, 4, padding_idx=0))
+        >>> table(torch.tensor([[0, 3]])).shape
+        torch.Size([1, 2, 4])
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int) -> None:
+        super().__init__()
+        self.num_embeddings = num_embeddings
+        self.embedding_dim = embedding_dim
+        weight = torch.zeros(num_embeddings, embedding_dim, dtype=torch.int8)
+        self.register_buffer("weight_int8", weight)
+        self.register_buffer("weight_scale", torch.ones(num_embeddings))
+
+    @classmethod
+    def from_embedding(cls, embedding: nn.Embedding) -> Int8Embedding:
+        """Quantise a float ``nn.Embedding`` row by row."""
+        weight = embedding.weight.detach().float()
+        table = cls(embedding.num_embeddings, embedding.embedding_dim)
+        scale = weight.abs().amax(dim=1).clamp_min(torch.finfo(torch.float32).tiny) / 127.0
+        table.weight_int8.copy_(torch.round(weight / scale[:, None]).clamp(-127, 127))
+        table.weight_scale.copy_(scale)
+        return table
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The float32 table ``Ê`` (built on each access: O(V·d); lookups do not use it)."""
+        return self.weight_int8.float() * self.weight_scale[:, None]
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        rows = nn.functional.embedding(ids, self.weight_int8).float()
+        return rows * self.weight_scale[ids].unsqueeze(-1)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.embedding_dim}, weight=int8 per-row"
+
+
+MIN_EMBEDDING_DIM = 4
+"""Narrower tables stay float32: a float32 scale per row would outweigh the int8 savings."""
+
+
 def linear_layer_names(model: nn.Module) -> list[str]:
     """Names of every ``nn.Linear`` submodule of ``model``, in module order."""
     return [name for name, module in model.named_modules() if type(module) is nn.Linear]
+
+
+def int8_layer_names(model: nn.Module) -> list[str]:
+    """Names of the layers :func:`quantize_int8` converts: every ``nn.Linear`` and every
+    ``nn.Embedding`` at least :data:`MIN_EMBEDDING_DIM` wide, in module order."""
+    return [name for name, module in model.named_modules() if _quantizable(module)]
+
+
+def _quantizable(module: nn.Module) -> bool:
+    if type(module) is nn.Embedding:
+        return module.embedding_dim >= MIN_EMBEDDING_DIM
+    return type(module) is nn.Linear
 
 
 def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
@@ -114,10 +184,12 @@ def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
 
 
 def quantize_int8(model: nn.Module) -> nn.Module:
-    """Return a copy of ``model`` whose ``nn.Linear`` layers are :class:`Int8Linear`.
+    """Return a copy of ``model`` with int8 weights in its Linear and Embedding layers.
 
-    Embeddings, norms and activations stay float32; only Linear weights become int8 (the
-    layers that dominate MLP size and time). The result is for inference (no gradients).
+    ``nn.Linear`` → :class:`Int8Linear` (int8 weights, dynamically quantised activations);
+    ``nn.Embedding`` of width ≥ :data:`MIN_EMBEDDING_DIM` → :class:`Int8Embedding` (the
+    tables that dominate CTR models). Norms, biases and activations stay float32. The result
+    is for inference (no gradients).
 
     Args:
         model: a float module (any dtype; weights are read as float32).
@@ -126,30 +198,41 @@ def quantize_int8(model: nn.Module) -> nn.Module:
         A new module in eval mode; ``model`` is left unchanged.
 
     Raises:
-        ValueError: if ``model`` has no ``nn.Linear`` layer.
+        ValueError: if ``model`` has no layer to quantise.
 
-    Reference: Jacob et al. 2018; torch dynamic quantisation.
+    Reference: Jacob et al. 2018; torch dynamic quantisation; row-wise embedding quantisation.
 
     Example:
         >>> q = quantize_int8(nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 1)))
         >>> type(q[0]).__name__
         'Int8Linear'
     """
-    names = linear_layer_names(model)
+    names = int8_layer_names(model)
     if not names:
-        raise ValueError(f"`model` must contain an nn.Linear layer to quantise, got {model!r}")
+        raise ValueError(
+            f"`model` must contain an nn.Linear or nn.Embedding layer to quantise, got {model!r}"
+        )
     quantized = _float32_copy(model)
     for name in names:
-        replace_module(quantized, name, Int8Linear.from_linear(quantized.get_submodule(name)))
+        replace_module(quantized, name, _quantized_layer(quantized.get_submodule(name)))
     return quantized.eval()
 
 
+def _quantized_layer(module: nn.Module) -> nn.Module:
+    if isinstance(module, nn.Embedding):
+        return Int8Embedding.from_embedding(module)
+    return Int8Linear.from_linear(module)
+
+
 def int8_structure(model: nn.Module, names: list[str]) -> nn.Module:
-    """Swap the named Linear layers for empty :class:`Int8Linear` layers (before loading)."""
+    """Swap the named layers for empty int8 layers of the same shape (before loading)."""
     for name in names:
-        linear = model.get_submodule(name)
-        layer = Int8Linear(linear.in_features, linear.out_features, bias=linear.bias is not None)
-        replace_module(model, name, layer)
+        layer = model.get_submodule(name)
+        if isinstance(layer, nn.Embedding):
+            empty = Int8Embedding(layer.num_embeddings, layer.embedding_dim)
+        else:
+            empty = Int8Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
+        replace_module(model, name, empty)
     return model.eval()
 
 

@@ -108,6 +108,7 @@ def export_onnx(
     os.close(handle)
     try:
         exporter = _write_graph(model, inputs, temp)
+        _strip_debug_metadata(temp)
         difference = _max_difference(model, OnnxModel(temp), inputs)
         if difference > atol:
             raise ValueError(
@@ -141,6 +142,18 @@ def _write_graph(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: str) 
         return "torchscript"
     finally:
         exporter_log.setLevel(level)
+
+
+def _strip_debug_metadata(path: str) -> None:
+    """Drop per-node debug data (Python stack traces with local paths, FX node text): it is
+    not needed to run the graph and would ship the build machine's file layout."""
+    import onnx
+
+    graph = onnx.load(path)
+    for node in graph.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    onnx.save(graph, path)
 
 
 def _signature_layout(model: nn.Module, count: int) -> tuple[list[str], tuple]:

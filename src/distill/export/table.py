@@ -21,7 +21,7 @@ from distill._validation import check_positive_int
 from distill.export._files import write_text_atomic
 from distill.export._inputs import Inputs, as_tuple, batch_of
 from distill.export.formats import ExportResult, read_export
-from distill.export.int8 import Int8Linear
+from distill.export.int8 import Int8Embedding, Int8Linear
 from distill.export.onnx_export import OnnxModel
 from distill.models import count_parameters
 
@@ -37,7 +37,7 @@ class CompressionRow:
     """One line of the table. Ratios are against the reference row (the teacher):
     ``size_ratio = reference bytes / bytes`` (× smaller) and ``speedup_b = reference latency /
     latency`` at batch b. ``params`` counts stored weights (int8 weights included, their
-    per-channel scales not); ``bytes`` is the weights file (``model.safetensors`` or
+    per-channel / per-row scales not); ``bytes`` is the weights file (``model.safetensors`` or
     ``model.onnx``; for an in-memory module, the bytes its safetensors file would have)."""
 
     name: str
@@ -157,9 +157,10 @@ def _params(model: Any) -> int:
 
         graph = onnx.load(str(model.path)).graph
         return sum(int(torch.Size(tensor.dims).numel()) for tensor in graph.initializer)
-    int8 = [m for m in model.modules() if isinstance(m, Int8Linear)]
-    stored = sum(m.weight_int8.numel() + (0 if m.bias is None else m.bias.numel()) for m in int8)
-    return count_parameters(model) + stored
+    int8 = [m for m in model.modules() if isinstance(m, (Int8Linear, Int8Embedding))]
+    weights = sum(m.weight_int8.numel() for m in int8)
+    biases = sum(m.bias.numel() for m in int8 if getattr(m, "bias", None) is not None)
+    return count_parameters(model) + weights + biases
 
 
 def measure_latency(predict: Predict, inputs: tuple[torch.Tensor, ...], *, repeats: int) -> float:
