@@ -203,3 +203,13 @@ def test_wide_and_deep_tower_spec_round_trips_kwargs():
             "norm": "layer",
         },
     }
+
+
+def test_wide_and_deep_exports_with_dynamic_batch():
+    model = WideAndDeep(30, 3, hidden=(4,)).eval()
+    batch = torch.export.Dim("batch")
+    program = torch.export.export(
+        model, (torch.randint(0, 30, (4, 3)),), dynamic_shapes={"ids": {0: batch}}
+    )
+    ids = torch.randint(0, 30, (9, 3))
+    torch.testing.assert_close(program.module()(ids), model(ids))

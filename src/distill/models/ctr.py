@@ -243,6 +243,14 @@ class WideAndDeep(StackedModel):
             ),
         )
 
+    def forward(
+        self,
+        ids: torch.Tensor,
+        values: torch.Tensor | None = None,
+        dense: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return self.tower(self.bottom(ids, values, dense))
+
     def spec(self) -> dict[str, Any]:
         """``{"name": "WideAndDeep", "kwargs": {...}}``."""
         return make_spec("WideAndDeep", **_wide_deep_kwargs(self.tower))
@@ -299,11 +307,17 @@ def _check_ids(ids: torch.Tensor, num_fields: int, num_embeddings: int) -> None:
         raise TypeError(f"`ids` must be an int64 tensor, got {kind}")
     if ids.ndim != 2 or ids.shape[1] != num_fields:
         raise ValueError(f"`ids` must have shape (N, {num_fields}), got {tuple(ids.shape)}")
-    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= num_embeddings):
+    if _exporting() or not ids.numel():
+        return  # a data-dependent check cannot be captured in an exported graph
+    if int(ids.min()) < 0 or int(ids.max()) >= num_embeddings:
         raise ValueError(
             f"`ids` must be in [0, {num_embeddings}), got values in "
             f"[{int(ids.min())}, {int(ids.max())}]"
         )
+
+
+def _exporting() -> bool:
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
 
 def _check_float_shape(name: str, value: torch.Tensor, shape: tuple[int, ...]) -> None:
