@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from distill import __version__
-from distill.cli import bench, demo, landscape, run
+from distill.cli import bench, demo, export, landscape, run
 from distill.cli._common import STATE
 
 app = typer.Typer(
@@ -58,6 +58,7 @@ app.command()(run.score)
 app.command()(run.student)
 app.command()(run.evaluate)
 app.command()(landscape.landscape)
+app.command()(export.export)
 app.command()(bench.bench)
 
 

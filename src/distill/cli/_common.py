@@ -85,33 +85,26 @@ def read_config(path: Path, overrides: list[str] | None) -> RunConfig:
 
 
 def results_table(results: dict[str, Any]) -> Table:
-    """One rich table for a ``results.json`` mapping: teacher first, then every variant."""
+    """One rich table for a ``results.json`` mapping: teacher first, then every variant.
+
+    Columns: the track's headline metric, gap recovered, parameters, size and wall time
+    (every metric is in ``results.json`` and the report).
+    """
     metric = results["metric"]
-    names = _metric_names(results)
     table = Table(title=f"{results['name']} ({results['track']}; baseline: {results['baseline']})")
-    table.add_column("model")
-    for name in names:
-        table.add_column(f"{name} *" if name == metric else name, justify="right")
-    for column in ("gap recovered", "params", "size", "time"):
-        table.add_column(column, justify="right")
+    table.add_column("model", no_wrap=True)
+    for column in (metric, "gap recovered", "params", "size", "time"):
+        table.add_column(column, justify="right", no_wrap=True)
     for row in [results["teacher"], *results["variants"]]:
-        values = [_number(row["metrics"].get(name)) for name in names]
         table.add_row(
             row["name"],
-            *values,
+            _number(row["metrics"].get(metric)),
             _percent(row.get("gap_recovered")),
-            f"{row.get('params', 0):,}",
-            _size(row.get("size_bytes")),
-            f"{row.get('wall_time_s', 0.0):.1f}s",
+            f"{row['params']:,}",
+            _size(row["size_bytes"]),
+            f"{row['wall_time_s']:.1f} s",
         )
     return table
-
-
-def _metric_names(results: dict[str, Any]) -> list[str]:
-    names = [results["metric"]]
-    for row in [results["teacher"], *results["variants"]]:
-        names.extend(name for name in row["metrics"] if name not in names)
-    return names
 
 
 def _number(value: Any) -> str:

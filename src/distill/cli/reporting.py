@@ -72,33 +72,32 @@ def _view(model, dataset, data: RunData):
 def _track_sections(track: str, saved, data: RunData, results) -> list[report.Section]:
     scores = _scores(saved, data)
     labels = data.test.labels
-    if track == "classification":
-        return _classification_sections(scores, labels, results)
     if track == "ranking":
         return _ranking_sections(scores, labels, data.test.groups, results)
-    probs = {name: torch.sigmoid(value) for name, value in scores.items()}
-    figures = {
-        f"Reliability: {name}": report.plot_reliability(p, labels) for name, p in probs.items()
-    }
-    return [report.Section("Calibration", figures=figures)]
+    sections = [_calibration_section(scores, labels, results, track)]
+    if track == "classification":
+        soft = report.plot_soft_targets(
+            scores["teacher"][:4], temperatures=SOFT_TARGET_TEMPERATURES
+        )
+        caption = "softmax(v / T) of 4 test digits"
+        sections.insert(0, report.Section("Teacher soft targets", figures={caption: soft}))
+    return sections
+
+
+def _calibration_section(scores, labels, results, track: str) -> report.Section:
+    """Reliability diagrams of the baseline and the best variant (test split)."""
+    shown = dict.fromkeys([results["baseline"], _best_variant(results)])
+    figures = {}
+    for name in shown:
+        logits = scores[name]
+        probs = torch.softmax(logits, -1) if track == "classification" else torch.sigmoid(logits)
+        figures[f"Reliability: {name}"] = report.plot_reliability(probs, labels)
+    return report.Section("Calibration", figures=figures)
 
 
 def _best_variant(results) -> str:
     metric = results["metric"]
     return max(results["variants"], key=lambda row: row["metrics"][metric])["name"]
-
-
-def _classification_sections(scores, labels, results) -> list[report.Section]:
-    soft = report.plot_soft_targets(scores["teacher"][:4], temperatures=SOFT_TARGET_TEMPERATURES)
-    shown = dict.fromkeys(["teacher", results["baseline"], _best_variant(results)])
-    reliability = {
-        f"Reliability: {name}": report.plot_reliability(torch.softmax(scores[name], -1), labels)
-        for name in shown
-    }
-    return [
-        report.Section("Teacher soft targets", figures={"softmax(v / T) of 4 test digits": soft}),
-        report.Section("Calibration", figures=reliability),
-    ]
 
 
 def _ranking_sections(scores, labels, groups, results) -> list[report.Section]:

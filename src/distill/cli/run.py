@@ -17,7 +17,16 @@ from distill.cli._common import (
 )
 
 
-def run(config: ConfigArgument, set_: SetOption = None) -> None:
+def run(
+    config: ConfigArgument,
+    set_: SetOption = None,
+    report: Annotated[
+        bool,
+        typer.Option(
+            help="Write the compression table, report.html and summary.md after training."
+        ),
+    ] = True,
+) -> None:
     """Run a whole experiment: teacher, its score cache, every student variant, the report.
 
     Writes runs/<name>/ (config.toml, teacher/, students/, scores/, metrics.jsonl,
@@ -29,9 +38,9 @@ def run(config: ConfigArgument, set_: SetOption = None) -> None:
         from distill.train.runs import run_experiment
 
         results = run_experiment(cfg)
-        html = write_run_report(cfg, results)
+        html = write_run_report(cfg, results) if report else None
     console.print(results_table(results))
-    console.print(f"Report: {html}")
+    console.print(f"Report: {html}" if html else f"Results: {cfg.run.directory / 'results.json'}")
 
 
 def teacher(config: ConfigArgument, set_: SetOption = None) -> None:

@@ -53,3 +53,22 @@ __all__ = [
 ]
 
 # --- runs (H8) ---
+from distill.train.runs import (
+    evaluate_model,
+    gap_recovered,
+    run_experiment,
+    run_joint,
+    run_student,
+    run_teacher,
+    score_teacher,
+)
+
+__all__ += [
+    "evaluate_model",
+    "gap_recovered",
+    "run_experiment",
+    "run_joint",
+    "run_student",
+    "run_teacher",
+    "score_teacher",
+]

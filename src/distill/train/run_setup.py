@@ -128,11 +128,12 @@ def num_classes(dataset: Dataset) -> int:
     return int(dataset.meta.get("num_classes", int(dataset.labels.max()) + 1))
 
 
-def build_model(spec: ModelSpec, dataset: Dataset, track: str) -> nn.Module:
-    """Build ``spec``, filling input/output sizes the data decides when they are not given.
+def build_model(spec: ModelSpec, dataset: Dataset, track: str, *, seed: int) -> nn.Module:
+    """Build ``spec`` with weights drawn from ``seed``, filling sizes the data decides.
 
     Fills ``in_features`` (dense width), ``num_fields`` / ``num_embeddings`` (sparse ids) and,
-    for classification, ``out_features`` (number of classes) when the model takes them.
+    for classification, ``out_features`` (number of classes) when the model takes them and
+    they are not given. The global RNG state is left untouched.
     """
     kwargs = dict(spec.kwargs)
     known = _init_parameters(spec.name)
@@ -142,7 +143,14 @@ def build_model(spec: ModelSpec, dataset: Dataset, track: str) -> nn.Module:
     else:
         sizes["in_features"] = dataset.features.shape[1]
     kwargs = {name: value for name, value in sizes.items() if name in known} | kwargs
-    return models.build({"name": spec.name, "kwargs": kwargs})
+    return build_seeded(seed, models.build, {"name": spec.name, "kwargs": kwargs})
+
+
+def build_seeded(seed: int, factory: Any, *args: Any, **kwargs: Any) -> nn.Module:
+    """``factory(*args, **kwargs)`` with the torch RNG seeded, restoring the RNG afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return factory(*args, **kwargs)
 
 
 def _init_parameters(name: str) -> set[str]:

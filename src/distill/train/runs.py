@@ -26,17 +26,19 @@ from torch import nn
 
 from distill import models, teachers
 from distill.config import ConfigError, RunConfig, Variant, write_config
+from distill.train.joint import JointObjective
 from distill.train.loop import fit
 from distill.train.run_metrics import track_metrics
 from distill.train.run_setup import (
     RunData,
     build_model,
+    build_seeded,
     fit_objective,
     load_run_data,
     train_options,
 )
 
-SCORES_FILE = "scores/train.parquet"
+SCORES_DIR = "scores/train"
 
 
 def run_experiment(cfg: RunConfig) -> dict[str, Any]:
@@ -56,8 +58,6 @@ def run_experiment(cfg: RunConfig) -> dict[str, Any]:
     for variant in cfg.variants:
         run_student(cfg, variant.name, data=data)
     if cfg.joint is not None:
-        from distill.train.joint_run import run_joint
-
         run_joint(cfg, data=data)
     return read_results(folder)
 
@@ -82,9 +82,9 @@ def run_teacher(cfg: RunConfig, *, data: RunData | None = None) -> dict[str, Any
     folder = cfg.run.directory
     started = time.perf_counter()
     if cfg.teacher.path is not None:
-        model = _load_model(Path(cfg.teacher.path), "teacher.path")
+        model = _given_teacher(cfg)
     else:
-        model = build_model(cfg.teacher.model, data.train, cfg.run.track)
+        model = build_model(cfg.teacher.model, data.train, cfg.run.track, seed=cfg.run.seed)
         objective = fit_objective(_labels_only(), cfg.run.track)
         options = train_options(cfg.teacher.train, cfg)
         model = fit(
@@ -107,7 +107,7 @@ def score_teacher(cfg: RunConfig, *, data: RunData | None = None) -> Path:
     """Cache the saved teacher's scores of every training row (``scores/train.parquet``)."""
     data = data or load_run_data(cfg)
     teacher = teachers.ModuleTeacher(_saved_teacher(cfg))
-    return Path(teachers.score(teacher, data.train, cfg.run.directory / SCORES_FILE))
+    return Path(teachers.score(teacher, data.train, cfg.run.directory / SCORES_DIR))
 
 
 def run_student(cfg: RunConfig, variant: str, *, data: RunData | None = None) -> dict[str, Any]:
@@ -119,7 +119,9 @@ def run_student(cfg: RunConfig, variant: str, *, data: RunData | None = None) ->
     chosen = _variant(cfg, variant)
     data = data or load_run_data(cfg)
     train = _training_rows(chosen, data)
-    model = build_model(cfg.student.model, data.student_view(data.train), cfg.run.track)
+    model = build_model(
+        cfg.student.model, data.student_view(data.train), cfg.run.track, seed=cfg.run.seed
+    )
     objective = fit_objective(chosen.objective, cfg.run.track)
     result = fit(
         model,
@@ -138,12 +140,68 @@ def run_student(cfg: RunConfig, variant: str, *, data: RunData | None = None) ->
     return row
 
 
+def run_joint(cfg: RunConfig, *, data: RunData | None = None) -> dict[str, Any]:
+    """Train the joint model (static warm-up from cached scores, then dynamic distillation).
+
+    The model is ``distill.models.ctr_joint_model``: a shared embedding, a deep teacher tower
+    (``joint.teacher_hidden``) and the student tower of ``[student.model]`` (WideAndDeep).
+    Only the student path (shared bottom + student tower) is saved, to ``joint/``, and tested.
+
+    Returns:
+        The results row of variant ``"joint"``.
+    """
+    if cfg.joint is None:
+        raise ConfigError(["joint: the config has no [joint] table"])
+    data = data or load_run_data(cfg)
+    model = _joint_model(cfg, data.train)
+    objective = JointObjective(
+        alpha=cfg.joint.w, temperature=cfg.joint.temperature, warmup_steps=cfg.joint.warmup_steps
+    )
+    result = fit(
+        model,
+        data.labeled,
+        objective=objective,
+        options=train_options(cfg.train, cfg),
+        teacher=teacher_source(cfg, data) if objective.uses_teacher else None,
+        valid=data.valid,
+        run_dir=cfg.run.directory,
+        variant="joint",
+    )
+    student = result.model.student()
+    path = models.save(student, cfg.run.directory / "joint")
+    row = _row("joint", student, data.test, cfg, result.wall_time_s, path)
+    _update_results(cfg, variant=row)
+    return row
+
+
+def _joint_model(cfg: RunConfig, train) -> nn.Module:
+    spec = cfg.student.model
+    if spec.name != "WideAndDeep" or not train.is_sparse:
+        raise ConfigError(
+            [
+                f"student.model.name: [joint] needs a 'WideAndDeep' student on id features, "
+                f"got {spec.name!r}"
+            ]
+        )
+    kwargs = dict(spec.kwargs)
+    return build_seeded(
+        cfg.run.seed,
+        models.ctr_joint_model,
+        train.num_embeddings,
+        train.features.shape[1],
+        embed_dim=kwargs.pop("embed_dim", 8),
+        student_hidden=kwargs.pop("hidden", (64, 32)),
+        teacher_hidden=cfg.joint.teacher_hidden,
+        **kwargs,
+    )
+
+
 def teacher_source(cfg: RunConfig, data: RunData) -> Any:
     """Offline: the cached scores (no teacher forward); online: the saved teacher module."""
     if cfg.train.teacher_mode == "online":
         return teachers.ModuleTeacher(_saved_teacher(cfg))
-    path = cfg.run.directory / SCORES_FILE
-    if not path.is_file():
+    path = cfg.run.directory / SCORES_DIR
+    if not path.is_dir():
         raise ConfigError([f"no teacher scores in {path}; run `distill score` first"])
     return teachers.CachedScores(path, data.train)
 
@@ -254,6 +312,14 @@ def _labels_only():
     from distill.config import Objective
 
     return Objective(labels={})
+
+
+def _given_teacher(cfg: RunConfig) -> nn.Module:
+    """``[teacher].path``: a model folder, a .safetensors file or (with trust) a pickle."""
+    try:
+        return teachers.load_teacher(cfg.teacher.path, trust=cfg.teacher.trust).module
+    except (FileNotFoundError, ValueError) as error:
+        raise ConfigError([f"teacher.path: {error}"]) from None
 
 
 def _saved_teacher(cfg: RunConfig) -> nn.Module:
