@@ -172,6 +172,13 @@ def test_unknown_format_and_onnx_without_example(tmp_path):
     assert FORMATS == ("safetensors", "fp16", "bf16", "int8", "low-rank", "onnx")
 
 
+def test_a_model_without_spec_is_refused(tmp_path):
+    plain = torch.nn.Sequential(torch.nn.Linear(4, 2))
+    with pytest.raises(TypeError, match=r"`base` \(Sequential\) has no spec\(\)"):
+        export_model(plain, tmp_path / "x", format="int8")
+    assert not (tmp_path / "x").exists()
+
+
 def test_existing_output_needs_force_and_is_replaced_whole(tmp_path):
     out = tmp_path / "out"
     export_model(_mlp(), out, format="fp16")

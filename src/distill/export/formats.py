@@ -55,6 +55,9 @@ class CompressedModel(nn.Module):
 
     Returns (forward): what ``base`` returns, as float32.
 
+    Raises:
+        TypeError: ``base`` has no ``spec()``; ValueError: unknown ``dtype``.
+
     Reference: issue 7 (ship the student); patent ¶0010–0012 (constrained memory).
 
     Example:
@@ -73,6 +76,11 @@ class CompressedModel(nn.Module):
     ) -> None:
         super().__init__()
         check_choice("dtype", dtype, _DTYPES)
+        if not callable(getattr(base, "spec", None)):
+            raise TypeError(
+                f"`base` ({type(base).__name__}) has no spec(): exports are rebuilt from a spec, "
+                "so use a distill model or give the class a spec() (see distill.models.build)"
+            )
         self.base_spec = base.spec()
         self.dtype_name = dtype
         self.ranks = dict(ranks or {})

@@ -222,7 +222,7 @@ def print_table(rows: list[CompressionRow], *, metric: str = "metric", console=N
     table = Table(title="Compression (ratios vs the reference row)")
     for header in _headers(metric):
         left = header in ("model", "format")
-        table.add_column(header, justify="left" if left else "right", no_wrap=header == "model")
+        table.add_column(header, justify="left" if left else "right", no_wrap=left)
     for row in rows:
         table.add_row(*_cells(row))
     console = console or Console()
