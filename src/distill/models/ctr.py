@@ -269,6 +269,23 @@ def ctr_joint_model(
     """The CTR joint model: shared :class:`FieldEmbedding`, :class:`DeepCTRTower` teacher and
     :class:`WideAndDeepTower` student; ``student()`` has :class:`WideAndDeep`'s state-dict keys.
 
+    ``e = FieldEmbedding(ids, values, dense)``; ``(DeepCTRTower(e), WideAndDeepTower(e))``.
+
+    Args:
+        num_embeddings, num_fields: id space size (max id + 1) and number of id columns F.
+        embed_dim: shared embedding width; dense_features: dense input width (0: none).
+        student_hidden, teacher_hidden: the towers' MLP widths; dropout: in both towers.
+
+    Returns:
+        A :class:`JointModel`; forward ``(ids, values=None, dense=None)`` →
+        ``(teacher_logit (N,), student_logit (N,))``.
+
+    Raises:
+        TypeError, ValueError: bad sizes (see the parts).
+
+    Reference: Zhou et al. 2018, "Rocket Launching" (shared bottom, booster and light towers);
+    Cheng et al. 2016 (Wide & Deep student).
+
     Example:
         >>> joint = ctr_joint_model(100, 3)
         >>> [p.shape for p in joint.student().parameters()][0]

@@ -138,7 +138,14 @@ def load(directory: str | os.PathLike) -> nn.Module:
 
 
 def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
-    """Number of parameters (each shared parameter counted once).
+    """Number of parameters ``Σ numel(p)`` (each shared parameter counted once).
+
+    Args:
+        model: any module.
+        trainable_only: count only parameters with ``requires_grad``.
+
+    Returns:
+        The count (buffers such as batch-norm statistics are not parameters).
 
     Example:
         >>> count_parameters(MLP(4, hidden=(8,)))  # 4·8 + 8 + 8·1 + 1
@@ -148,7 +155,13 @@ def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
 
 
 def size_bytes(model: nn.Module) -> int:
-    """Bytes of all parameters and buffers (as stored: dtype-dependent; shared counted once).
+    """In-memory size ``Σ numel · element_size`` over parameters and buffers (shared ones once).
+
+    Args:
+        model: any module; its size depends on its dtypes (fp16 halves it).
+
+    Returns:
+        Bytes of the tensors (the safetensors file adds a small JSON header).
 
     Example:
         >>> size_bytes(MLP(4, hidden=(8,)))  # 49 float32 parameters
