@@ -54,4 +54,6 @@ def test_example_input_errors(tmp_path):
         export_onnx(torch.nn.Linear(4, 1), tmp_path / "m.onnx", [])
     with pytest.raises(ValueError, match="`example_input` has 2 tensors but forward takes 1"):
         export_onnx(torch.nn.Linear(4, 1), tmp_path / "m.onnx", (torch.ones(2, 4),) * 2)
+    with pytest.raises(ValueError, match="`example_input` must have at least 2 rows"):
+        export_onnx(torch.nn.Linear(4, 1), tmp_path / "m.onnx", torch.ones(1, 4))
     assert list(tmp_path.iterdir()) == []

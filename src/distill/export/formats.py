@@ -132,8 +132,8 @@ def compress(
         model: the trained model; :func:`serving_module` is applied first.
         format: ``"safetensors"`` (a float32 copy), ``"fp16"``, ``"bf16"``, ``"int8"``
             (Linear and Embedding layers, :func:`~distill.export.int8.quantize_int8`) or
-            ``"low-rank"``
-            (:func:`~distill.export.lowrank.low_rank` at ``rank`` over ``layers``).
+            ``"low-rank"`` (:func:`~distill.export.lowrank.low_rank` at ``rank`` over
+            ``layers``).
         rank, layers: the low-rank settings.
         recover_inputs, recover_steps, reference: low-rank only; when ``recover_steps > 0``
             the factorised model is distilled from ``reference`` (default: the uncompressed

@@ -91,7 +91,7 @@ def export_onnx(
 
     Raises:
         ValueError: the difference exceeds ``atol`` (nothing is written), or ``example_input``
-            does not fit ``forward``.
+            has fewer than 2 rows or does not fit ``forward``.
 
     Reference: ONNX (onnx.ai); onnxruntime CPU execution provider.
 
@@ -102,6 +102,11 @@ def export_onnx(
     """
     check_number("atol", atol, low=0)
     inputs = as_tuple("example_input", example_input)
+    if len(inputs[0]) < 2:
+        raise ValueError(
+            "`example_input` must have at least 2 rows (a batch of 1 would fix the batch "
+            f"axis), got {len(inputs[0])}"
+        )
     model = model.eval()
     path = Path(path)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
