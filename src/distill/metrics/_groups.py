@@ -108,7 +108,7 @@ def rank_groups(scores: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor
         size = level_counts.sum(dim=1)
     else:
         size = torch.bincount(group_code, minlength=n_codes)
-    score_code, score_bits = _descending_score_codes(scores)
+    score_code, score_bits = descending_score_codes(scores)
     level_bits = max(n_levels - 1, 1).bit_length()
     rows = _sort_parts((group_code, group_bits), (score_code, score_bits), (level, level_bits))
     return Ranked(rows, level_values, size, level_counts, group_ids)
@@ -146,7 +146,7 @@ def _group_codes(groups: torch.Tensor) -> tuple[torch.Tensor, int, torch.Tensor]
     return codes, max(len(ids) - 1, 1).bit_length(), ids
 
 
-def _descending_score_codes(scores: torch.Tensor) -> tuple[torch.Tensor, int]:
+def descending_score_codes(scores: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Non-negative int64 codes: a larger score gives a smaller code, equal scores equal codes."""
     as_float32 = scores.to(torch.float32)
     if scores.dtype == torch.float64 and not bool((as_float32.double() == scores).all()):

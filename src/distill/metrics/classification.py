@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from distill._validation import check_choice, check_finite, check_float_tensor, check_positive_int
+from distill.metrics._groups import descending_score_codes, sort_values
 
 
 @torch.no_grad()
@@ -127,7 +128,7 @@ def auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
 
     Mann–Whitney form ``AUC = (R₊ − n₊(n₊ + 1)/2) / (n₊ · n₋)`` with ``R₊`` the sum of the
     positives' ranks; tied scores get their average rank (half credit, as scikit-learn's
-    ``roc_auc_score``). One sort, in torch.
+    ``roc_auc_score``). One sort of a packed (score, label) int64 key.
 
     Args:
         scores: ``(N,)`` float scores (logits or probabilities).
@@ -145,19 +146,21 @@ def auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
         >>> auc(torch.tensor([0.1, 0.4, 0.35, 0.8]), torch.tensor([0, 0, 1, 1]))
         0.75
     """
-    labels = _check_labels(scores, labels, binary_only=True).double()
+    labels = _check_labels(scores, labels, binary_only=True)
     n_positive = float(labels.sum())
     n_negative = len(labels) - n_positive
     if n_positive == 0 or n_negative == 0:
         raise ValueError("`labels` must contain both classes 0 and 1 for auc, got only one")
-    sorted_scores, order = torch.sort(scores.double())
-    new_run = torch.ones_like(sorted_scores, dtype=torch.bool)
-    new_run[1:] = sorted_scores[1:] != sorted_scores[:-1]
+    code, _ = descending_score_codes(scores)
+    key = sort_values((code << 1) | labels.to(torch.int64))  # one sort; ties share a code
+    code, positive = key >> 1, (key & 1).double()
+    new_run = torch.ones_like(code, dtype=torch.bool)
+    new_run[1:] = code[1:] != code[:-1]
     run = torch.cumsum(new_run, dim=0) - 1
     run_length = torch.bincount(run).double()
-    run_end = torch.cumsum(run_length, dim=0)  # 1-based rank of each run's last row
-    average_rank = run_end - (run_length - 1) / 2
-    rank_sum = float((average_rank[run] * labels[order]).sum())
+    average_rank = torch.cumsum(run_length, dim=0) - (run_length - 1) / 2  # 1-based, descending
+    descending_sum = float((average_rank * torch.bincount(run, weights=positive)).sum())
+    rank_sum = n_positive * (len(labels) + 1) - descending_sum  # ranks in ascending order
     return (rank_sum - n_positive * (n_positive + 1) / 2) / (n_positive * n_negative)
 
 
