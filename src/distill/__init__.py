@@ -59,3 +59,9 @@ __all__ += ["MLP", "DeepTower", "JointModel", "WideAndDeep"]
 from distill.export import compress, compression_table, export_model  # noqa: E402
 
 __all__ = [*__all__, "compress", "compression_table", "export_model"]
+
+# --- config, runs ---
+from distill.config import ConfigError, RunConfig, load_config  # noqa: E402
+from distill.train.runs import run_experiment  # noqa: E402
+
+__all__ = [*__all__, "ConfigError", "RunConfig", "load_config", "run_experiment"]
