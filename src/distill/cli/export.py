@@ -31,12 +31,15 @@ def export(
     ],
     format_: Annotated[
         list[str] | None,
-        typer.Option("--format", "-f", help=FORMAT_HELP, show_default=False),
+        typer.Option(
+            "--format", "-f", help=FORMAT_HELP, metavar="FORMAT[,FORMAT]", show_default=False
+        ),
     ] = None,
     low_rank: Annotated[
         str | None,
         typer.Option(
             "--low-rank",
+            metavar="FRACTION|RANK",
             help="Low-rank setting: a fraction in (0, 1] keeps that share of each layer's "
             "squared singular values (0.9 = 90 %); an integer is the rank of every layer. "
             "Adds the low-rank format. Default 0.9.",
@@ -54,7 +57,11 @@ def export(
     ] = 0,
     variant: Annotated[
         list[str] | None,
-        typer.Option("--variant", help="Run directories: the student(s) to export (default all)."),
+        typer.Option(
+            "--variant",
+            metavar="NAME",
+            help="Run directories: a student to export (repeatable; default all).",
+        ),
     ] = None,
     spec: Annotated[
         Path | None,
