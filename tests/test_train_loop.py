@@ -6,11 +6,14 @@ import torch.nn.functional as F
 
 from distill.data import Dataset
 from distill.models import MLP
+from distill.teachers import CachedScores, ModuleTeacher, score
 from distill.train import (
     KDTerm,
     LabelsTerm,
     Objective,
+    PairwiseTerm,
     PointwiseTerm,
+    QuantileHeadsTerm,
     TrainOptions,
     fit,
     load_checkpoint,
@@ -105,23 +108,20 @@ def test_early_stopping_and_best_weights_restored(tmp_path):
     assert result.metrics["accuracy"] == result.best_metric
 
 
-def test_offline_teacher_costs_no_forward_online_one_per_step():
+def test_offline_teacher_costs_no_forward_online_one_per_step(tmp_path):
     data = blobs()
     torch.manual_seed(0)
     teacher_net = MLP(4, (16,), 3)
-    online = CountingTeacher(teacher_net)
-    objective = Objective([KDTerm(temperature=2.0, alpha=0.7)])
-    fit(MLP(4, (8,), 3), data, objective=objective, options=options(), teacher=online)
-    assert len(online.calls) == 30
-    cached_logits = teacher_net(data.features).detach()
-
-    class Cached:  # offline: looks scores up by example id
-        def predict(self, features, ids):
-            return cached_logits[ids]
-
     forwards = []
     teacher_net.register_forward_hook(lambda *args: forwards.append(1))
-    fit(MLP(4, (8,), 3), data, objective=objective, options=options(), teacher=Cached())
+    objective = Objective([KDTerm(temperature=2.0, alpha=0.7)])
+    online = ModuleTeacher(teacher_net)
+    fit(MLP(4, (8,), 3), data, objective=objective, options=options(), teacher=online)
+    assert len(forwards) == 30  # one teacher forward per step
+    score(online, data, tmp_path / "scores")
+    offline = CachedScores(tmp_path / "scores", data)
+    forwards.clear()
+    fit(MLP(4, (8,), 3), data, objective=objective, options=options(), teacher=offline)
     assert forwards == []
 
 
@@ -265,3 +265,49 @@ def test_fresh_run_replaces_old_lines_of_its_variant(tmp_path):
     )
     records = read_metrics(tmp_path / "metrics.jsonl")
     assert [(r["variant"], r["step"]) for r in records] == [("teacher", 99), ("student", 5)]
+
+
+def test_ranking_fit_with_heads_stops_on_pair_agreement(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    groups = torch.arange(60).repeat_interleave(6)
+    features = torch.randn(360, 5, generator=generator)
+    teacher_net = torch.nn.Linear(5, 1)
+    with torch.no_grad():
+        teacher_net.weight.copy_(torch.tensor([[1.5, -1.0, 0.5, 0.0, 0.0]]))
+    scores = teacher_net(features).squeeze(-1).detach()
+    labels = torch.bucketize(scores, torch.tensor([-1.0, 0.0, 1.0])).float()
+    data = Dataset(features, labels, groups=groups)
+    teacher = ModuleTeacher(torch.nn.Sequential(teacher_net, torch.nn.Flatten(0)))
+    objective = Objective(
+        [PairwiseTerm(penalty="absolute"), QuantileHeadsTerm(taus=[0.25, 0.75], weight=0.5)]
+    )
+    torch.manual_seed(0)
+    model = MLP(5, (16,), 1)
+    result = fit(
+        model,
+        data,
+        objective=objective,
+        teacher=teacher,
+        valid=data,
+        run_dir=tmp_path,
+        options=options(
+            max_steps=300,
+            groups_per_batch=10,
+            metric="ndcg@10",
+            eval_every=10,
+            stop_pair_agreement=0.8,
+            pair_agreement_threshold=0.5,
+        ),
+    )
+    assert result.stop_reason == "pair_agreement", result
+    assert result.steps < 300
+    valid_lines = [r for r in read_metrics(result.history_path) if r["split"] == "valid"]
+    assert valid_lines[-1]["pair_agreement"] >= 0.8 > valid_lines[0]["pair_agreement"]
+    assert result.metrics["ndcg@10"] > 0.9
+    assert result.model is model and model(features).shape == (360,)  # heads were training-only
+
+
+def test_progress_bar_is_quiet_off_a_terminal(capsys):
+    fit(MLP(4, (8,), 3), blobs(), objective=Objective([LabelsTerm("ce")]), options=options())
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""

@@ -60,6 +60,11 @@ from distill.export import compress, compression_table, export_model  # noqa: E4
 
 __all__ = [*__all__, "compress", "compression_table", "export_model"]
 
+# --- train ---
+from distill.train import FitResult, JointObjective, Objective, TrainOptions, fit  # noqa: E402
+
+__all__ = [*__all__, "FitResult", "JointObjective", "Objective", "TrainOptions", "fit"]
+
 # --- config, runs ---
 from distill.config import ConfigError, RunConfig, load_config  # noqa: E402
 from distill.train.runs import run_experiment  # noqa: E402

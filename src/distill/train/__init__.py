@@ -8,6 +8,7 @@ from distill.train.distributed import (
     setup_distributed,
 )
 from distill.train.evaluation import evaluate, predict
+from distill.train.joint import JointObjective
 from distill.train.logging import MetricsLog, read_metrics
 from distill.train.loop import FitResult, fit
 from distill.train.objective import Objective, make_term
@@ -27,6 +28,7 @@ __all__ = [
     "BinaryKDTerm",
     "DistributedContext",
     "FitResult",
+    "JointObjective",
     "KDTerm",
     "LabelsTerm",
     "LogitMatchingTerm",

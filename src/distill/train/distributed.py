@@ -103,7 +103,13 @@ def all_gather_tensors(
     if not context.is_distributed:
         return tensors
     gathered = all_gather_objects([tensor.cpu() for tensor in tensors], context)
-    return [torch.cat([part[i] for part in gathered]) for i in range(len(tensors))]
+    return [_cat_non_empty([part[i] for part in gathered]) for i in range(len(tensors))]
+
+
+def _cat_non_empty(parts: list[torch.Tensor]) -> torch.Tensor:
+    """A rank with no rows sends an empty 1-D tensor; it must not break ``(N, C)`` shapes."""
+    non_empty = [part for part in parts if part.numel()]
+    return torch.cat(non_empty) if non_empty else parts[0]
 
 
 def barrier(context: DistributedContext) -> None:

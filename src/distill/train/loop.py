@@ -186,13 +186,13 @@ def _train_step(
 def _after_step(state, values, data, objective, options, context, files) -> None:
     step = state.step
     phase = objective.phase(step)
-    if step % options.log_every == 0 or step == data.total_steps:
-        state.last_train = all_reduce_mean(values, context)
-        files.log(step, "train", state.last_train, phase)
     is_last = step == data.total_steps
     evaluated = data.valid is not None and (
         is_last or (options.eval_every is not None and step % options.eval_every == 0)
     )
+    if step % options.log_every == 0 or is_last or evaluated:
+        state.last_train = all_reduce_mean(values, context)
+        files.log(step, "train", state.last_train, phase)
     if evaluated:
         metrics = evaluate(
             state.net,
