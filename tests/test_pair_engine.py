@@ -72,7 +72,7 @@ def test_paths_match_naive_loop_values_and_gradients(path, pairs, normalize):
 
 
 def test_auto_mixes_dense_and_ragged_groups(monkeypatch):
-    monkeypatch.setattr(pair_engine, "DENSE_MIN_SIZE", 20)
+    monkeypatch.setitem(pair_engine.DENSE_MIN_SIZE, "cpu", 20)
     group_ids, labels, x, y = ragged(seed=5, max_size=40, num_groups=8)
     plan = pair_engine._plan(group_ids, labels, "unequal", "pair", x.dtype, "auto")
     assert plan.blocks and len(plan.pairs.i) > 0
@@ -146,6 +146,12 @@ def test_pair_counts_against_naive():
     assert got.tolist() == counts.tolist() + [0] * (len(got) - len(counts))
     sizes = torch.unique(group_ids, return_counts=True)[1]
     assert pair_counts(group_ids, None).tolist() == (sizes * (sizes - 1) // 2).tolist()
+
+
+def test_auto_is_ragged_on_cpu():
+    group_ids, labels, x, _ = ragged(seed=12, max_size=200, num_groups=3)
+    plan = pair_engine._plan(group_ids, labels, "all", "pair", x.dtype, "auto")
+    assert plan.blocks == [] and len(plan.pairs.i) == len(make_pairs(group_ids).i)
 
 
 def test_plan_is_cached_by_content():

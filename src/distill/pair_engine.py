@@ -8,12 +8,17 @@
   backward pass is a sum instead of a scatter);
 - **ragged**: explicit pair index tensors, ``index_select`` of both items, O(P) memory.
 
-The path is chosen per batch from the padding waste (dense elements vs. pairs); the plan for a
-batch layout is cached by content, so repeated layouts skip the index arithmetic.
+``"auto"`` picks per size bucket and device (:data:`DENSE_MIN_SIZE`): on CPU the ragged path
+was as fast or faster in every shape measured (``benchmarks/pairwise_speed.py``: the dense block
+does ~2.3x the elementwise work of the pairs, which costs more than the two gathers saved), so
+CPU uses it throughout; on accelerators, where a scatter is the expensive part, buckets of
+64+ items go dense. The plan for a batch layout is cached by content, so repeated layouts skip
+the index arithmetic.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Literal, NamedTuple
 
@@ -35,7 +40,8 @@ from distill.pairs import (
 PairTerm = Callable[[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]], torch.Tensor]
 Normalize = Literal["pair", "group"]
 Path = Literal["auto", "dense", "ragged"]
-DENSE_MIN_SIZE = 64  # groups padded to at least this many items take the dense path ("auto")
+# "auto": smallest size bucket that takes the dense path, per device type (None: never).
+DENSE_MIN_SIZE: dict[str, int | None] = {"cpu": None, "cuda": 64}
 _PLAN_CACHE_SIZE = 4
 _plans = ContentCache(_PLAN_CACHE_SIZE)
 
@@ -99,6 +105,14 @@ def _dense_block(
     return DenseBlock(take, mask.to(weight.dtype) * weight[groups, None, None])
 
 
+def _dense_threshold(path: Path, device: torch.device) -> float:
+    """Smallest bucket size that goes dense: everything for "dense", nothing for "ragged"."""
+    if path != "auto":
+        return 2 if path == "dense" else math.inf
+    threshold = DENSE_MIN_SIZE.get(device.type, DENSE_MIN_SIZE["cuda"])
+    return math.inf if threshold is None else threshold
+
+
 def _build_plan(group_ids, labels, normalize: Normalize, dtype, path: Path) -> Plan:
     """Split the groups between dense buckets and explicit pairs, with their weights."""
     layout = group_layout(group_ids)
@@ -109,9 +123,7 @@ def _build_plan(group_ids, labels, normalize: Normalize, dtype, path: Path) -> P
         weight, denominator = 1.0 / counts.clamp_min(1).to(dtype), int((counts > 0).sum())
     weight = weight.to(group_ids.device)
     buckets = bucket_size(layout.sizes)
-    dense = (counts > 0) & (buckets >= (DENSE_MIN_SIZE if path == "auto" else 2))
-    if path == "ragged":
-        dense &= False
+    dense = (counts > 0) & (buckets >= _dense_threshold(path, group_ids.device))
     blocks = [
         _dense_block(layout, torch.nonzero(dense & (buckets == size)).squeeze(1), labels, weight)
         for size in torch.unique(buckets[dense]).tolist()
@@ -134,7 +146,7 @@ def _pairs_outside(group_ids, labels, excluded: torch.Tensor) -> Pairs:
 def _plan(group_ids, labels, pairs: PairSet, normalize: Normalize, dtype, path: Path) -> Plan:
     """The cached plan for this layout (keyed on the content of ids and labels)."""
     labels = labels if pairs == "unequal" else None
-    options = (path, normalize, dtype, DENSE_MIN_SIZE)
+    options = (path, normalize, dtype, _dense_threshold(path, group_ids.device))
     plan = _plans.get(options, group_ids, labels)
     if plan is None:
         plan = _plans.put(
@@ -197,7 +209,7 @@ def pair_sum(
         reduction: ``"none"`` returns the weighted per-pair values in
             :func:`~distill.pairs.make_pairs` order; ``"sum"`` their sum; ``"mean"`` the sum
             over the number of pairs (``"pair"``) or of groups with pairs (``"group"``).
-        path: ``"auto"`` (chosen per batch), ``"dense"`` or ``"ragged"``.
+        path: ``"auto"`` (per size bucket and device), ``"dense"`` or ``"ragged"``.
 
     Returns:
         scalar, or ``(P,)`` for ``"none"``; 0 with finite gradients when there are no pairs.
