@@ -103,6 +103,10 @@ def test_unknown_penalty_and_missing_key():
         (lambda r: r["data"].update(source="letor"), "data.path: is required"),
         (lambda r: r.pop("student"), "student: required key is missing"),
         (lambda r: r["run"].update(name="a b"), "run.name: string should match pattern"),
+        (
+            lambda r: r["variants"][1]["objective"].update(two_step_median={}),
+            "variants[1].objective.two_step_median: combines only with a `labels` term",
+        ),
     ],
 )
 def test_structural_errors(change, message):

@@ -45,28 +45,20 @@ def _saved_models(results: dict[str, Any]) -> dict[str, torch.nn.Module]:
     return {row["name"]: models.load(row["path"]) for row in rows}
 
 
-def _inputs(model: torch.nn.Module, dataset, data: RunData) -> tuple[torch.Tensor, ...]:
-    view = dataset if _sees_all(model, dataset) else data.student_view(dataset)
+def _inputs(model: torch.nn.Module, data: RunData) -> tuple[torch.Tensor, ...]:
+    view = data.view_for(model, data.test)
     values = view.feature_values
     return (view.features,) if values is None else (view.features, values)
 
 
-def _sees_all(model: torch.nn.Module, dataset) -> bool:
-    return getattr(model, "in_features", dataset.features.shape[1]) == dataset.features.shape[1]
-
-
 def _compression_rows(saved, data: RunData, repeats: int) -> list[dict[str, Any]]:
-    inputs = {name: _inputs(model, data.test, data) for name, model in saved.items()}
+    inputs = {name: _inputs(model, data) for name, model in saved.items()}
     rows = compression_table(saved, example_input=inputs, repeats=repeats)
     return [dataclasses.asdict(row) for row in rows]
 
 
 def _scores(saved, data: RunData) -> dict[str, torch.Tensor]:
-    return {name: predict(model, _view(model, data.test, data)) for name, model in saved.items()}
-
-
-def _view(model, dataset, data: RunData):
-    return dataset if _sees_all(model, dataset) else data.student_view(dataset)
+    return {name: predict(model, data.view_for(model, data.test)) for name, model in saved.items()}
 
 
 def _track_sections(track: str, saved, data: RunData, results) -> list[report.Section]:

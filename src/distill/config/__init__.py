@@ -40,6 +40,7 @@ from distill.config.schema import (
     StudentSection,
     TeacherSection,
     TrainSection,
+    TwoStepMedianTerm,
     Variant,
 )
 from distill.config.toml_writer import dumps_toml
@@ -63,6 +64,7 @@ __all__ = [
     "StudentSection",
     "TeacherSection",
     "TrainSection",
+    "TwoStepMedianTerm",
     "Variant",
     "apply_overrides",
     "config_to_toml",

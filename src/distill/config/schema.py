@@ -214,6 +214,21 @@ class QuantileHeadsTerm(_Section):
     pairs: Literal["all", "unequal"] = "all"
 
 
+class TwoStepMedianTerm(_Section):
+    """Two-step median distillation (patent ¶0124, FORMULAS §6).
+
+    Step 1: a copy of the student learns the teacher's median with L1 for ``median_steps``
+    steps (default: as long as the student). Step 2: the student follows that fixed median
+    with the smooth ``penalty`` (huber, log_cosh, smelu, ...), on the scores (``pointwise``) or
+    on pair differences (``pairwise``). Combines only with a ``labels`` term.
+    """
+
+    weight: NonNegative = 1.0
+    penalty: PenaltySpec = "huber"
+    target: Literal["pointwise", "pairwise"] = "pointwise"
+    median_steps: PositiveInt | None = None
+
+
 class Objective(_Section):
     """The weighted terms one student is trained with (at least one)."""
 
@@ -224,11 +239,14 @@ class Objective(_Section):
     pointwise: PointwiseTerm | None = None
     pairwise: PairwiseTerm | None = None
     quantile_heads: QuantileHeadsTerm | None = None
+    two_step_median: TwoStepMedianTerm | None = None
 
     @model_validator(mode="after")
     def _not_empty(self) -> Objective:
         if not self.terms():
             raise ValueError("needs at least one term (labels, kd, binary_kd, pointwise, ...)")
+        if self.two_step_median is not None and set(self.terms()) - {"labels", "two_step_median"}:
+            raise ValueError("`two_step_median` combines only with a `labels` term")
         return self
 
     def terms(self) -> dict[str, BaseModel]:

@@ -55,6 +55,12 @@ class RunData:
         spec = self.student_features
         return dataset if spec is None else dataset.select_features(spec)
 
+    def view_for(self, model: nn.Module, dataset: Dataset) -> Dataset:
+        """The columns ``model`` reads: all of them when its ``in_features`` matches (or it
+        has none, as id-based models), else the student's."""
+        width = getattr(model, "in_features", dataset.features.shape[1])
+        return dataset if width == dataset.features.shape[1] else self.student_view(dataset)
+
 
 def load_run_data(cfg: RunConfig) -> RunData:
     """Read the data, split it (groups whole) and pick the labeled rows, seeded by run.seed."""
@@ -183,5 +189,8 @@ def fit_objective(objective: Objective, track: str) -> FitObjective:
             values["alpha"] = values.pop("w")
         if name == "quantile_heads":
             values["pairs"] = None if values.pop("target") == "pointwise" else values["pairs"]
+        if name == "two_step_median":  # step 2: a smooth pull to the median "teacher"
+            values.pop("median_steps")
+            name = values.pop("target")
         specs.append({"name": name, **values})
     return FitObjective([make_term(spec) for spec in specs])

@@ -15,6 +15,8 @@ Example:
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import math
 import os
@@ -26,8 +28,11 @@ from torch import nn
 
 from distill import models, teachers
 from distill.config import ConfigError, RunConfig, Variant, write_config
+from distill.data import parse_feature_spec
 from distill.train.joint import JointObjective
 from distill.train.loop import fit
+from distill.train.objective import Objective as FitObjective
+from distill.train.objective import make_term
 from distill.train.run_metrics import track_metrics
 from distill.train.run_setup import (
     RunData,
@@ -123,12 +128,16 @@ def run_student(cfg: RunConfig, variant: str, *, data: RunData | None = None) ->
         cfg.student.model, data.student_view(data.train), cfg.run.track, seed=cfg.run.seed
     )
     objective = fit_objective(chosen.objective, cfg.run.track)
+    options = train_options(cfg.train, cfg, student_features=data.student_features)
+    teacher = teacher_source(cfg, data) if objective.uses_teacher else None
+    if chosen.objective.two_step_median is not None:
+        teacher = _median_teacher(cfg, chosen, data, model, teacher)
     result = fit(
         model,
         train,
         objective=objective,
-        options=train_options(cfg.train, cfg, student_features=data.student_features),
-        teacher=teacher_source(cfg, data) if objective.uses_teacher else None,
+        options=options,
+        teacher=teacher,
         valid=data.valid,
         run_dir=cfg.run.directory,
         variant=chosen.name,
@@ -138,6 +147,44 @@ def run_student(cfg: RunConfig, variant: str, *, data: RunData | None = None) ->
     row = _row(chosen.name, result.model, test, cfg, result.wall_time_s, path)
     _update_results(cfg, variant=row)
     return row
+
+
+def _median_teacher(cfg: RunConfig, variant: Variant, data: RunData, student, teacher) -> Any:
+    """Two-step median, step 1: a copy of the student learns the teacher's median with L1.
+
+    Returns the frozen median model as the teacher of step 2 (it reads the student's columns).
+    """
+    step = variant.objective.two_step_median
+    options = train_options(cfg.train, cfg, student_features=data.student_features)
+    if step.median_steps is not None:
+        options = dataclasses.replace(options, max_steps=step.median_steps)
+    median = fit(
+        copy.deepcopy(student),
+        _training_rows(variant, data),
+        objective=FitObjective([make_term({"name": "pointwise", "penalty": "absolute"})]),
+        options=options,
+        teacher=teacher,
+        valid=data.valid,
+        run_dir=cfg.run.directory,
+        variant=f"{variant.name}.median",
+    ).model
+    columns = None
+    if data.student_features is not None:
+        columns = parse_feature_spec(data.student_features, data.train.feature_names)
+    return teachers.ModuleTeacher(_StudentColumns(median.eval(), columns))
+
+
+class _StudentColumns(nn.Module):
+    """Feeds a student-side model the student's columns of the full feature matrix."""
+
+    def __init__(self, model: nn.Module, columns: list[int] | None) -> None:
+        super().__init__()
+        self.model, self.columns = model, columns
+
+    def forward(self, features, *values):
+        if self.columns is None:
+            return self.model(features, *values)
+        return self.model(features[:, self.columns], *(v[:, self.columns] for v in values))
 
 
 def run_joint(cfg: RunConfig, *, data: RunData | None = None) -> dict[str, Any]:
@@ -209,17 +256,13 @@ def teacher_source(cfg: RunConfig, data: RunData) -> Any:
 def evaluate_model(cfg: RunConfig, directory: Path, *, split: str = "test") -> dict[str, float]:
     """The track's metrics of a saved model on one split of the config's data.
 
-    The student's feature columns are used unless the model expects every column.
+    The student's feature columns are used unless the model reads every column.
     """
     if split not in ("train", "valid", "test"):
         raise ConfigError([f"split: must be one of 'train', 'valid', 'test', got {split!r}"])
     data = load_run_data(cfg)
     model = _load_model(Path(directory), "model")
-    dataset = getattr(data, split)
-    expected = getattr(model, "in_features", None)
-    if expected != dataset.features.shape[1]:
-        dataset = data.student_view(dataset)
-    return track_metrics(model, dataset, cfg.run.track)
+    return track_metrics(model, data.view_for(model, getattr(data, split)), cfg.run.track)
 
 
 def gap_recovered(value: float, baseline: float, teacher: float) -> float | None:
