@@ -197,6 +197,11 @@ def test_extreme_logits_and_float32_match_float64():
         )
         assert single.dtype == torch.float32
         assert torch.allclose(single.double(), double, rtol=1e-5)
+        half = pairwise_distillation_loss(
+            student.bfloat16(), teacher.bfloat16(), group_ids, signal=signal
+        )
+        assert half.dtype == torch.bfloat16
+        assert torch.allclose(half.double(), double, rtol=0.05)
 
 
 def naive_bce(logit, target):
