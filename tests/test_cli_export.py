@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from distill import models
 from distill.cli.export import export
 from distill.export import read_export
+from distill.heads import with_quantile_heads
 from distill.models import MLP
 
 app = typer.Typer()
@@ -97,6 +98,25 @@ def test_checkpoint_with_its_run_spec_and_with_a_wrong_spec(tmp_path):
     assert result.exit_code == 1
     assert "checkpoint does not match model spec" in _text(result)
     assert "'body.0.0.weight' has shape (16, 8), the spec needs (32, 8)" in _text(result)
+
+
+def test_joint_and_quantile_head_checkpoints_load_their_serving_part(tmp_path):
+    torch.manual_seed(0)
+    joint = models.ctr_joint_model(30, 3, student_hidden=(8,), teacher_hidden=(16,))
+    heads = with_quantile_heads(MLP(6, (8,), 1), [0.1, 0.5, 0.9], "linear")
+    cases = [
+        ("joint", joint, joint.student(), (torch.randint(0, 30, (5, 3)),)),
+        ("qr", heads, heads.model, (torch.randn(5, 6),)),
+    ]
+    for name, trained, serving, inputs in cases:
+        models.save(serving, tmp_path / "run" / "students" / name)
+        checkpoint = tmp_path / "run" / "checkpoints" / name / "last.pt"
+        checkpoint.parent.mkdir(parents=True)
+        torch.save({"model": trained.state_dict()}, checkpoint)
+        result = _invoke(checkpoint, "--out", tmp_path / name, "--repeats", 1)
+        assert result.exit_code == 0, result.output
+        exported = read_export(tmp_path / name / name / "safetensors").model
+        assert torch.equal(exported(*inputs), serving.eval()(*inputs))
 
 
 def test_run_directory_with_teacher_metric_and_recovery(tmp_path):

@@ -91,8 +91,8 @@ def _single_source(path: Path, name: str, model: nn.Module) -> ExportSource:
 def load_checkpoint_model(path: Path, spec: str | os.PathLike | None) -> nn.Module:
     """Build the model of ``spec`` and load the checkpoint's ``"model"`` weights into it.
 
-    The checkpoint is read with ``torch.load(weights_only=True)`` (no code runs). A state dict
-    of a quantile-heads wrapper (``model.*`` + ``heads.*`` keys) loads its ``model.*`` part.
+    The checkpoint is read with ``torch.load(weights_only=True)`` (no code runs). Quantile
+    heads and a joint model's teacher tower are dropped first (:func:`_serving_state`).
 
     Raises:
         FileNotFoundError: no spec given or found next to a run checkpoint.
@@ -104,7 +104,7 @@ def load_checkpoint_model(path: Path, spec: str | os.PathLike | None) -> nn.Modu
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or not isinstance(payload.get("model"), dict):
         raise ValueError(f"{path}: not a distill checkpoint (no 'model' state dict)")
-    state = _without_heads(payload["model"])
+    state = _serving_state(payload["model"])
     _check_state(model, state, f"{path}: checkpoint does not match model spec {spec_path}")
     model.load_state_dict(state)
     return model.eval()
@@ -124,11 +124,28 @@ def _spec_path(path: Path, spec: str | os.PathLike | None) -> Path:
     )
 
 
-def _without_heads(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+_JOINT_TO_STUDENT = {"shared_bottom": "bottom", "student_tower": "tower", "teacher_tower": None}
+_HEADS_TO_MODEL = {"model": "", "heads": None}
+
+
+def _serving_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The serving model's weights from a training state dict: ``model.*`` of a quantile-heads
+    wrapper; ``shared_bottom.*`` + ``student_tower.*`` of a joint model (as ``bottom.*`` and
+    ``tower.*``, the keys of ``JointModel.student()``). Other state dicts pass unchanged."""
     prefixes = {key.split(".", 1)[0] for key in state}
-    if prefixes == {"model", "heads"}:
-        return {key[6:]: value for key, value in state.items() if key.startswith("model.")}
+    for renames in (_HEADS_TO_MODEL, _JOINT_TO_STUDENT):
+        if prefixes == set(renames):
+            return _renamed(state, renames)
     return state
+
+
+def _renamed(state: dict[str, torch.Tensor], renames: dict) -> dict[str, torch.Tensor]:
+    kept = {}
+    for key, value in state.items():
+        prefix, rest = key.split(".", 1)
+        if renames[prefix] is not None:
+            kept[f"{renames[prefix]}.{rest}".lstrip(".")] = value
+    return kept
 
 
 def _check_state(model: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
