@@ -1,9 +1,11 @@
-"""NDCG@10 speed: ``distill.metrics.ndcg`` vs torchmetrics' ``RetrievalNormalizedDCG``.
+"""NDCG@10 speed: ``distill.metrics.ndcg`` vs torchmetrics' ``RetrievalNormalizedDCG``
+(and, as a side check, ``distill.metrics.auc`` vs scikit-learn's ``roc_auc_score``).
 
 100k groups of 1–200 items (~10M rows, rows shuffled so groups are unsorted), relevance 0–4,
 float32 scores. Both run side by side in one process on one thread; the ratio is what counts
 (the CPU may be shared). Linear gain for both (torchmetrics' only gain); our exp2 time is also
-recorded. Writes ``benchmarks/results/ndcg_speed.json``.
+recorded. AUC: 2M float32 scores, best of ``--repeats`` each. Writes
+``benchmarks/results/ndcg_speed.json``.
 
 Run: ``python -m benchmarks.ndcg_speed [--groups 100000] [--repeats 3]``
 """
@@ -20,9 +22,10 @@ import time
 from pathlib import Path
 
 import torch
+from sklearn.metrics import roc_auc_score
 from torchmetrics.retrieval import RetrievalNormalizedDCG
 
-from distill.metrics import ndcg
+from distill.metrics import auc, ndcg
 
 RESULTS = Path(__file__).parent / "results" / "ndcg_speed.json"
 TARGET_SPEEDUP = 10.0
@@ -47,6 +50,22 @@ def best_time(function, repeats: int) -> tuple[float, object]:
         result = function()
         times.append(time.perf_counter() - start)
     return min(times), result
+
+
+def auc_comparison(rows: int, repeats: int) -> dict:
+    """Seconds and values of our AUC and scikit-learn's on the same float32 scores."""
+    generator = torch.Generator().manual_seed(1)
+    labels = torch.randint(0, 2, (rows,), generator=generator)
+    scores = torch.randn(rows, generator=generator) + 0.5 * labels
+    ours_s, ours = best_time(lambda: auc(scores, labels), repeats)
+    theirs_s, theirs = best_time(lambda: roc_auc_score(labels.numpy(), scores.numpy()), repeats)
+    return {
+        "rows": rows,
+        "distill_s": round(ours_s, 3),
+        "sklearn_s": round(theirs_s, 3),
+        "speedup": round(theirs_s / ours_s, 1),
+        "abs_difference": abs(ours - float(theirs)),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -88,6 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
         "ndcg_distill": ours,
         "ndcg_torchmetrics": theirs,
         "abs_difference": abs(ours - theirs),
+        "auc_vs_sklearn": auc_comparison(2_000_000, args.repeats),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     temporary = RESULTS.with_suffix(".json.tmp")
