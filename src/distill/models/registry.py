@@ -107,7 +107,8 @@ def load(directory: str | os.PathLike) -> nn.Module:
     """Load a model saved by :func:`save`: rebuild it from the spec, then load the weights.
 
     The model takes the floating dtype of the stored weights (e.g. fp16 exports stay fp16) and
-    is returned in eval mode on the CPU.
+    is returned in eval mode on the CPU. No pickle is read; a spec naming ``"pkg.module:Class"``
+    imports that module, so load directories only from sources you trust to name modules.
 
     Args:
         directory: a directory holding ``model.json`` and ``model.safetensors``.
