@@ -17,7 +17,7 @@ from torch import nn
 
 from distill import data as data_module
 from distill import models
-from distill.config import ConfigError, DataSection, ModelSpec, Objective, RunConfig
+from distill.config import ConfigError, DataSection, ModelSpec, Objective, RunConfig, Variant
 from distill.config import TrainSection as TrainConfig
 from distill.data import Dataset
 from distill.train.objective import Objective as FitObjective
@@ -54,6 +54,19 @@ class RunData:
         """``dataset`` restricted to the student's columns."""
         spec = self.student_features
         return dataset if spec is None else dataset.select_features(spec)
+
+    def training_rows(self, variant: Variant) -> Dataset:
+        """The rows a variant trains on: the labeled ones, or all with ``transfer = "all"``."""
+        if variant.transfer == "labeled":
+            return self.labeled
+        if self.transfer is None:
+            raise ConfigError(
+                [
+                    f"variants.{variant.name}.transfer: 'all' needs data.label_fraction < 1 "
+                    "on classification data"
+                ]
+            )
+        return self.transfer
 
     def view_for(self, model: nn.Module, dataset: Dataset) -> Dataset:
         """The columns ``model`` reads: all of them when its ``in_features`` matches (or it

@@ -15,8 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import json
 import math
 import os
@@ -28,11 +26,8 @@ from torch import nn
 
 from distill import models, teachers
 from distill.config import ConfigError, RunConfig, Variant, write_config
-from distill.data import parse_feature_spec
 from distill.train.joint import JointObjective
 from distill.train.loop import fit
-from distill.train.objective import Objective as FitObjective
-from distill.train.objective import make_term
 from distill.train.run_metrics import track_metrics
 from distill.train.run_setup import (
     RunData,
@@ -42,8 +37,14 @@ from distill.train.run_setup import (
     load_run_data,
     train_options,
 )
-
-SCORES_DIR = "scores/train"
+from distill.train.run_teachers import (
+    SCORES_DIR,
+    SavedTeacher,
+    given_teacher,
+    load_model,
+    median_teacher,
+    teacher_source,
+)
 
 
 def run_experiment(cfg: RunConfig) -> dict[str, Any]:
@@ -87,7 +88,7 @@ def run_teacher(cfg: RunConfig, *, data: RunData | None = None) -> dict[str, Any
     folder = cfg.run.directory
     started = time.perf_counter()
     if cfg.teacher.path is not None:
-        model = _given_teacher(cfg)
+        model = given_teacher(cfg)
     else:
         model = build_model(cfg.teacher.model, data.train, cfg.run.track, seed=cfg.run.seed)
         objective = fit_objective(_labels_only(), cfg.run.track)
@@ -109,9 +110,9 @@ def run_teacher(cfg: RunConfig, *, data: RunData | None = None) -> dict[str, Any
 
 
 def score_teacher(cfg: RunConfig, *, data: RunData | None = None) -> Path:
-    """Cache the saved teacher's scores of every training row (``scores/train.parquet``)."""
+    """Cache the saved teacher's scores of every training row (``scores/train/``)."""
     data = data or load_run_data(cfg)
-    teacher = teachers.ModuleTeacher(_saved_teacher(cfg))
+    teacher = SavedTeacher(cfg.run.directory / "teacher")
     return Path(teachers.score(teacher, data.train, cfg.run.directory / SCORES_DIR))
 
 
@@ -123,7 +124,7 @@ def run_student(cfg: RunConfig, variant: str, *, data: RunData | None = None) ->
     """
     chosen = _variant(cfg, variant)
     data = data or load_run_data(cfg)
-    train = _training_rows(chosen, data)
+    train = data.training_rows(chosen)
     model = build_model(
         cfg.student.model, data.student_view(data.train), cfg.run.track, seed=cfg.run.seed
     )
@@ -131,7 +132,7 @@ def run_student(cfg: RunConfig, variant: str, *, data: RunData | None = None) ->
     options = train_options(cfg.train, cfg, student_features=data.student_features)
     teacher = teacher_source(cfg, data) if objective.uses_teacher else None
     if chosen.objective.two_step_median is not None:
-        teacher = _median_teacher(cfg, chosen, data, model, teacher)
+        teacher = median_teacher(cfg, chosen, data, model, teacher)
     result = fit(
         model,
         train,
@@ -147,44 +148,6 @@ def run_student(cfg: RunConfig, variant: str, *, data: RunData | None = None) ->
     row = _row(chosen.name, result.model, test, cfg, result.wall_time_s, path)
     _update_results(cfg, variant=row)
     return row
-
-
-def _median_teacher(cfg: RunConfig, variant: Variant, data: RunData, student, teacher) -> Any:
-    """Two-step median, step 1: a copy of the student learns the teacher's median with L1.
-
-    Returns the frozen median model as the teacher of step 2 (it reads the student's columns).
-    """
-    step = variant.objective.two_step_median
-    options = train_options(cfg.train, cfg, student_features=data.student_features)
-    if step.median_steps is not None:
-        options = dataclasses.replace(options, max_steps=step.median_steps)
-    median = fit(
-        copy.deepcopy(student),
-        _training_rows(variant, data),
-        objective=FitObjective([make_term({"name": "pointwise", "penalty": "absolute"})]),
-        options=options,
-        teacher=teacher,
-        valid=data.valid,
-        run_dir=cfg.run.directory,
-        variant=f"{variant.name}.median",
-    ).model
-    columns = None
-    if data.student_features is not None:
-        columns = parse_feature_spec(data.student_features, data.train.feature_names)
-    return teachers.ModuleTeacher(_StudentColumns(median.eval(), columns))
-
-
-class _StudentColumns(nn.Module):
-    """Feeds a student-side model the student's columns of the full feature matrix."""
-
-    def __init__(self, model: nn.Module, columns: list[int] | None) -> None:
-        super().__init__()
-        self.model, self.columns = model, columns
-
-    def forward(self, features, *values):
-        if self.columns is None:
-            return self.model(features, *values)
-        return self.model(features[:, self.columns], *(v[:, self.columns] for v in values))
 
 
 def run_joint(cfg: RunConfig, *, data: RunData | None = None) -> dict[str, Any]:
@@ -243,16 +206,6 @@ def _joint_model(cfg: RunConfig, train) -> nn.Module:
     )
 
 
-def teacher_source(cfg: RunConfig, data: RunData) -> Any:
-    """Offline: the cached scores (no teacher forward); online: the saved teacher module."""
-    if cfg.train.teacher_mode == "online":
-        return teachers.ModuleTeacher(_saved_teacher(cfg))
-    path = cfg.run.directory / SCORES_DIR
-    if not path.is_dir():
-        raise ConfigError([f"no teacher scores in {path}; run `distill score` first"])
-    return teachers.CachedScores(path, data.train)
-
-
 def evaluate_model(cfg: RunConfig, directory: Path, *, split: str = "test") -> dict[str, float]:
     """The track's metrics of a saved model on one split of the config's data.
 
@@ -261,7 +214,7 @@ def evaluate_model(cfg: RunConfig, directory: Path, *, split: str = "test") -> d
     if split not in ("train", "valid", "test"):
         raise ConfigError([f"split: must be one of 'train', 'valid', 'test', got {split!r}"])
     data = load_run_data(cfg)
-    model = _load_model(Path(directory), "model")
+    model = load_model(Path(directory), "model")
     return track_metrics(model, data.view_for(model, getattr(data, split)), cfg.run.track)
 
 
@@ -338,38 +291,7 @@ def _variant(cfg: RunConfig, name: str) -> Variant:
     raise ConfigError([f"variants: no variant {name!r}; the config has: {names}"])
 
 
-def _training_rows(variant: Variant, data: RunData):
-    if variant.transfer == "labeled":
-        return data.labeled
-    if data.transfer is None:
-        raise ConfigError(
-            [
-                f"variants.{variant.name}.transfer: 'all' needs data.label_fraction < 1 "
-                "on classification data"
-            ]
-        )
-    return data.transfer
-
-
 def _labels_only():
     from distill.config import Objective
 
     return Objective(labels={})
-
-
-def _given_teacher(cfg: RunConfig) -> nn.Module:
-    """``[teacher].path``: a model folder, a .safetensors file or (with trust) a pickle."""
-    try:
-        return teachers.load_teacher(cfg.teacher.path, trust=cfg.teacher.trust).module
-    except (FileNotFoundError, ValueError) as error:
-        raise ConfigError([f"teacher.path: {error}"]) from None
-
-
-def _saved_teacher(cfg: RunConfig) -> nn.Module:
-    return _load_model(cfg.run.directory / "teacher", "teacher")
-
-
-def _load_model(directory: Path, what: str) -> nn.Module:
-    if not (directory / "model.json").is_file():
-        raise ConfigError([f"{what}: no saved model in {directory} (model.json missing)"])
-    return models.load(directory)

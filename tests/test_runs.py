@@ -1,0 +1,152 @@
+"""Run functions: a tiny experiment per track, results.json, reproducible config, data setup."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from distill.config import load_config, parse_config
+from distill.train.run_setup import IGNORE_LABEL, build_model, fit_objective, load_run_data
+from distill.train.runs import gap_recovered, run_experiment, run_student, run_teacher
+
+
+def _classification(tmp_path, **data):
+    return {
+        "run": {"name": "cls", "track": "classification", "out_dir": str(tmp_path)},
+        "data": {"name": "digits", "split": [0.6, 0.2, 0.2], **data},
+        "teacher": {
+            "model": {"name": "MLP", "kwargs": {"hidden": [32]}},
+            "train": {"max_steps": 30, "batch_size": 64, "lr": 0.01},
+        },
+        "student": {"model": {"name": "MLP", "kwargs": {"hidden": [8]}}},
+        "train": {"max_steps": 20, "batch_size": 64, "lr": 0.01},
+        "variants": [
+            {"name": "labels", "objective": {"labels": {}}},
+            {"name": "kd", "transfer": "all", "objective": {"kd": {"temperature": 4.0}}},
+        ],
+    }
+
+
+def test_gap_recovered_by_hand():
+    assert gap_recovered(0.9, 0.8, 1.0) == pytest.approx(0.5)
+    assert gap_recovered(0.7, 0.8, 1.0) == pytest.approx(-0.5)
+    assert gap_recovered(0.3, 0.4, 0.2) == pytest.approx(0.5)  # lower-is-better metric
+    assert gap_recovered(0.9, 0.8, 0.8) is None
+    assert gap_recovered(math.nan, 0.8, 1.0) is None
+
+
+def test_label_fraction_masks_the_transfer_set(tmp_path):
+    cfg = parse_config(_classification(tmp_path, label_fraction=0.1))
+    data = load_run_data(cfg)
+    assert len(data.train) + len(data.valid) + len(data.test) == 1797
+    assert len(data.labeled) == round(0.1 * len(data.train))
+    masked = data.transfer.labels == IGNORE_LABEL
+    assert int(masked.sum()) == len(data.train) - len(data.labeled)
+    kept = ~masked
+    assert torch.equal(
+        torch.sort(data.transfer.ids[kept]).values, torch.sort(data.labeled.ids).values
+    )
+    assert torch.equal(data.transfer.labels[kept], data.train.labels[kept])
+
+
+def test_models_get_their_sizes_from_the_data(tmp_path):
+    cfg = parse_config(_classification(tmp_path))
+    data = load_run_data(cfg)
+    model = build_model(cfg.student.model, data.train, "classification", seed=0)
+    again = build_model(cfg.student.model, data.train, "classification", seed=0)
+    assert torch.equal(model.head.weight, again.head.weight)
+    assert model(data.train.features[:3]).shape == (3, 10)
+    objective = fit_objective(cfg.variants[1].objective, "classification")
+    assert [term.name for term in objective.terms] == ["kd"]
+
+
+def test_classification_experiment_writes_the_run_folder(tmp_path):
+    cfg = parse_config(_classification(tmp_path, label_fraction=0.2))
+    results = run_experiment(cfg)
+    folder = tmp_path / "cls"
+    assert json.loads((folder / "results.json").read_text()) == results
+    assert results["name"] == "cls" and results["track"] == "classification"
+    assert results["metric"] == "accuracy" and results["baseline"] == "labels"
+    assert [row["name"] for row in results["variants"]] == ["labels", "kd"]
+    teacher = results["teacher"]["metrics"]["accuracy"]
+    baseline = results["variants"][0]["metrics"]["accuracy"]
+    for row in results["variants"]:
+        assert set(row["metrics"]) == {"accuracy", "nll", "ece"}
+        assert row["params"] == 64 * 8 + 8 + 8 * 10 + 10
+        assert row["size_bytes"] == 4 * row["params"]
+        assert row["wall_time_s"] > 0
+        expected = (row["metrics"]["accuracy"] - baseline) / (teacher - baseline)
+        assert row["gap_recovered"] == pytest.approx(expected)
+    assert load_config(folder / "config.toml") == cfg
+    assert (folder / "teacher" / "model.json").is_file()
+    assert (folder / "students" / "kd" / "model.safetensors").is_file()
+    assert list((folder / "scores" / "train").glob("*.parquet"))
+    logged = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert {row["variant"] for row in logged} == {"teacher", "labels", "kd"}
+
+
+def test_steps_one_at_a_time_update_results(tmp_path):
+    raw = _classification(tmp_path)
+    raw["variants"] = raw["variants"][:1]
+    cfg = parse_config(raw)
+    teacher = run_teacher(cfg)
+    assert teacher["name"] == "teacher"
+    row = run_student(cfg, "labels")
+    results = json.loads((tmp_path / "cls" / "results.json").read_text())
+    assert results["teacher"] == teacher
+    assert results["variants"] == [{**row, "gap_recovered": 0.0}]
+
+
+def test_ranking_experiment(tmp_path):
+    raw = {
+        "run": {"name": "rank", "track": "ranking", "out_dir": str(tmp_path)},
+        "data": {"name": "synthetic_recommender", "options": {"n_groups": 40}},
+        "teacher": {"model": {"name": "MLP"}, "train": {"max_steps": 10, "groups_per_batch": 8}},
+        "student": {"model": {"name": "MLP", "kwargs": {"hidden": [4]}}},
+        "train": {"max_steps": 10, "groups_per_batch": 8},
+        "variants": [
+            {"name": "labels", "objective": {"labels": {}}},
+            {"name": "l1", "objective": {"pairwise": {"penalty": "absolute"}}},
+            {"name": "qr", "objective": {"quantile_heads": {"taus": [0.25, 0.5, 0.75]}}},
+            {
+                "name": "two_step",
+                "objective": {"two_step_median": {"penalty": "log_cosh", "median_steps": 3}},
+            },
+        ],
+    }
+    results = run_experiment(parse_config(raw))
+    log = (tmp_path / "rank" / "metrics.jsonl").read_text().splitlines()
+    median_steps = [json.loads(line)["step"] for line in log if '"two_step.median"' in line]
+    assert max(median_steps) == 3  # step 1 ran for median_steps, then the student trained
+    assert results["metric"] == "ndcg@10"
+    for row in results["variants"]:
+        assert set(row["metrics"]) == {"ndcg@10", "mrr", "pair_accuracy"}
+        assert row["params"] == 4 * 4 + 4 + 4 + 1  # student sees 4 of 16 features
+    assert results["teacher"]["params"] > results["variants"][0]["params"]
+
+
+def test_ctr_experiment_with_joint_model(tmp_path):
+    raw = {
+        "run": {"name": "ctr", "track": "ctr", "out_dir": str(tmp_path)},
+        "data": {"name": "synthetic_ctr", "options": {"n_rows": 1500, "fields": 4}},
+        "teacher": {
+            "model": {"name": "WideAndDeep", "kwargs": {"hidden": [16]}},
+            "train": {"max_steps": 10, "batch_size": 128},
+        },
+        "student": {"model": {"name": "WideAndDeep", "kwargs": {"hidden": [4]}}},
+        "train": {"max_steps": 10, "batch_size": 128, "log_every": 1},
+        "variants": [{"name": "alone", "objective": {"labels": {}}}],
+        "joint": {"warmup_steps": 4, "teacher_hidden": [16]},
+    }
+    results = run_experiment(parse_config(raw))
+    names = [row["name"] for row in results["variants"]]
+    assert names == ["alone", "joint"]
+    alone, joint = results["variants"]
+    assert joint["params"] == alone["params"]  # the joint student is exported on its own
+    assert set(joint["metrics"]) == {"auc", "nll"}
+    logged = [
+        json.loads(line) for line in (tmp_path / "ctr" / "metrics.jsonl").read_text().splitlines()
+    ]
+    phases = {row["phase"] for row in logged if row["variant"] == "joint"}
+    assert {"static", "dynamic"} <= phases
