@@ -307,7 +307,29 @@ def test_ranking_fit_with_heads_stops_on_pair_agreement(tmp_path):
     assert result.model is model and model(features).shape == (360,)  # heads were training-only
 
 
-def test_progress_bar_is_quiet_off_a_terminal(capsys):
+def test_progress_bar_is_quiet_off_a_terminal_unless_asked(capsys):
     fit(MLP(4, (8,), 3), blobs(), objective=Objective([LabelsTerm("ce")]), options=options())
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
+    fit(
+        MLP(4, (8,), 3),
+        blobs(),
+        objective=Objective([LabelsTerm("ce")]),
+        options=options(progress=True),
+    )
+    assert "loss=" in capsys.readouterr().out
+
+
+def test_nll_metric_keeps_the_lowest_value(tmp_path):
+    torch.manual_seed(0)
+    result = fit(
+        MLP(4, (16,), 3),
+        blobs(),
+        objective=Objective([LabelsTerm("ce")]),
+        options=options(max_steps=40, eval_every=5, metric="nll"),
+        valid=blobs(seed=1),
+        run_dir=tmp_path,
+    )
+    values = [r["nll"] for r in read_metrics(result.history_path) if r["split"] == "valid"]
+    assert result.best_metric == min(values) and result.best_metric < values[0]
+    assert result.metrics == {"nll": result.best_metric}

@@ -121,6 +121,12 @@ def epoch_batches(
 
     Under DDP a global batch with fewer units (groups, or rows when ungrouped) than ranks is
     dropped, so no rank ever gets an empty batch.
+
+    Example:
+        >>> ds = Dataset(torch.rand(6, 2), torch.zeros(6), groups=torch.tensor([0, 0, 1, 1, 2, 2]))
+        >>> [len(b) for b in epoch_batches(ds, batch_size=4, groups_per_batch=2, seed=0, epoch=0,
+        ...                                context=DistributedContext())]
+        [4, 2]
     """
     batches = global_batches(
         dataset, batch_size=batch_size, groups_per_batch=groups_per_batch, seed=seed, epoch=epoch

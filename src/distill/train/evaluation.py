@@ -36,6 +36,20 @@ def predict(
 
     Under DDP each rank predicts a contiguous share of the rows; the shares are gathered, so
     every rank returns the full result. The model is put in eval mode and restored after.
+
+    Args:
+        model: maps features ``(B, D)`` (or ids ``(B, F)`` [+ values]) to its outputs.
+        dataset: the rows to score.
+        score: picks the score/logits out of the model's outputs (e.g. the student tower).
+        batch_size: rows per forward pass; ``bf16``: autocast the forward.
+
+    Returns:
+        ``(N,)`` scores or ``(N, C)`` logits, float32.
+
+    Example:
+        >>> data = Dataset(torch.rand(10, 4), torch.zeros(10, dtype=torch.long))
+        >>> predict(MLP(4, out_features=3), data).shape
+        torch.Size([10, 3])
     """
     was_training = model.training
     model.eval()
@@ -77,6 +91,13 @@ def evaluate(
 
     Returns:
         Metric names to Python floats; identical on every rank.
+
+    Raises:
+        ValueError: ranking metrics or pair agreement on ungrouped data.
+
+    Example:
+        >>> evaluate(model, valid, metric="accuracy")  # doctest: +SKIP
+        {'accuracy': 0.93}
     """
     scores = predict(model, dataset, context=context, score=score, batch_size=batch_size, bf16=bf16)
     values = {metric: METRIC_FUNCTIONS[metric](scores, dataset)}

@@ -14,7 +14,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """All records of a ``metrics.jsonl`` file (line numbers in errors)."""
+    """All records of a ``metrics.jsonl`` file.
+
+    Raises:
+        ValueError: a line that is not JSON, as ``"<file>:<line>: not a JSON line: ..."``.
+
+    Example:
+        >>> [r["loss"] for r in read_metrics("runs/demo/metrics.jsonl") if r["split"] == "train"]
+        ... # doctest: +SKIP
+    """
     path = Path(path)
     records = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
@@ -38,6 +46,13 @@ class MetricsLog:
         run_dir: the run folder; ``None`` disables file logging.
         variant: the name of the model being trained, written on every line.
         tensorboard: also write scalars under ``run_dir/tensorboard/<variant>``.
+
+    Raises:
+        ImportError: ``tensorboard=True`` without the ``tensorboard`` package.
+
+    Example:
+        >>> log = MetricsLog(tmp_dir, "student")  # doctest: +SKIP
+        >>> log.log(10, "train", {"loss": 0.31, "loss/kd": 0.12, "lr": 1e-3})
     """
 
     def __init__(self, run_dir: str | os.PathLike | None, variant: str, *, tensorboard=False):

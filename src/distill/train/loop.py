@@ -235,7 +235,13 @@ class _TrainData:
         self.valid = valid if valid is None or spec is None else valid.select_features(spec)
         self.options = options
         self.context = context
-        self.total_steps = options.total_steps(len(self.batches(0)))
+        batches_per_epoch = len(self.batches(0))
+        if batches_per_epoch == 0:
+            raise ValueError(
+                f"`train` ({len(train)} rows) has fewer groups/rows than the "
+                f"{context.world_size} processes; no batch can be formed"
+            )
+        self.total_steps = options.total_steps(batches_per_epoch)
         self.valid_teacher_scores = None
         if options.stop_pair_agreement is not None:
             self.valid_teacher_scores = _teacher_scores(teacher, valid, options.eval_batch_size)

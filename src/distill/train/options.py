@@ -50,6 +50,15 @@ class TrainOptions:
         student_features: columns the student sees (``Dataset.select_features`` spec, e.g.
             ``"0-9"``); the teacher always sees all features. ``None``: all.
         config: the resolved run config, stored in every checkpoint.
+
+    Raises:
+        TypeError / ValueError: a field of the wrong type or out of range, named in the message
+            (e.g. ``"`lr` must be in (0, inf), got 0"``).
+
+    Example:
+        >>> options = TrainOptions(epochs=3, batch_size=64, eval_every=50, metric="auc")
+        >>> options.total_steps(batches_per_epoch=10)
+        30
     """
 
     epochs: int = 1

@@ -4,6 +4,10 @@ Each term is a dataclass: its fields are the hyperparameters (shown in ``repr``)
 the key it is logged under (``loss/<name>``) and ``__call__(outputs, batch, teacher_logits)``
 calls one library loss. ``outputs`` is the model's output: a score/logit tensor, or
 ``(score, quantile_scores)`` from a model wrapped with quantile heads.
+
+Example:
+    >>> term = KDTerm(temperature=4.0, alpha=0.9, weight=1.0)
+    >>> loss = term(student_logits, batch, teacher_logits)  # doctest: +SKIP
 """
 
 from __future__ import annotations
