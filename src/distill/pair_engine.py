@@ -33,8 +33,8 @@ from distill.pairs import (
     Pairs,
     PairSet,
     check_labels,
+    enumerate_pairs,
     group_layout,
-    make_pairs,
 )
 
 PairTerm = Callable[[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]], torch.Tensor]
@@ -72,7 +72,10 @@ def bucket_size(sizes: torch.Tensor) -> torch.Tensor:
 
 def pair_counts(group_ids: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
     """Pairs per group (G,): ``n(n−1)/2``, minus the tied pairs when ``labels`` are given."""
-    layout = group_layout(group_ids)
+    return _pair_counts(group_layout(group_ids), labels)
+
+
+def _pair_counts(layout: GroupLayout, labels: torch.Tensor | None) -> torch.Tensor:
     counts = layout.sizes * (layout.sizes - 1) // 2
     if labels is None:
         return counts
@@ -116,7 +119,7 @@ def _dense_threshold(path: Path, device: torch.device) -> float:
 def _build_plan(group_ids, labels, normalize: Normalize, dtype, path: Path) -> Plan:
     """Split the groups between dense buckets and explicit pairs, with their weights."""
     layout = group_layout(group_ids)
-    counts = pair_counts(group_ids, labels)
+    counts = _pair_counts(layout, labels)
     if normalize == "pair":
         weight, denominator = torch.ones(len(counts), dtype=dtype), int(counts.sum())
     else:
@@ -128,18 +131,22 @@ def _build_plan(group_ids, labels, normalize: Normalize, dtype, path: Path) -> P
         _dense_block(layout, torch.nonzero(dense & (buckets == size)).squeeze(1), labels, weight)
         for size in torch.unique(buckets[dense]).tolist()
     ]
-    rest = _pairs_outside(group_ids, labels, dense | (counts == 0))
+    rest = _pairs_outside(layout, labels, dense, counts)
     pair_weight = None if normalize == "pair" else weight[rest.group]
     return Plan(blocks, rest, pair_weight, denominator)
 
 
-def _pairs_outside(group_ids, labels, excluded: torch.Tensor) -> Pairs:
-    """The explicit pairs of the groups not ``excluded`` (empty when all are)."""
-    if bool(excluded.all()):
-        empty = torch.zeros(0, dtype=torch.long, device=group_ids.device)
+def _pairs_outside(
+    layout: GroupLayout, labels: torch.Tensor | None, dense: torch.Tensor, counts: torch.Tensor
+) -> Pairs:
+    """The explicit pairs of the groups that are not ``dense`` (filtered only when needed)."""
+    if not bool(dense.any()):
+        return enumerate_pairs(layout, labels)
+    if bool((dense | (counts == 0)).all()):
+        empty = torch.zeros(0, dtype=torch.long, device=dense.device)
         return Pairs(empty, empty, empty)
-    found = make_pairs(group_ids, labels, pairs="all" if labels is None else "unequal")
-    keep = ~excluded[found.group]
+    found = enumerate_pairs(layout, labels)
+    keep = ~dense[found.group]
     return Pairs(found.i[keep], found.j[keep], found.group[keep])
 
 

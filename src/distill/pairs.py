@@ -35,11 +35,15 @@ class Pairs(NamedTuple):
 
 
 class GroupLayout(NamedTuple):
-    """Items sorted by group: ``order`` (N,) original rows, ``sizes`` and ``starts`` (G,)."""
+    """Items sorted by group: ``order`` (N,) original rows, ``sizes`` and ``starts`` (G,).
+
+    ``in_order`` is True when the input was already sorted (``order`` is the identity).
+    """
 
     order: torch.Tensor
     sizes: torch.Tensor
     starts: torch.Tensor
+    in_order: bool
 
 
 def check_group_ids(group_ids: object) -> torch.Tensor:
@@ -77,13 +81,14 @@ def group_layout(group_ids: torch.Tensor) -> GroupLayout:
         A :class:`GroupLayout`; ``group_ids[order]`` is sorted, groups keep their item order.
     """
     check_group_ids(group_ids)
-    if group_ids.numel() < 2 or bool((group_ids[1:] >= group_ids[:-1]).all()):
+    in_order = group_ids.numel() < 2 or bool((group_ids[1:] >= group_ids[:-1]).all())
+    if in_order:
         order = torch.arange(group_ids.numel(), device=group_ids.device)
         ordered = group_ids
     else:
         ordered, order = torch.sort(group_ids, stable=True)
     sizes = torch.unique_consecutive(ordered, return_counts=True)[1]
-    return GroupLayout(order, sizes, torch.cumsum(sizes, 0) - sizes)
+    return GroupLayout(order, sizes, torch.cumsum(sizes, 0) - sizes, in_order)
 
 
 def _all_pairs(layout: GroupLayout) -> Pairs:
@@ -229,13 +234,13 @@ def make_pairs(
     if max_pairs_per_group is not None:
         check_positive_int("max_pairs_per_group", max_pairs_per_group)
         layout = group_layout(group_ids)
-        found = _enumerate(layout, labels if pairs == "unequal" else None)
+        found = enumerate_pairs(layout, labels if pairs == "unequal" else None)
         return _sample_per_group(found, len(layout.sizes), max_pairs_per_group, generator)
     labels = labels if pairs == "unequal" else None
     found = _cache.get((pairs,), group_ids, labels)
     if found is None:
         found = _cache.put(
-            (pairs,), (group_ids, labels), _enumerate(group_layout(group_ids), labels)
+            (pairs,), (group_ids, labels), enumerate_pairs(group_layout(group_ids), labels)
         )
     return found
 
@@ -243,10 +248,11 @@ def make_pairs(
 _cache = ContentCache(_CACHE_SIZE)
 
 
-def _enumerate(layout: GroupLayout, labels: torch.Tensor | None) -> Pairs:
+def enumerate_pairs(layout: GroupLayout, labels: torch.Tensor | None) -> Pairs:
     """All pairs mapped back to input rows; oriented and filtered when labels are given."""
-    local = _all_pairs(layout)
-    found = Pairs(layout.order[local.i], layout.order[local.j], local.group)
+    found = _all_pairs(layout)
+    if not layout.in_order:
+        found = Pairs(layout.order[found.i], layout.order[found.j], found.group)
     return found if labels is None else _orient_unequal(found, labels)
 
 
