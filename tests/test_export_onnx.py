@@ -34,12 +34,35 @@ def test_wide_and_deep_onnx_with_ids_and_values(tmp_path):
     model = WideAndDeep(50, 3, embed_dim=4, hidden=(8,)).eval()
     ids, values = torch.randint(0, 50, (6, 3)), torch.rand(6, 3)
     result = export_model(model, tmp_path / "onnx", format="onnx", example_input=(ids, values))
-    assert result.details["max_abs_diff"] <= 1e-4
+    assert result.details["max_abs_diff"] <= 1e-4 and result.details["exporter"] == "dynamo"
     ids, values = torch.randint(0, 50, (40, 3)), torch.rand(40, 3)
     with torch.no_grad():
         assert (result.model(ids, values) - model(ids, values)).abs().max() <= 1e-4
     with pytest.raises(ValueError, match=r"the ONNX graph takes 2 input\(s\)"):
         result.model(ids)
+
+
+class _CheckedScorer(torch.nn.Module):
+    """A forward with a data-dependent Python check, which torch.export cannot capture."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 1)
+
+    def forward(self, x):
+        if float(x.abs().max()) > 1e6:
+            raise ValueError("input out of range")
+        return self.linear(x).squeeze(-1)
+
+
+def test_data_dependent_checks_fall_back_to_the_tracer(tmp_path):
+    torch.manual_seed(0)
+    model = _CheckedScorer().eval()
+    check = export_onnx(model, tmp_path / "m.onnx", torch.randn(6, 4))
+    assert check.exporter == "torchscript" and check.max_abs_diff <= 1e-4
+    x = torch.randn(3, 4)
+    with torch.no_grad():
+        assert (OnnxModel(tmp_path / "m.onnx")(x) - model(x)).abs().max() <= 1e-4
 
 
 def test_a_difference_above_atol_raises_and_writes_nothing(tmp_path, monkeypatch):

@@ -135,9 +135,12 @@ def _write_graph(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: str) 
     level = exporter_log.level
     exporter_log.setLevel(logging.ERROR)
     try:
-        torch.onnx.export(
-            model, inputs, path, dynamic_shapes=dynamic, external_data=False, **common
-        )
+        with warnings.catch_warnings():  # torch-internal notices, not actionable by a user:
+            warnings.filterwarnings("ignore", message=".*axis name: .* will not be used")
+            warnings.filterwarnings("ignore", message=".*LeafSpec.* is deprecated")
+            torch.onnx.export(
+                model, inputs, path, dynamic_shapes=dynamic, external_data=False, **common
+            )
         return "dynamo"
     except torch.onnx.OnnxExporterError:
         axes = {name: {0: "batch"} for name in [*names, "output"]}
