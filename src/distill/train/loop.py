@@ -86,8 +86,9 @@ def fit(
         objective: the weighted loss terms (:class:`~distill.train.objective.Objective`).
         options: :class:`~distill.train.options.TrainOptions`.
         teacher: a ``distill.teachers`` source with ``predict(features, ids) -> logits``;
-            online (a module's forward per batch) or offline (cached scores: no forward).
-            Required when a term needs teacher logits.
+            online (a module's forward per batch; the module must live on the training
+            device) or offline (cached scores: no forward). It receives all feature columns
+            (not ``student_features``). Required when a term needs teacher logits.
         valid: validation data for the metric, early stopping and the best checkpoint.
         run_dir: where ``metrics.jsonl`` and ``checkpoints/<variant>/`` go; None: no files.
         variant: the model's name in logs and checkpoint paths.
