@@ -132,3 +132,15 @@ def test_resume_of_a_finished_run_changes_nothing(tmp_path):
     ):
         assert torch.equal(a, b)
     assert len(read_metrics(tmp_path / "metrics.jsonl")) == lines
+
+
+def test_resume_removes_temp_files_of_interrupted_writes(tmp_path):
+    from train_worker import classification_setup
+
+    model, train, _, objective, options = classification_setup()
+    leftover = tmp_path / "checkpoints" / "student" / ".last.pt.abc123.tmp"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"torn")
+    options.max_steps = 2
+    fit(model, train, objective=objective, options=options, run_dir=tmp_path, resume=True)
+    assert sorted(p.name for p in leftover.parent.iterdir()) == ["last.pt"]

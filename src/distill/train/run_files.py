@@ -41,7 +41,13 @@ class RunFiles:
         return None if self.checkpoint_dir is None else self.checkpoint_dir / "last.pt"
 
     def start(self, state: TrainState, *, resume: bool) -> None:
-        """Resume from ``last.pt`` when asked and present; drop log lines after that step."""
+        """Resume from ``last.pt`` when asked and present; drop log lines after that step.
+
+        Temp files of checkpoint writes cut short by a kill are removed.
+        """
+        if self.checkpoint_dir is not None and self.context.is_main:
+            for leftover in self.checkpoint_dir.glob(".*.pt.*.tmp"):
+                leftover.unlink(missing_ok=True)
         if resume and self.last_path.is_file():
             payload = load_checkpoint(self.last_path)
             state.load_checkpoint(payload)
