@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from distill import models
 from distill.cli.export import export
 from distill.export import read_export
+from distill.export.sources import ExportSource, export_source
 from distill.heads import with_quantile_heads
 from distill.models import MLP
 
@@ -58,6 +59,8 @@ def test_usage_errors_exit_2(tmp_path, model_dir):
     assert result.exit_code == 2 and "fraction in (0, 1], got 1.5" in _text(result)
     result = _invoke(model_dir, "--recover-steps", "5", "--out", tmp_path / "out")
     assert result.exit_code == 2 and "only applies to the low-rank format" in _text(result)
+    result = _invoke(model_dir, "--recover-from", "oracle", "--out", tmp_path / "out")
+    assert result.exit_code == 2 and "must be 'student' or 'teacher', got 'oracle'" in _text(result)
     assert not (tmp_path / "out").exists()
 
 
@@ -133,7 +136,9 @@ def test_run_directory_with_teacher_metric_and_recovery(tmp_path):
     models.save(MLP(64, (64,), 10), run / "teacher")
     models.save(MLP(64, (32,), 10), run / "students" / "labels")
     out = tmp_path / "shipped"
-    result = _invoke(run, "--low-rank", "8", "--recover-steps", "20", "--out", out, "--repeats", 2)
+    result = _invoke(
+        run, "--low-rank", "8", "--recover-steps", 20, "--recover-from", "teacher", "--out", out
+    )
     assert result.exit_code == 0, result.output
     rows = {row["name"]: row for row in json.loads((out / "compression.json").read_text())["rows"]}
     assert list(rows) == ["teacher", "labels", "labels/low-rank"]
@@ -142,8 +147,21 @@ def test_run_directory_with_teacher_metric_and_recovery(tmp_path):
     assert rows["labels/low-rank"]["params"] < rows["labels"]["params"] < rows["teacher"]["params"]
     manifest = json.loads((out / "export.json").read_text())
     assert manifest["exports"]["labels/low-rank"]["ranks"] == {"body.0.0": 8}
+    assert manifest["recovery"] == {"steps": 20, "from": "teacher"}
     result = _invoke(run, "--variant", "kd", "--out", tmp_path / "none")
     assert (
         result.exit_code == 1
         and "no saved student 'kd' (students in this run: labels)" in _text(result)
     )
+
+
+def test_recovery_from_a_missing_teacher_is_refused(tmp_path):
+    x = torch.randn(8, 8)
+    source = ExportSource(
+        tmp_path, {"s": MLP(8, (16,), 1)}, example_inputs={"s": x}, transfer_inputs={"s": x}
+    )
+    with pytest.raises(ValueError, match="`--recover-from teacher` needs a saved teacher"):
+        export_source(
+            source, tmp_path / "o", formats=["low-rank"], recover_steps=1, recover_from="teacher"
+        )
+    assert not (tmp_path / "o").exists()

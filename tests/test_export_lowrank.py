@@ -122,3 +122,19 @@ def test_recover_with_kd_on_class_logits_and_errors():
         recover(factorised, reference, torch.randn(8, 12), steps=0)
     with pytest.raises(ValueError, match=r"`inputs` tensors must share the first axis length"):
         recover(factorised, reference, (torch.randn(8, 12), torch.randn(7, 12)))
+
+
+def test_recover_from_a_teacher_that_sees_more_columns():
+    torch.manual_seed(0)
+    teacher = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 1))
+    student = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 1))
+    factorised, _ = low_rank(student, 2)
+    rows = torch.randn(256, 20)
+    with torch.no_grad():
+        before = float(((factorised(rows[:, :10]) - teacher(rows)) ** 2).mean())
+    recover(factorised, teacher, rows[:, :10], reference_inputs=rows, steps=100, lr=3e-3)
+    with torch.no_grad():
+        after = float(((factorised(rows[:, :10]) - teacher(rows)) ** 2).mean())
+    assert after < before
+    with pytest.raises(ValueError, match="`reference_inputs` must have the 256 rows of `inputs`"):
+        recover(factorised, teacher, rows[:, :10], reference_inputs=rows[:5], steps=1)

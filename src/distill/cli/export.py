@@ -55,6 +55,14 @@ def export(
             "many steps on the run's training data (run directories only).",
         ),
     ] = 0,
+    recover_from: Annotated[
+        str,
+        typer.Option(
+            "--recover-from",
+            metavar="student|teacher",
+            help="Recovery reference: the original student or the run's teacher.",
+        ),
+    ] = "student",
     variant: Annotated[
         list[str] | None,
         typer.Option(
@@ -96,6 +104,10 @@ def export(
     """
     formats = parse_formats(format_ or [], low_rank is not None)
     rank = parse_rank(low_rank)
+    if recover_from not in ("student", "teacher"):
+        raise typer.BadParameter(
+            f"must be 'student' or 'teacher', got {recover_from!r}", param_hint="--recover-from"
+        )
     if recover_steps and "low-rank" not in formats:
         raise typer.BadParameter(
             "only applies to the low-rank format", param_hint="--recover-steps"
@@ -115,6 +127,7 @@ def export(
             formats=formats,
             rank=rank,
             recover_steps=recover_steps,
+            recover_from=recover_from,
             repeats=repeats,
             onnx_atol=onnx_atol,
             force=force,

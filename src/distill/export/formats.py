@@ -125,6 +125,7 @@ def compress(
     recover_inputs: Inputs | None = None,
     recover_steps: int = 0,
     reference: nn.Module | None = None,
+    reference_inputs: Inputs | None = None,
 ) -> nn.Module:
     """Return the in-memory serving model of one format (all but ``"onnx"``).
 
@@ -135,9 +136,11 @@ def compress(
             ``"low-rank"`` (:func:`~distill.export.lowrank.low_rank` at ``rank`` over
             ``layers``).
         rank, layers: the low-rank settings.
-        recover_inputs, recover_steps, reference: low-rank only; when ``recover_steps > 0``
-            the factorised model is distilled from ``reference`` (default: the uncompressed
-            model) on ``recover_inputs`` (:func:`~distill.export.lowrank.recover`).
+        recover_inputs, recover_steps, reference, reference_inputs: low-rank only; when
+            ``recover_steps > 0`` the factorised model is distilled from ``reference``
+            (default: the uncompressed model) on ``recover_inputs``; the reference sees
+            ``reference_inputs`` of the same rows if given (see
+            :func:`~distill.export.lowrank.recover`).
 
     Returns:
         A module in eval mode (a :class:`CompressedModel` for the compressed formats).
@@ -164,7 +167,13 @@ def compress(
         if recover_inputs is None:
             raise ValueError("`recover_inputs` must be given when `recover_steps` > 0")
         teacher = serving if reference is None else reference
-        recover(factorised, teacher, recover_inputs, steps=recover_steps)
+        recover(
+            factorised,
+            teacher,
+            recover_inputs,
+            reference_inputs=reference_inputs,
+            steps=recover_steps,
+        )
     return _wrap(serving, factorised, ranks=ranks)
 
 
@@ -217,7 +226,7 @@ def export_model(
         onnx_atol: the largest max-abs difference accepted between ONNX and torch outputs.
         force: replace an existing ``out_dir``; without it an existing one is an error.
         **compress_options: passed to :func:`compress` (``rank``, ``layers``,
-            ``recover_inputs``, ``recover_steps``, ``reference``).
+            ``recover_inputs``, ``recover_steps``, ``reference``, ``reference_inputs``).
 
     Returns:
         An :class:`ExportResult`.

@@ -173,6 +173,7 @@ def recover(
     reference: nn.Module,
     inputs: Inputs,
     *,
+    reference_inputs: Inputs | None = None,
     steps: int = 500,
     loss: Literal["logit_matching", "kd"] = "logit_matching",
     temperature: float = 4.0,
@@ -191,9 +192,11 @@ def recover(
 
     Args:
         student: the compressed module (trained in place, left in eval mode).
-        reference: the original student or the teacher, same inputs and output shape.
+        reference: the original student or the teacher, with the student's output shape.
         inputs: the transfer set: a tensor ``(N, ...)`` or a tuple of tensors with a common
             first axis (e.g. ``(ids, values)``).
+        reference_inputs: the reference's inputs for the same N rows when they differ (a
+            teacher that sees more columns); default ``inputs``.
         steps: optimiser steps (``>= 1``).
         loss: ``"logit_matching"`` or ``"kd"``.
         temperature: T of ``"kd"``.
@@ -203,7 +206,8 @@ def recover(
         The loss of each step.
 
     Raises:
-        ValueError / TypeError: bad ``steps``, ``loss``, ``batch_size`` or ``inputs``.
+        ValueError / TypeError: bad ``steps``, ``loss``, ``batch_size`` or inputs (also
+            ``reference_inputs`` with another number of rows).
 
     Reference: issue 7; Hinton et al. 2015; Ba & Caruana 2014.
 
@@ -216,7 +220,15 @@ def recover(
     check_positive_int("batch_size", batch_size)
     check_choice("loss", loss, ("logit_matching", "kd"))
     rows = as_tuple("inputs", inputs)
-    targets = _reference_logits(reference, rows, batch_size)
+    reference_rows = (
+        rows if reference_inputs is None else as_tuple("reference_inputs", reference_inputs)
+    )
+    if len(reference_rows[0]) != len(rows[0]):
+        raise ValueError(
+            f"`reference_inputs` must have the {len(rows[0])} rows of `inputs`, "
+            f"got {len(reference_rows[0])}"
+        )
+    targets = _reference_logits(reference, reference_rows, batch_size)
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(student.parameters(), lr=lr)
     student.train()

@@ -43,7 +43,7 @@ def run_source(path: Path, variants=()) -> ExportSource:
         teacher=teacher,
         example_inputs={name: _inputs(test, EXAMPLE_ROWS) for name, test in tests.items()},
         evaluators={name: _evaluator(test, metric) for name, test in tests.items()},
-        transfer_inputs={name: _inputs(_view(data, data.train, m)) for name, m in students.items()},
+        transfer_inputs={name: _inputs(_view(data, data.train, m)) for name, m in named.items()},
         metric=metric,
     )
 

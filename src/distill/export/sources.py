@@ -8,12 +8,13 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from distill import models
+from distill._validation import check_choice
 from distill.export._files import MARKER, atomic_directory, write_text_atomic
 from distill.export._inputs import Inputs
 from distill.export.formats import ExportResult, export_model
@@ -34,7 +35,8 @@ class ExportSource:
         example_inputs: ``{name: inputs}`` for every student and the teacher (≥ 256 rows are
             not needed: rows are reused cyclically).
         evaluators: ``{name: evaluate(predict) -> float}`` on held-out data, or None.
-        transfer_inputs: ``{student name: inputs}`` for low-rank recovery, or None.
+        transfer_inputs: ``{name: inputs}`` of the training rows for low-rank recovery (every
+            student, and the teacher when there is one), or None.
         metric: the evaluators' metric name.
     """
 
@@ -196,6 +198,7 @@ def export_source(
     formats: Sequence[str],
     rank: int | float = 0.9,
     recover_steps: int = 0,
+    recover_from: Literal["student", "teacher"] = "student",
     repeats: int = 20,
     onnx_atol: float = 1e-4,
     force: bool = False,
@@ -206,38 +209,53 @@ def export_source(
     ``out/compression.json`` and ``out/compression.md``, ``out/export.json`` (the manifest).
     The whole of ``out`` is written in a temp directory first and renamed at the end.
 
+    Args:
+        source: from :func:`open_source`.
+        out: the output directory.
+        formats: names from :data:`~distill.export.formats.FORMATS`.
+        rank: the low-rank setting (int rank or energy fraction).
+        recover_steps: low-rank recovery steps (0: none); needs the source's training data.
+        recover_from: distil the factorised student from the original ``"student"`` or from
+            the run's ``"teacher"``.
+        repeats, onnx_atol, force: as in :func:`compression_table` / :func:`export_model`.
+
     Returns:
         The table rows: teacher (if any), each student, each export (``<student>/<format>``).
 
     Raises:
         FileExistsError: ``out`` exists and ``force`` is False.
-        ValueError: recovery requested for a source without training data; bad rank; ...
+        ValueError: recovery without training data (or without a teacher when asked from
+            it); bad rank; a failed ONNX check.
     """
-    if recover_steps and source.transfer_inputs is None:
-        raise ValueError(
-            "`--recover-steps` needs training data: export from a run directory (runs/<name>/), "
-            f"not {source.path}"
-        )
+    check_choice("recover_from", recover_from, ("student", "teacher"))
+    _check_recovery(source, recover_steps, recover_from)
+    recovery = {"steps": recover_steps, "from": recover_from}
     with atomic_directory(out, force=force) as temp:
-        exports = _export_students(source, temp, formats, rank, recover_steps, onnx_atol)
+        exports = _export_students(source, temp, formats, rank, recovery, onnx_atol)
         rows = _table(source, exports, repeats)
         save_table(rows, temp, metric=source.metric)
         manifest = {"source": str(source.path), "formats": list(formats), "rank": rank}
-        manifest["recover_steps"] = recover_steps
+        manifest["recovery"] = recovery
         manifest["exports"] = {name: result.details for name, result in exports.items()}
         write_text_atomic(temp / MARKER, json.dumps(manifest, indent=2) + "\n")
     return rows
 
 
-def _export_students(source, temp: Path, formats, rank, recover_steps, atol) -> dict:
+def _check_recovery(source: ExportSource, steps: int, recover_from: str) -> None:
+    if steps and source.transfer_inputs is None:
+        raise ValueError(
+            "`--recover-steps` needs training data: export from a run directory (runs/<name>/), "
+            f"not {source.path}"
+        )
+    if steps and recover_from == "teacher" and source.teacher is None:
+        raise ValueError(f"`--recover-from teacher` needs a saved teacher in {source.path}")
+
+
+def _export_students(source, temp: Path, formats, rank, recovery: dict, atol) -> dict:
     exports: dict[str, ExportResult] = {}
     for name, student in source.students.items():
         for fmt in formats:
-            options: dict[str, Any] = {}
-            if fmt == "low-rank":
-                options = {"rank": rank, "recover_steps": recover_steps}
-                if recover_steps:
-                    options["recover_inputs"] = source.transfer_inputs[name]
+            options = _low_rank_options(source, name, rank, recovery) if fmt == "low-rank" else {}
             exports[f"{name}/{fmt}"] = export_model(
                 student,
                 temp / name / fmt,
@@ -247,6 +265,16 @@ def _export_students(source, temp: Path, formats, rank, recover_steps, atol) -> 
                 **options,
             )
     return exports
+
+
+def _low_rank_options(source: ExportSource, name: str, rank, recovery: dict) -> dict[str, Any]:
+    options: dict[str, Any] = {"rank": rank, "recover_steps": recovery["steps"]}
+    if recovery["steps"]:
+        options["recover_inputs"] = source.transfer_inputs[name]
+        if recovery["from"] == "teacher":
+            options["reference"] = source.teacher
+            options["reference_inputs"] = source.transfer_inputs["teacher"]
+    return options
 
 
 def _table(source: ExportSource, exports: dict[str, ExportResult], repeats: int):
