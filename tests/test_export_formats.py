@@ -49,7 +49,7 @@ def _inputs(model):
 
 
 def _relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:
-    return float((got - expected).abs().max() / expected.abs().max())
+    return float(((got - expected).abs().max() / expected.abs().max()).detach())
 
 
 @pytest.mark.parametrize("make", [_mlp, _wide_and_deep], ids=["mlp", "wide_and_deep"])
@@ -126,6 +126,22 @@ def test_low_rank_export_with_recovery_gets_closer(tmp_path):
     assert after < before
     with pytest.raises(ValueError, match="`recover_inputs` must be given"):
         compress(model, "low-rank", rank=2, recover_steps=5)
+
+
+def test_exports_chain_low_rank_then_int8_or_fp16(tmp_path):
+    torch.manual_seed(0)
+    model = MLP(64, (64, 64), 10)
+    factorised = export_model(model, tmp_path / "lr", format="low-rank", rank=8)
+    x = torch.randn(32, 64)
+    expected = factorised.model(x)
+    for fmt, tolerance in (("int8", 5e-2), ("fp16", 1e-2)):
+        export_model(factorised.model, tmp_path / f"lr-{fmt}", format=fmt)
+        chained = models.load(tmp_path / f"lr-{fmt}")
+        assert _relative_error(chained(x), expected) <= tolerance
+    both = read_export(tmp_path / "lr-int8")
+    assert both.weights_bytes < 0.5 * factorised.weights_bytes
+    with pytest.raises(ValueError, match="`model` already has int8 layers; fp16 applies to float"):
+        compress(both.model, "fp16")
 
 
 def test_joint_model_exports_only_the_student(tmp_path):

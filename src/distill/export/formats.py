@@ -24,7 +24,13 @@ from distill import models
 from distill._validation import check_choice
 from distill.export._files import MARKER, atomic_directory, write_text_atomic
 from distill.export._inputs import Inputs
-from distill.export.int8 import int8_layer_names, int8_structure, quantize_int8
+from distill.export.int8 import (
+    Int8Embedding,
+    Int8Linear,
+    int8_layer_names,
+    int8_structure,
+    quantize_int8,
+)
 from distill.export.lowrank import low_rank, low_rank_structure, recover
 from distill.export.onnx_export import OnnxModel, export_onnx
 from distill.heads import QuantileHeadModel
@@ -89,7 +95,8 @@ class CompressedModel(nn.Module):
         self.model = structured.to(_DTYPES[dtype]).eval()
 
     def forward(self, *inputs: Any, **options: Any) -> torch.Tensor:
-        dtype = _DTYPES[self.dtype_name]
+        floating = (p.dtype for p in self.model.parameters() if p.is_floating_point())
+        dtype = next(floating, torch.float32)  # int8-only models take float32 inputs
         cast = [t.to(dtype) if t.is_floating_point() else t for t in inputs]
         return self.model(*cast, **options).float()
 
@@ -159,6 +166,8 @@ def compress(
     if format == "safetensors":
         return serving
     if format in ("fp16", "bf16"):
+        if any(isinstance(m, (Int8Linear, Int8Embedding)) for m in serving.modules()):
+            raise ValueError(f"`model` already has int8 layers; {format} applies to float models")
         return _wrap(serving, serving, dtype="float16" if format == "fp16" else "bfloat16")
     if format == "int8":
         return _wrap(serving, quantize_int8(serving), int8_layers=int8_layer_names(serving))
