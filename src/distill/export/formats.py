@@ -45,13 +45,14 @@ _SPEC_NAME = "distill.export.formats:CompressedModel"
 
 
 class CompressedModel(nn.Module):
-    """A distill model with low-rank factors, int8 Linear layers and/or half-precision weights.
+    """A distill model with low-rank factors, int8 layers and/or half-precision weights.
 
     ``CompressedModel(base, ...)`` takes a freshly built ``base`` and gives it the compressed
-    structure (factorised layers, :class:`~distill.export.int8.Int8Linear` layers, the weight
-    dtype); the weights are then loaded from a state dict. Half precision decision: weights
-    stay fp16/bf16 after loading (that is the point of the format), but the interface stays
-    float32: floating inputs are cast to the weight dtype and the output back to float32.
+    structure (factorised layers, :class:`~distill.export.int8.Int8Linear` /
+    :class:`~distill.export.int8.Int8Embedding` layers, the weight dtype); the weights are then
+    loaded from a state dict. Half precision decision: weights stay fp16/bf16 after loading
+    (that is the point of the format), but the interface stays float32: floating inputs are
+    cast to the weight dtype and the output back to float32.
 
     Args:
         base: the uncompressed model (a distill model with ``spec()``).
