@@ -14,7 +14,7 @@ from distill.data import Dataset
 from distill.export.sources import CONFIG_FILE, SPEC_FILE, ExportSource
 from distill.export.table import Predict
 from distill.train.evaluation import METRIC_FUNCTIONS
-from distill.train.run_setup import RunData, load_run_data
+from distill.train.run_setup import load_run_data
 
 EXAMPLE_ROWS = 256
 
@@ -36,14 +36,14 @@ def run_source(path: Path, variants=()) -> ExportSource:
     data = load_run_data(cfg)
     metric = cfg.metric if cfg.metric in METRIC_FUNCTIONS else DEFAULT_METRIC[cfg.run.track]
     named = dict(students) if teacher is None else {"teacher": teacher, **students}
-    tests = {name: _view(data, data.test, model) for name, model in named.items()}
+    tests = {name: data.view_for(model, data.test) for name, model in named.items()}
     return ExportSource(
         path=path,
         students=students,
         teacher=teacher,
         example_inputs={name: _inputs(test, EXAMPLE_ROWS) for name, test in tests.items()},
         evaluators={name: _evaluator(test, metric) for name, test in tests.items()},
-        transfer_inputs={name: _inputs(_view(data, data.train, m)) for name, m in named.items()},
+        transfer_inputs={name: _inputs(data.view_for(m, data.train)) for name, m in named.items()},
         metric=metric,
     )
 
@@ -61,13 +61,6 @@ def _students(path: Path, variants) -> dict[str, nn.Module]:
                 f"{path}: no saved student {name!r} (students in this run: {', '.join(folders)})"
             )
     return {name: models.load(folders[name]) for name in variants or folders}
-
-
-def _view(data: RunData, dataset: Dataset, model: nn.Module) -> Dataset:
-    """The run's student columns, unless the model takes every column (the teacher)."""
-    if getattr(model, "in_features", None) == dataset.features.shape[1]:
-        return dataset
-    return data.student_view(dataset)
 
 
 def _inputs(dataset: Dataset, rows: int | None = None) -> tuple[torch.Tensor, ...]:
