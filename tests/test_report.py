@@ -11,6 +11,7 @@ import pytest
 import torch
 from matplotlib import image as mpimg
 
+from distill._io import write_atomic
 from distill.report import (
     Section,
     markdown_table,
@@ -22,7 +23,6 @@ from distill.report import (
     read_metrics,
     results_rows,
     run_sections,
-    write_atomic,
     write_report,
 )
 

@@ -40,7 +40,7 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path, monkeypatch):
     assert load_checkpoint(path)["step"] == 1
 
     def broken_save(obj, file):
-        file.write(b"partial")
+        Path(file).write_bytes(b"partial")
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)

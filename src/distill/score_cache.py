@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from distill._io import atomic_path
 from distill._validation import check_positive_int
 from distill.data.dataset import Dataset
 
@@ -116,7 +116,8 @@ def score(
     directory = Path(path)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"scores-{rank:05d}-of-{world_size:05d}.parquet"
-    _write_parquet_atomic(table, target)
+    with atomic_path(target) as temp:
+        pq.write_table(table, temp)
     return target
 
 
@@ -132,17 +133,6 @@ def _logits_array(logits: torch.Tensor) -> pa.Array:
     if logits.ndim == 1:
         return values
     return pa.FixedSizeListArray.from_arrays(values, int(np.prod(logits.shape[1:])))
-
-
-def _write_parquet_atomic(table: pa.Table, target: Path) -> None:
-    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        pq.write_table(table, temp)
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 class StaleCacheError(ValueError):

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from scipy.special import expit
 
+from distill._io import write_atomic
 from distill.landscape import (
     DEFAULT_NODES,
     LossLandscape,
@@ -27,7 +28,6 @@ from distill.landscape import (
     skew_normal,
     skewed_laplace,
 )
-from distill.report.files import write_atomic
 
 EXIT_USAGE = 2
 DEFAULT_LOSSES = ["squared", "absolute", "logistic", "pinball:0.1,0.5,0.9", "huber:1.0"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 
+from distill._io import write_atomic
 from distill.models._spec import module_spec
 from distill.models.compose import JointModel, StackedModel
 from distill.models.ctr import DeepCTRTower, FieldEmbedding, WideAndDeep, WideAndDeepTower
@@ -98,8 +98,8 @@ def save(model: nn.Module, directory: str | os.PathLike, *, spec: dict | None = 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
-    _write_atomic(directory / WEIGHTS_FILE, safetensors.torch.save(tensors))
-    _write_atomic(directory / SPEC_FILE, (text + "\n").encode())
+    write_atomic(directory / WEIGHTS_FILE, safetensors.torch.save(tensors))
+    write_atomic(directory / SPEC_FILE, (text + "\n").encode())
     return directory
 
 
@@ -251,16 +251,3 @@ def _check_weights(model: nn.Module, tensors: dict, path: Path, name: str) -> No
                 f"{path}: weights do not match spec {name!r}: key {key!r} has shape "
                 f"{tuple(tensors[key].shape)}, the spec needs {tuple(value.shape)}"
             )
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

@@ -14,7 +14,7 @@ from distill.report.figures import (
     plot_soft_targets,
     plot_training_curves,
 )
-from distill.report.files import figure_png, read_metrics, save_figure, write_atomic
+from distill.report.files import figure_png, read_metrics, save_figure
 from distill.report.html import Section, render_html, render_markdown, run_sections, write_report
 from distill.report.tables import html_table, markdown_table, results_rows
 
@@ -34,6 +34,5 @@ __all__ = [
     "results_rows",
     "run_sections",
     "save_figure",
-    "write_atomic",
     "write_report",
 ]

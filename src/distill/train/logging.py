@@ -6,11 +6,12 @@ import json
 import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from distill._io import write_atomic
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -87,10 +88,7 @@ class MetricsLog:
         if lines and not _is_json(lines[-1]):
             lines.pop()
         kept = [line for line in lines if not self._is_later(json.loads(line), step)]
-        handle, temp_name = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
-        with os.fdopen(handle, "w") as file:
-            file.write("".join(line + "\n" for line in kept))
-        os.replace(temp_name, self.path)
+        write_atomic(self.path, "".join(line + "\n" for line in kept))
 
     def close(self) -> None:
         """Flush and close TensorBoard."""
