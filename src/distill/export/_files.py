@@ -26,6 +26,10 @@ def atomic_directory(path: str | os.PathLike, *, force: bool = False) -> Iterato
     Raises:
         FileExistsError: ``path`` exists and ``force`` is False (checked before and after), or
             ``path`` is not an earlier export.
+
+    Example:
+        >>> with atomic_directory("out/student") as temp:  # doctest: +SKIP
+        ...     (temp / MARKER).write_text("{}")
     """
     path = Path(path)
     _refuse_existing(path, force)
