@@ -54,6 +54,13 @@ def test_defaults_ranknet_plus_squared_pairwise():
     assert "label='pairwise_logistic'" in repr(objective)
 
 
+def test_public_through_distill_ranking():
+    import distill
+    import distill.ranking
+
+    assert distill.ranking.RankingObjective is RankingObjective is distill.RankingObjective
+
+
 def test_distillation_only_needs_no_labels():
     student, teacher, group_ids, _ = batch()
     total, terms = RankingObjective(label=None, pairwise="absolute")(student, teacher, group_ids)

@@ -13,7 +13,7 @@ from distill._validation import check_choice, check_number
 from distill.losses import pointwise_distillation_loss
 from distill.pair_engine import Normalize
 from distill.pairs import SIGNALS, PairSet, Signal
-from distill.ranking import PenaltySpec, pairwise_distillation_loss, pairwise_logistic_loss
+from distill.ranking_losses import PenaltySpec, pairwise_distillation_loss, pairwise_logistic_loss
 
 LabelTerm = Literal["bce", "pairwise_logistic"]
 TERMS = ("label", "pointwise", "pairwise")

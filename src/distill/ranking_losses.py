@@ -1,0 +1,386 @@
+"""Pairwise and quantile ranking losses over query groups (FORMULAS §5–6, patent Eqs. 3, 5–8).
+
+Public through :mod:`distill.ranking`.
+
+The student matches the teacher's score *differences* of item pairs inside each group:
+``loss = mean over pairs of ρ(Δ_teacher − Δ_student)``, with any penalty ρ of
+:mod:`distill.penalties`. Pairs are evaluated by :func:`distill.pair_engine.pair_sum`
+(vectorised over ragged groups, O(pairs) memory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+from distill import penalties
+from distill._reduce import Reduction, reduce_loss
+from distill._validation import (
+    check_choice,
+    check_finite,
+    check_float_tensor,
+    check_number,
+    check_pair,
+)
+from distill.pair_engine import Normalize, pair_sum
+from distill.pairs import (
+    SIGNALS,
+    Pairs,
+    PairSet,
+    Signal,
+    check_group_ids,
+    check_labels,
+    item_signal,
+    pair_signal,
+)
+
+Residual = Callable[[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]], torch.Tensor]
+PenaltySpec = penalties.Penalty | str | dict[str, Any]
+
+
+def _check_scores(name: str, scores: Any, ndim: int) -> torch.Tensor:
+    check_float_tensor(name, scores)
+    if scores.ndim != ndim:
+        expected = "(N,)" if ndim == 1 else "(N, K)"
+        raise ValueError(f"`{name}` must have shape {expected}, got {tuple(scores.shape)}")
+    return check_finite(name, scores)
+
+
+def _check_groups(group_ids: Any, scores: torch.Tensor, name: str) -> None:
+    check_group_ids(group_ids)
+    if group_ids.shape[0] != scores.shape[0]:
+        raise ValueError(
+            f"`group_ids` length {group_ids.shape[0]} does not match `{name}` length "
+            f"{scores.shape[0]}"
+        )
+
+
+def _residual_items(
+    student: torch.Tensor, teacher: torch.Tensor, signal: Signal, absolute: bool
+) -> tuple[tuple[torch.Tensor, ...], Residual]:
+    """Per-item tensors and the pair residual ``r = Δ_teacher − Δ_student`` built from them.
+
+    For ``logit``, ``prob`` and ``squared`` without ``absolute`` the residual is a difference
+    of one per-item value ``u = h(t) − h(s)``, so pairs only need ``u``.
+    """
+    check_choice("signal", signal, SIGNALS)
+    student, teacher = item_signal(student, signal), item_signal(teacher.detach(), signal)
+    if student.ndim > teacher.ndim:
+        teacher = teacher.unsqueeze(-1)
+    if signal != "pair_prob" and not absolute:
+        return (teacher - student,), lambda first, second: first[0] - second[0]
+
+    def residual(first, second):
+        teacher_delta = pair_signal(first[1], second[1], signal, absolute)
+        return teacher_delta - pair_signal(first[0], second[0], signal, absolute)
+
+    return (student, teacher), residual
+
+
+def pairwise_distillation_loss(
+    student_scores: torch.Tensor,
+    teacher_scores: torch.Tensor,
+    group_ids: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    penalty: PenaltySpec = "squared",
+    signal: Signal = "logit",
+    absolute: bool = False,
+    pairs: PairSet | Pairs = "all",
+    normalize: Normalize = "pair",
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
+    """Pairwise distillation: ``mean over pairs of ρ(Δ_teacher − Δ_student)`` (FORMULAS §5).
+
+    ``Δ`` is the pair's difference signal (see :func:`distill.pairs.difference`): ``logit``
+    ``s_i − s_j``, ``prob`` ``σ(s_i) − σ(s_j)``, ``pair_prob`` ``σ(s_i − s_j)``, ``squared``
+    ``s_i² − s_j²``, optionally ``|Δ|``. Squared = Eq. 3, pinball on logit/prob/pair_prob =
+    Eqs. 5/6/7, absolute = Eq. 8; Huber, log-cosh, G-SmeLU, smoothed pinball also work.
+    The teacher is detached.
+
+    Args:
+        student_scores: ``(N,)`` student logits, one per item.
+        teacher_scores: ``(N,)`` teacher logits, same dtype and device.
+        group_ids: ``(N,)`` integer group ids (any order; pairs only inside a group).
+        labels: ``(N,)`` labels, required for ``pairs="unequal"``.
+        penalty: anything :func:`distill.penalties.get` accepts.
+        signal: ``"logit"``, ``"prob"``, ``"pair_prob"`` or ``"squared"``.
+        absolute: use ``|Δ|`` for both teacher and student.
+        pairs: ``"all"``, ``"unequal"`` (``labels[i] > labels[j]``) or explicit
+            :class:`~distill.pairs.Pairs` (e.g. sampled with ``max_pairs_per_group``).
+        normalize: ``"pair"`` (mean over the batch's pairs) or ``"group"`` (mean of per-group
+            means over the groups that have pairs).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per pair, in
+            :func:`~distill.pairs.make_pairs` order; with ``"group"`` each divided by its
+            group's pair count).
+
+    Returns:
+        A scalar (``(P,)`` for ``"none"``); 0 with finite gradients when there are no pairs.
+
+    Raises:
+        TypeError: non-float scores, non-integer ``group_ids``, bad ``penalty`` type.
+        ValueError: shape/length mismatch, NaN/inf scores, ``labels`` missing for
+            ``"unequal"``, unknown option or penalty.
+
+    Reference: patent Eqs. 3, 5–8 (pairwise L2, quantile and L1 distillation); FORMULAS §5.
+
+    Example:
+        >>> s, t = torch.tensor([0.0, 3.0, 1.0]), torch.tensor([0.0, 1.0, 1.0])
+        >>> pairwise_distillation_loss(s, t, torch.tensor([0, 0, 0]), penalty="absolute")
+        tensor(1.3333)
+    """
+    _check_scores("student_scores", student_scores, 1)
+    check_pair("teacher_scores", teacher_scores, "student_scores", student_scores)
+    check_finite("teacher_scores", teacher_scores)
+    _check_groups(group_ids, student_scores, "student_scores")
+    rho = penalties.get(penalty)
+    items, residual = _residual_items(student_scores, teacher_scores, signal, absolute)
+    return pair_sum(
+        items,
+        group_ids,
+        _labels_for(pairs, labels, group_ids),
+        term=lambda first, second: rho(residual(first, second)),
+        pairs=pairs,
+        normalize=normalize,
+        reduction=reduction,
+    )
+
+
+def _labels_for(pairs: Any, labels: Any, group_ids: torch.Tensor) -> torch.Tensor | None:
+    if pairs == "unequal" and labels is None:
+        raise ValueError("`labels` are required when `pairs` is 'unequal'")
+    return None if labels is None else check_labels(labels, group_ids)
+
+
+def pairwise_logistic_loss(
+    scores: torch.Tensor,
+    group_ids: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    ties: Literal["drop", "half"] = "drop",
+    normalize: Normalize = "pair",
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
+    """RankNet: ``BCE(σ(s_i − s_j), P(i ≻ j))`` over the pairs of each group (FORMULAS §5).
+
+    ``P(i ≻ j)`` is 1, 0.5 or 0 from the labels. ``ties="drop"`` uses only pairs with
+    different labels (``"unequal"``, target 1: ``softplus(s_j − s_i)``); ``"half"`` uses all
+    pairs, ties with target 0.5.
+
+    Args:
+        scores: ``(N,)`` student logits.
+        group_ids: ``(N,)`` integer group ids.
+        labels: ``(N,)`` relevance labels (grades or clicks).
+        ties: ``"drop"`` or ``"half"``.
+        normalize, reduction: as in :func:`pairwise_distillation_loss`.
+
+    Returns:
+        A scalar (``(P,)`` for ``"none"``); 0 with finite gradients when there are no pairs.
+
+    Raises:
+        TypeError / ValueError: as in :func:`pairwise_distillation_loss`.
+
+    Reference: Burges et al. (2005), RankNet; the label-only baseline of FORMULAS §5.
+
+    Example:
+        >>> pairwise_logistic_loss(torch.tensor([0.0, 0.0]), torch.tensor([1, 1]),
+        ...                        torch.tensor([1.0, 0.0]))
+        tensor(0.6931)
+    """
+    _check_scores("scores", scores, 1)
+    _check_groups(group_ids, scores, "scores")
+    check_labels(labels, group_ids)
+    check_choice("ties", ties, ("drop", "half"))
+
+    if ties == "drop":  # unequal pairs oriented so that i is better: target 1
+        return pair_sum(
+            (scores,),
+            group_ids,
+            labels,
+            term=lambda first, second: F.softplus(second[0] - first[0]),
+            pairs="unequal",
+            normalize=normalize,
+            reduction=reduction,
+        )
+
+    def logistic(first, second):
+        logit = first[0] - second[0]
+        target = (torch.sign(first[1] - second[1]) + 1) / 2
+        return F.binary_cross_entropy_with_logits(logit, target.expand_as(logit), reduction="none")
+
+    return pair_sum(
+        (scores, labels.to(scores.dtype)),
+        group_ids,
+        term=logistic,
+        normalize=normalize,
+        reduction=reduction,
+    )
+
+
+def _check_taus(taus: Sequence[float], quantile_scores: torch.Tensor) -> list[float]:
+    taus = [check_number("taus", tau, low=0.0, high=1.0) for tau in taus]
+    if len(taus) != quantile_scores.shape[1]:
+        raise ValueError(
+            f"`taus` has {len(taus)} quantiles but `quantile_scores` has "
+            f"{quantile_scores.shape[1]} heads"
+        )
+    return taus
+
+
+def _summed_pinball(residual: torch.Tensor, taus: list[float]) -> torch.Tensor:
+    """``Σ_k pinball_{τ_k}(r[..., k])``: head k is trained for quantile τ_k."""
+    return sum(penalties.pinball(residual[..., k], tau) for k, tau in enumerate(taus))
+
+
+def quantile_ranking_loss(
+    quantile_scores: torch.Tensor,
+    teacher_scores: torch.Tensor,
+    group_ids: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    taus: Sequence[float],
+    signal: Signal = "logit",
+    pairs: PairSet | Pairs = "all",
+    normalize: Normalize = "pair",
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
+    """Pairwise quantile-head loss: ``Σ_k pinball_{τ_k}(Δ_teacher − Δ_{q_k})`` (FORMULAS §6).
+
+    Head k's pair difference is trained toward the τ_k-quantile of the teacher's pair
+    difference; the heads are summed, then averaged over pairs. A single τ = 0.5 is L1.
+
+    Args:
+        quantile_scores: ``(N, K)`` head outputs (e.g. from
+            :func:`distill.heads.with_quantile_heads`).
+        teacher_scores: ``(N,)`` teacher logits, same dtype and device.
+        group_ids, labels, signal, pairs, normalize, reduction: as in
+            :func:`pairwise_distillation_loss`.
+        taus: K quantiles in ``[0, 1]``, one per head.
+
+    Returns:
+        A scalar (``(P,)`` for ``"none"``).
+
+    Raises:
+        TypeError / ValueError: as in :func:`pairwise_distillation_loss`; ``taus`` not matching
+            the number of heads or outside ``[0, 1]``.
+
+    Reference: patent FIG. 4 / FIG. 5 (quantile heads), Eqs. 5–7; FORMULAS §6.
+
+    Example:
+        >>> q = torch.tensor([[0.0], [2.0]])
+        >>> quantile_ranking_loss(q, torch.tensor([0.0, 1.0]), torch.tensor([0, 0]), taus=[0.5])
+        tensor(0.5000)
+    """
+    _check_scores("quantile_scores", quantile_scores, 2)
+    _check_scores("teacher_scores", teacher_scores, 1)
+    check_pair("teacher_scores", teacher_scores, "quantile_scores", quantile_scores[:, 0])
+    _check_groups(group_ids, quantile_scores, "quantile_scores")
+    taus = _check_taus(taus, quantile_scores)
+    items, residual = _residual_items(quantile_scores, teacher_scores, signal, False)
+    return pair_sum(
+        items,
+        group_ids,
+        _labels_for(pairs, labels, group_ids),
+        term=lambda first, second: _summed_pinball(residual(first, second), taus),
+        pairs=pairs,
+        normalize=normalize,
+        reduction=reduction,
+    )
+
+
+def quantile_distillation_loss(
+    quantile_scores: torch.Tensor,
+    teacher_scores: torch.Tensor,
+    *,
+    taus: Sequence[float],
+    signal: Literal["logit", "prob"] = "logit",
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
+    """Pointwise quantile-head loss: ``Σ_k pinball_{τ_k}(h(t) − h(q_k))`` per item.
+
+    ``h`` is the identity (``"logit"``) or the sigmoid (``"prob"``); the heads are summed,
+    then averaged over items.
+
+    Args:
+        quantile_scores: ``(N, K)`` head outputs.
+        teacher_scores: ``(N,)`` teacher logits (detached).
+        taus: K quantiles in ``[0, 1]``, one per head.
+        signal: ``"logit"`` or ``"prob"``.
+        reduction: ``"mean"`` (over items), ``"sum"`` or ``"none"`` (``(N,)``).
+
+    Returns:
+        A scalar, or ``(N,)`` for ``"none"``.
+
+    Raises:
+        TypeError / ValueError: non-float or non-finite scores, shape mismatch, bad ``taus``.
+
+    Reference: patent FIG. 4 / FIG. 5 with pointwise targets; FORMULAS §6.
+
+    Example:
+        >>> quantile_distillation_loss(torch.tensor([[0.0, 0.0]]), torch.tensor([1.0]),
+        ...                            taus=[0.1, 0.9])
+        tensor(1.)
+    """
+    _check_scores("quantile_scores", quantile_scores, 2)
+    _check_scores("teacher_scores", teacher_scores, 1)
+    check_pair("teacher_scores", teacher_scores, "quantile_scores", quantile_scores[:, 0])
+    check_choice("signal", signal, ("logit", "prob"))
+    taus = _check_taus(taus, quantile_scores)
+    teacher = item_signal(teacher_scores.detach(), signal).unsqueeze(-1)
+    residual = teacher - item_signal(quantile_scores, signal)
+    return reduce_loss(_summed_pinball(residual, taus), reduction)
+
+
+@torch.no_grad()
+def pair_agreement(
+    student_scores: torch.Tensor,
+    teacher_scores: torch.Tensor,
+    group_ids: torch.Tensor,
+    threshold: float,
+    *,
+    signal: Signal = "logit",
+    labels: torch.Tensor | None = None,
+    pairs: PairSet = "all",
+) -> float:
+    """Share of pairs whose difference is within ``threshold`` of the teacher's.
+
+    ``mean over pairs of [|Δ_teacher − Δ_student| ≤ threshold]`` — the stopping check of
+    patent claim 1 (train until enough pairs agree). 1.0 when there are no pairs.
+
+    Args:
+        student_scores, teacher_scores: ``(N,)`` logits.
+        group_ids: ``(N,)`` integer group ids.
+        threshold: tolerance ``>= 0`` on the pair-difference residual.
+        signal, labels, pairs: as in :func:`pairwise_distillation_loss`.
+
+    Returns:
+        A Python float in ``[0, 1]``.
+
+    Raises:
+        TypeError / ValueError: as in :func:`pairwise_distillation_loss`; negative threshold.
+
+    Reference: patent claim 1 (pairwise agreement threshold).
+
+    Example:
+        >>> pair_agreement(torch.tensor([0.0, 1.0, 5.0]), torch.tensor([0.0, 1.0, 2.0]),
+        ...                torch.tensor([0, 0, 0]), 0.5)
+        0.3333333333333333
+    """
+    _check_scores("student_scores", student_scores, 1)
+    check_pair("teacher_scores", teacher_scores, "student_scores", student_scores)
+    check_finite("teacher_scores", teacher_scores)
+    _check_groups(group_ids, student_scores, "student_scores")
+    threshold = check_number("threshold", threshold, low=0.0)
+    items, residual = _residual_items(student_scores, teacher_scores, signal, False)
+    within = pair_sum(
+        items,
+        group_ids,
+        _labels_for(pairs, labels, group_ids),
+        term=lambda first, second: residual(first, second).abs() <= threshold,
+        pairs=pairs,
+        reduction="none",
+    )
+    return int(within.sum()) / within.numel() if within.numel() else 1.0
