@@ -1,7 +1,11 @@
 import pytest
 import torch
 
-from distill.ranking import pairwise_distillation_loss, pairwise_logistic_loss
+from distill.ranking import (
+    pairwise_distillation_loss,
+    pairwise_logistic_loss,
+    quantile_ranking_loss,
+)
 from distill.ranking_objective import RankingObjective
 
 
@@ -67,6 +71,17 @@ def test_distillation_only_needs_no_labels():
     assert list(terms) == ["pairwise"] and torch.equal(total, terms["pairwise"])
 
 
+def test_quantile_head_term():
+    student, teacher, group_ids, _ = batch()
+    heads = torch.stack([student * 1.5, student - 1.0], dim=1)
+    objective = RankingObjective(label=None, pairwise=None, quantile=[0.2, 0.8])
+    total, terms = objective(student, teacher, group_ids, quantile_scores=heads)
+    expected = quantile_ranking_loss(heads, teacher, group_ids, taus=[0.2, 0.8])
+    assert list(terms) == ["quantile"] and torch.allclose(total, expected)
+    with pytest.raises(ValueError, match="`quantile_scores` are required by the 'quantile' term"):
+        objective(student, teacher, group_ids)
+
+
 def test_bad_configuration_and_inputs():
     student, teacher, group_ids, _ = batch()
     with pytest.raises(ValueError, match="needs at least one of"):
@@ -81,6 +96,8 @@ def test_bad_configuration_and_inputs():
         RankingObjective(label="softmax")
     with pytest.raises(ValueError, match="`signal` must be one of"):
         RankingObjective(signal="rank")
+    with pytest.raises(ValueError, match=r"`quantile` must be in \[0, 1\], got 2"):
+        RankingObjective(quantile=[0.5, 2.0])
     with pytest.raises(ValueError, match="`labels` are required by the 'label' term"):
         RankingObjective()(student, teacher, group_ids)
     with pytest.raises(ValueError, match="`teacher_scores` are required by the 'pairwise' term"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import torch
@@ -13,19 +13,26 @@ from distill._validation import check_choice, check_number
 from distill.losses import pointwise_distillation_loss
 from distill.pair_engine import Normalize
 from distill.pairs import SIGNALS, PairSet, Signal
-from distill.ranking_losses import PenaltySpec, pairwise_distillation_loss, pairwise_logistic_loss
+from distill.ranking_losses import (
+    PenaltySpec,
+    pairwise_distillation_loss,
+    pairwise_logistic_loss,
+    quantile_ranking_loss,
+)
 
 LabelTerm = Literal["bce", "pairwise_logistic"]
-TERMS = ("label", "pointwise", "pairwise")
+TERMS = ("label", "pointwise", "pairwise", "quantile")
 
 
 class RankingObjective:
-    """``w_label · label + w_point · pointwise + w_pair · pairwise`` with each term returned.
+    """``Σ_term w_term · term`` over label, pointwise, pairwise and quantile-head terms.
 
     - ``label``: ``"bce"`` (``BCE(σ(s), y)`` with clicks / labels in [0, 1]) or
       ``"pairwise_logistic"`` (RankNet, :func:`~distill.ranking.pairwise_logistic_loss`);
     - ``pointwise``: :func:`distill.losses.pointwise_distillation_loss` with this penalty;
-    - ``pairwise``: :func:`~distill.ranking.pairwise_distillation_loss` with this penalty.
+    - ``pairwise``: :func:`~distill.ranking.pairwise_distillation_loss` with this penalty;
+    - ``quantile``: :func:`~distill.ranking.quantile_ranking_loss` on the quantile heads'
+      scores (FIG. 4/5, :func:`distill.heads.with_quantile_heads`), one τ per head.
 
     A term set to ``None`` is off. Weights default to 1 for every enabled term.
 
@@ -33,6 +40,7 @@ class RankingObjective:
         label: ``"bce"``, ``"pairwise_logistic"`` or ``None``.
         pointwise: penalty spec (anything :func:`distill.penalties.get` accepts) or ``None``.
         pairwise: penalty spec or ``None``.
+        quantile: the heads' quantiles τ_k, or ``None``.
         weights: mapping from enabled term names to weights ``>= 0``.
         signal: pair signal of the pairwise term; ``pairs``, ``normalize`` likewise.
         pointwise_signal: ``"logit"`` or ``"prob"`` for the pointwise term.
@@ -40,12 +48,12 @@ class RankingObjective:
 
     Call:
         ``objective(student_scores (N,), teacher_scores (N,) | None, group_ids (N,),
-        labels (N,) | None)`` → ``(total, {"label": ..., "pointwise": ..., "pairwise": ...})``
-        with the unweighted terms of the enabled parts (for logging).
+        labels (N,) | None, *, quantile_scores (N, K) | None)`` → ``(total, terms)`` with
+        ``terms`` the unweighted value of each enabled term by name (for logging).
 
     Raises:
         ValueError: no term enabled, unknown or negative weights, bad options, ``labels`` or
-            ``teacher_scores`` missing for a term that needs them.
+            ``teacher_scores`` / ``quantile_scores`` missing for a term that needs them.
 
     Reference: FORMULAS §3 (weighted label + distillation terms) and §5 (pairwise terms).
 
@@ -64,6 +72,7 @@ class RankingObjective:
         label: LabelTerm | None = "pairwise_logistic",
         pointwise: PenaltySpec | None = None,
         pairwise: PenaltySpec | None = "squared",
+        quantile: Sequence[float] | None = None,
         weights: Mapping[str, float] | None = None,
         signal: Signal = "logit",
         pairs: PairSet = "all",
@@ -76,10 +85,12 @@ class RankingObjective:
         )
         self.pointwise = None if pointwise is None else penalties.get(pointwise)
         self.pairwise = None if pairwise is None else penalties.get(pairwise)
+        self.quantile = None if quantile is None else _check_quantiles(quantile)
         enabled = [name for name in TERMS if getattr(self, name) is not None]
         if not enabled:
             raise ValueError(
-                "RankingObjective needs at least one of `label`, `pointwise`, `pairwise`"
+                "RankingObjective needs at least one of `label`, `pointwise`, `pairwise`, "
+                "`quantile`"
             )
         self.weights = _check_weights(weights, enabled)
         self.signal = check_choice("signal", signal, SIGNALS)
@@ -96,6 +107,8 @@ class RankingObjective:
         teacher_scores: torch.Tensor | None,
         group_ids: torch.Tensor,
         labels: torch.Tensor | None = None,
+        *,
+        quantile_scores: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         terms = {}
         if self.label is not None:
@@ -119,6 +132,17 @@ class RankingObjective:
                 pairs=self.pairs,
                 normalize=self.normalize,
             )
+        if self.quantile is not None:
+            terms["quantile"] = quantile_ranking_loss(
+                _required(quantile_scores, "quantile_scores", "quantile"),
+                _required(teacher_scores, "teacher_scores", "quantile"),
+                group_ids,
+                labels,
+                taus=self.quantile,
+                signal=self.signal,
+                pairs=self.pairs,
+                normalize=self.normalize,
+            )
         total = sum(self.weights[name] * value for name, value in terms.items())
         return total, terms
 
@@ -132,7 +156,8 @@ class RankingObjective:
     def __repr__(self) -> str:
         return (
             f"RankingObjective(label={self.label!r}, pointwise={self.pointwise!r}, "
-            f"pairwise={self.pairwise!r}, weights={self.weights}, signal={self.signal!r}, "
+            f"pairwise={self.pairwise!r}, quantile={self.quantile!r}, weights={self.weights}, "
+            f"signal={self.signal!r}, "
             f"pairs={self.pairs!r})"
         )
 
@@ -148,6 +173,10 @@ def _check_weights(weights: Mapping[str, float] | None, enabled: list[str]) -> d
         name: check_number(f"weights[{name!r}]", weights.get(name, 1.0), low=0.0)
         for name in enabled
     }
+
+
+def _check_quantiles(quantile: Sequence[float]) -> tuple[float, ...]:
+    return tuple(check_number("quantile", tau, low=0.0, high=1.0) for tau in quantile)
 
 
 def _required(value: torch.Tensor | None, name: str, term: str) -> torch.Tensor:
