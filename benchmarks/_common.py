@@ -1,0 +1,201 @@
+"""Shared helpers of the benchmarks: arguments, machine info, timing, seed statistics, output.
+
+Every benchmark module is run as ``python -m benchmarks.NAME [--quick] [--seeds N]``. It writes
+``benchmarks/results/NAME.json`` (machine, command, UTC date, all numbers) and replaces its own
+``## `` section of ``BENCHMARKS.md``. ``--quick`` shrinks the work to a few seconds (smoke
+tests) and writes into ``--results-dir`` only, never into ``BENCHMARKS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+MARKDOWN = ROOT / "BENCHMARKS.md"
+
+
+def parse_args(
+    name: str, argv: Sequence[str] | None, *, seeds: int = 5, extra: Callable | None = None
+) -> argparse.Namespace:
+    """The common options (``--quick``, ``--seeds``, ``--results-dir``, ``--markdown``) plus
+    ``extra(parser)``."""
+    parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{name}")
+    parser.add_argument("--quick", action="store_true", help="tiny run for smoke tests")
+    parser.add_argument("--seeds", type=int, default=seeds, help="seeds per setting")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument(
+        "--markdown", type=Path, default=MARKDOWN, help="section target; ignored with --quick"
+    )
+    if extra is not None:
+        extra(parser)
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    args.command = " ".join([f"python -m benchmarks.{name}", *(argv or sys.argv[1:])])
+    return args
+
+
+def machine() -> dict[str, Any]:
+    """Where the numbers were measured: CPU, cores, threads, load, library versions."""
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 to the second."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def mean_std(values: Iterable[float]) -> dict[str, float]:
+    """``{"mean", "std", "n"}`` of the finite values (sample std; 0 for a single value)."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return {"mean": math.nan, "std": math.nan, "n": 0}
+    std = statistics.stdev(finite) if len(finite) > 1 else 0.0
+    return {"mean": statistics.fmean(finite), "std": std, "n": len(finite)}
+
+
+def fmt(stats: Mapping[str, float], scale: float = 1.0, digits: int = 1) -> str:
+    """``"mean ± std"`` of a :func:`mean_std` result, times ``scale``."""
+    return f"{stats['mean'] * scale:.{digits}f} ± {stats['std'] * scale:.{digits}f}"
+
+
+def gap_recovered(value: float, baseline: float, reference: float) -> float:
+    """``(value − baseline) / (reference − baseline)``; NaN when the gap is zero."""
+    gap = reference - baseline
+    return math.nan if abs(gap) < 1e-12 else (value - baseline) / gap
+
+
+def time_interleaved(
+    candidates: Mapping[str, Callable[[], Any]], *, repeats: int, warmup: int = 1
+) -> dict[str, dict[str, Any]]:
+    """Median wall time of each candidate, run round-robin ``repeats`` times after warm-up.
+
+    Interleaving spreads load changes of a shared machine evenly over the candidates.
+
+    Returns:
+        ``{name: {"median_s", "min_s", "times_s"}}``.
+    """
+    for _ in range(warmup):
+        for run in candidates.values():
+            run()
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, run in candidates.items():
+            started = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - started)
+    return {
+        name: {"median_s": statistics.median(t), "min_s": min(t), "times_s": t}
+        for name, t in times.items()
+    }
+
+
+def write_results(name: str, args: argparse.Namespace, payload: Mapping[str, Any]) -> Path:
+    """Write ``NAME.json`` atomically (temp file in the same folder + ``os.replace``)."""
+    folder = Path(args.results_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    document = {
+        "benchmark": name,
+        "command": args.command,
+        "date": utc_now(),
+        "quick": bool(args.quick),
+        "seeds": args.seeds,
+        "machine": machine(),
+        **payload,
+    }
+    target = folder / f"{name}.json"
+    temporary = folder / f".{name}.json.{os.getpid()}.tmp"
+    temporary.write_text(json.dumps(document, indent=2, default=_jsonable) + "\n")
+    os.replace(temporary, target)
+    return target
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON-able: {type(value).__name__}")
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A GitHub-flavoured Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def publish(title: str, body: str, args: argparse.Namespace) -> None:
+    """Print the section; unless ``--quick``, replace ``## title`` in ``--markdown``.
+
+    The header lines (command, machine, date, load) are added here. Other sections are kept
+    as they are; the file is rewritten atomically.
+    """
+    info = machine()
+    header = (
+        f"Command: `{args.command}` · date {utc_now()} · machine: {info['processor']}, "
+        f"{info['cpu_count']} CPU cores ({info['platform']}), torch {info['torch']}, "
+        f"load average {info['loadavg']} (CPU shared with other jobs)"
+    )
+    section = f"## {title}\n\n{header}\n\n{body.strip()}\n"
+    print(section)
+    if not args.quick:
+        replace_section(Path(args.markdown), title, section)
+
+
+def replace_section(path: Path, title: str, section: str) -> None:
+    """Put ``section`` in place of the ``## title`` section of ``path`` (or append it)."""
+    text = path.read_text() if path.is_file() else "# Benchmarks\n"
+    lines = text.splitlines(keepends=True)
+    heading = f"## {title}"
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == heading), None)
+    if start is None:
+        new_text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        tail = "".join(lines[end:])
+        new_text = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(new_text)
+    os.replace(temporary, path)
+
+
+def train_model(model, train, *, objective, teacher=None, valid=None, **options: Any):
+    """``distill.train.fit`` on the CPU without progress bar; returns the ``FitResult``.
+
+    ``options`` are :class:`distill.train.TrainOptions` fields (``max_steps``, ``lr``, ...).
+    """
+    from distill.train import TrainOptions, fit
+
+    settings = {"device": "cpu", "progress": False, "log_every": 10_000, **options}
+    return fit(
+        model,
+        train,
+        objective=objective,
+        options=TrainOptions(**settings),
+        teacher=teacher,
+        valid=valid,
+    )

@@ -1,0 +1,109 @@
+"""Smoke tests: every benchmark of issue 8 runs end to end in its ``--quick`` form.
+
+They keep the modules from rotting; the numbers themselves are not checked here (speed targets
+never go in unit tests). Each run writes into a temporary results folder, never into
+``benchmarks/results`` or ``BENCHMARKS.md``.
+"""
+
+import json
+import math
+
+import pytest
+from benchmarks import (
+    _common,
+    distill_overhead,
+    joint_model,
+    ranking_quality,
+    scaling,
+    soft_targets,
+    temperature_sweep,
+    vs_torchdistill,
+)
+
+
+def run_quick(module, tmp_path, *extra):
+    markdown = tmp_path / "BENCHMARKS.md"
+    module.main(["--quick", "--results-dir", str(tmp_path), "--markdown", str(markdown), *extra])
+    document = json.loads((tmp_path / f"{module.NAME}.json").read_text())
+    assert document["quick"] is True
+    assert document["machine"]["cpu_count"] >= 1
+    assert not markdown.exists()  # --quick never touches the Markdown file
+    return document
+
+
+def test_soft_targets_quick(tmp_path):
+    document = run_quick(soft_targets, tmp_path, "--seeds", "1")
+    part = document["summary"]["0.1"]
+    assert part["best_kd"] in part["settings"]
+    assert 0.0 <= part["settings"]["hard"]["test"]["mean"] <= 1.0
+
+
+def test_temperature_sweep_quick(tmp_path):
+    document = run_quick(temperature_sweep, tmp_path, "--seeds", "1")
+    assert set(document["summary"]) == {"classification", "ctr_0.1"}
+
+
+def test_ranking_quality_quick_with_letor_folder(tmp_path):
+    folder = tmp_path / "fold"
+    folder.mkdir()
+    for name, queries in (("train.txt", range(6)), ("vali.txt", range(6, 9))):
+        (folder / name).write_text(letor_lines(queries))
+    (folder / "test.txt").write_text(letor_lines(range(9, 12)))
+    document = run_quick(ranking_quality, tmp_path, "--seeds", "1", "--letor", str(folder))
+    assert set(document["summary"]) == {"synthetic-normal", "synthetic-skewed", "letor"}
+    assert document["summary"]["letor"]["ranking"][0] in ranking_quality.QUICK_VARIANTS
+
+
+def letor_lines(queries) -> str:
+    lines = []
+    for query in queries:
+        for item in range(5):
+            grade = (query + item) % 3
+            features = " ".join(f"{k}:{(query * 7 + item * k) % 5 / 4:.2f}" for k in range(1, 5))
+            lines.append(f"{grade} qid:{query} {features}")
+    return "\n".join(lines) + "\n"
+
+
+def test_joint_model_quick(tmp_path):
+    document = run_quick(joint_model, tmp_path, "--seeds", "1")
+    assert set(joint_model.VARIANTS) < set(document["summary"])
+
+
+def test_distill_overhead_quick(tmp_path):
+    document = run_quick(distill_overhead, tmp_path)
+    for part in document["results"].values():
+        assert set(part["ratios"]) == set(distill_overhead.TARGETS)
+
+
+def test_vs_torchdistill_quick(tmp_path):
+    document = run_quick(vs_torchdistill, tmp_path)
+    assert "ratio" in document or "skipped" in document
+
+
+def test_scaling_quick(tmp_path):
+    document = run_quick(scaling, tmp_path)
+    assert document["groups"] and document["group_size"]
+
+
+def test_mean_std_and_gap():
+    stats = _common.mean_std([1.0, 2.0, 3.0, math.nan])
+    assert stats == {"mean": 2.0, "std": 1.0, "n": 3}
+    assert _common.gap_recovered(0.9, 0.8, 1.0) == pytest.approx(0.5)
+    assert math.isnan(_common.gap_recovered(0.9, 1.0, 1.0))
+
+
+def test_replace_section_keeps_other_sections(tmp_path):
+    path = tmp_path / "BENCHMARKS.md"
+    path.write_text("# Benchmarks\n\n## A\n\nold a\n\n## B\n\nkeep b\n")
+    _common.replace_section(path, "A", "## A\n\nnew a\n")
+    _common.replace_section(path, "C", "## C\n\nnew c\n")
+    assert path.read_text() == "# Benchmarks\n\n## A\n\nnew a\n\n## B\n\nkeep b\n\n## C\n\nnew c\n"
+
+
+def test_time_interleaved_runs_round_robin():
+    calls = []
+    times = _common.time_interleaved(
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=2, warmup=1
+    )
+    assert calls == ["a", "b"] * 3
+    assert len(times["a"]["times_s"]) == 2
