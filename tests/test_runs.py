@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from distill.config import load_config, parse_config
+from distill.config import ConfigError, load_config, parse_config
 from distill.train.run_setup import IGNORE_LABEL, build_model, fit_objective, load_run_data
 from distill.train.runs import gap_recovered, run_experiment, run_student, run_teacher
 
@@ -150,3 +150,23 @@ def test_ctr_experiment_with_joint_model(tmp_path):
     ]
     phases = {row["phase"] for row in logged if row["variant"] == "joint"}
     assert {"static", "dynamic"} <= phases
+
+
+def test_saved_teacher_path_and_online_teacher(tmp_path):
+    raw = _classification(tmp_path)
+    raw["variants"] = raw["variants"][1:]
+    first = run_experiment(parse_config(raw))
+    raw["run"]["name"] = "again"
+    raw["teacher"] = {"path": first["teacher"]["path"]}
+    raw["train"]["teacher_mode"] = "online"
+    second = run_experiment(parse_config(raw))
+    assert second["teacher"]["metrics"] == first["teacher"]["metrics"]
+    assert not (tmp_path / "again" / "scores").exists()  # online: no score cache
+    assert second["variants"][0]["metrics"] == pytest.approx(first["variants"][0]["metrics"])
+
+
+def test_missing_teacher_path_is_a_config_error(tmp_path):
+    raw = _classification(tmp_path)
+    raw["teacher"] = {"path": str(tmp_path / "nowhere")}
+    with pytest.raises(ConfigError, match="teacher.path: .*nowhere"):
+        run_teacher(parse_config(raw))

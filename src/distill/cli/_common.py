@@ -112,7 +112,7 @@ def _number(value: Any) -> str:
 
 
 def _percent(value: Any) -> str:
-    return "–" if value is None or not math.isfinite(value) else f"{100 * value:.0f}%"
+    return "–" if value is None or not math.isfinite(value) else f"{round(100 * value)}%"
 
 
 def _size(value: Any) -> str:

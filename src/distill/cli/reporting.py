@@ -16,7 +16,7 @@ import torch
 from distill import metrics, models, pairs, report
 from distill.config import RunConfig
 from distill.export import compression_table
-from distill.train.evaluation import predict
+from distill.train.evaluation import METRIC_FUNCTIONS, predict
 from distill.train.run_setup import RunData, load_run_data
 
 SOFT_TARGET_TEMPERATURES = (1.0, 2.0, 4.0, 8.0, 20.0)
@@ -32,7 +32,7 @@ def write_run_report(cfg: RunConfig, results: dict[str, Any], *, repeats: int = 
     folder = cfg.run.directory
     data = load_run_data(cfg)
     saved = _saved_models(results)
-    results["compression"] = _compression_rows(saved, data, repeats)
+    results["compression"] = _compression_rows(saved, data, cfg.metric, repeats)
     (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     sections = report.run_sections(results, report.read_metrics(folder / "metrics.jsonl"))
     sections += _track_sections(cfg.run.track, saved, data, results)
@@ -51,10 +51,22 @@ def _inputs(model: torch.nn.Module, data: RunData) -> tuple[torch.Tensor, ...]:
     return (view.features,) if values is None else (view.features, values)
 
 
-def _compression_rows(saved, data: RunData, repeats: int) -> list[dict[str, Any]]:
+def _compression_rows(saved, data: RunData, metric: str, repeats: int) -> list[dict[str, Any]]:
+    """Size and latency of every saved model, with the run's metric on the test split."""
     inputs = {name: _inputs(model, data) for name, model in saved.items()}
-    rows = compression_table(saved, example_input=inputs, repeats=repeats)
+    evaluators = {
+        name: _evaluator(metric, inputs[name], data.view_for(model, data.test))
+        for name, model in saved.items()
+    }
+    rows = compression_table(saved, example_input=inputs, evaluate=evaluators, repeats=repeats)
     return [dataclasses.asdict(row) for row in rows]
+
+
+def _evaluator(metric: str, inputs, dataset):
+    def evaluate(predict) -> float:
+        return METRIC_FUNCTIONS[metric](predict(*inputs), dataset)
+
+    return evaluate
 
 
 def _scores(saved, data: RunData) -> dict[str, torch.Tensor]:

@@ -31,6 +31,8 @@ def run(
 
     Writes runs/<name>/ (config.toml, teacher/, students/, scores/, metrics.jsonl,
     results.json, report.html, summary.md) and prints the comparison table.
+
+    Example: distill run examples/ranking.toml --set train.max_steps=200
     """
     with guard():
         cfg = read_config(config, set_)

@@ -30,7 +30,23 @@ class ConfigError(ValueError):
 
 
 def parse_config(raw: dict[str, Any], *, source: str | None = None) -> RunConfig:
-    """Validate a raw mapping; raise :class:`ConfigError` with one line per problem."""
+    """Validate a raw mapping (e.g. parsed TOML) into a :class:`RunConfig`.
+
+    Args:
+        raw: nested dicts/lists as ``tomllib`` returns them.
+        source: where ``raw`` came from, prefixed to the error lines (e.g. the file name).
+
+    Returns:
+        The validated config, with defaults filled in.
+
+    Raises:
+        ConfigError: one ``dotted.path: problem`` line per problem, e.g.
+            ``variants[1].objective.pairwise.penalty.tau: must be in [0, 1], got 1.5``.
+
+    Example:
+        >>> parse_config({"run": {"name": "x", "track": "vision"}})  # doctest: +SKIP
+        ConfigError: run.track: input should be 'classification', 'ranking' or 'ctr', ...
+    """
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as error:
@@ -40,9 +56,21 @@ def parse_config(raw: dict[str, Any], *, source: str | None = None) -> RunConfig
 def load_config(path: str | Path, *, overrides: list[str] = ()) -> RunConfig:
     """Read a TOML config, apply ``key.path=value`` overrides, validate it.
 
+    Args:
+        path: the TOML file.
+        overrides: ``--set`` strings, applied in order (see :func:`apply_overrides`).
+
+    Returns:
+        The validated :class:`RunConfig`.
+
     Raises:
-        ConfigError: unreadable file (with line/column of a TOML syntax error), bad override
-            or invalid content.
+        ConfigError: unreadable file, TOML syntax error (with its line and column), bad
+            override or invalid content; the file name is the error's ``source``.
+
+    Example:
+        >>> cfg = load_config("examples/ranking.toml", overrides=["train.max_steps=10"])
+        >>> cfg.train.max_steps
+        10
     """
     path = Path(path)
     try:
@@ -55,9 +83,25 @@ def load_config(path: str | Path, *, overrides: list[str] = ()) -> RunConfig:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``a.b.c=value`` strings (value parsed as TOML, else kept as a string).
+    """Apply ``a.b.c=value`` overrides to a raw config mapping, in place.
 
-    List items are addressed by index (``variants.0.objective.kd.temperature=2``).
+    The value is parsed as a TOML value (``2``, ``0.5``, ``true``, ``[1, 2]``,
+    ``{name = "huber", beta = 1.0}``); text that is not TOML is kept as a string. Missing
+    tables are created; list items are addressed by index (``variants.0.name=base``).
+
+    Args:
+        raw: the mapping to change.
+        overrides: ``KEY.PATH=VALUE`` strings.
+
+    Returns:
+        ``raw``.
+
+    Raises:
+        ConfigError: no ``=``, an index past the end of a list, or a path through a value.
+
+    Example:
+        >>> apply_overrides({"train": {}}, ["train.epochs=3"])
+        {'train': {'epochs': 3}}
     """
     for item in overrides:
         key, sep, text = item.partition("=")
@@ -147,12 +191,23 @@ def _dotted(loc: list) -> str:
 
 
 def config_to_toml(cfg: RunConfig) -> str:
-    """The resolved config as TOML text (``None`` values are left out: they are defaults)."""
+    """The resolved config as TOML text; ``load_config`` of it gives ``cfg`` back.
+
+    ``None`` values are left out (TOML has no null; they are the defaults).
+
+    Example:
+        >>> parse_config(tomllib.loads(config_to_toml(cfg))) == cfg  # doctest: +SKIP
+        True
+    """
     return dumps_toml(cfg.model_dump(mode="json", exclude_none=True))
 
 
 def write_config(cfg: RunConfig, path: str | Path) -> Path:
-    """Write the resolved config atomically (temp file in the same folder, then rename)."""
+    """Write :func:`config_to_toml` of ``cfg`` to ``path`` atomically (temp file + rename).
+
+    Returns:
+        ``path``; its parent folders are created.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -38,7 +38,7 @@ class RunData:
         train: every training row with its label (the teacher trains on it).
         labeled: the rows whose labels students see (``data.label_fraction``).
         transfer: every training row; labels of the unlabeled rows are ``IGNORE_LABEL``
-            (classification only; None otherwise).
+            (None when some rows are unlabeled but the labels are not class indices).
         valid, test: validation and test rows.
         student_features: the columns students see (``Dataset.select_features`` spec).
     """
@@ -62,8 +62,8 @@ class RunData:
         if self.transfer is None:
             raise ConfigError(
                 [
-                    f"variants.{variant.name}.transfer: 'all' needs data.label_fraction < 1 "
-                    "on classification data"
+                    f"variants.{variant.name}.transfer: 'all' with data.label_fraction < 1 "
+                    "needs class labels (classification)"
                 ]
             )
         return self.transfer
@@ -79,7 +79,7 @@ def load_run_data(cfg: RunConfig) -> RunData:
     """Read the data, split it (groups whole) and pick the labeled rows, seeded by run.seed."""
     section = cfg.data
     train, valid, test = _read_splits(section, cfg.run.seed)
-    labeled, transfer = train, None
+    labeled, transfer = train, train
     if section.label_fraction < 1.0:
         fraction = section.label_fraction
         labeled, unlabeled = data_module.split(train, (fraction, 1 - fraction), seed=cfg.run.seed)

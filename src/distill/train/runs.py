@@ -59,7 +59,8 @@ def run_experiment(cfg: RunConfig) -> dict[str, Any]:
     folder = start_run(cfg)
     data = load_run_data(cfg)
     run_teacher(cfg, data=data)
-    if any(v.objective.uses_teacher for v in cfg.variants) or cfg.joint is not None:
+    uses_teacher = any(v.objective.uses_teacher for v in cfg.variants) or cfg.joint is not None
+    if uses_teacher and cfg.train.teacher_mode == "offline":
         score_teacher(cfg, data=data)
     for variant in cfg.variants:
         run_student(cfg, variant.name, data=data)
