@@ -89,7 +89,18 @@ class QuantileHeads(nn.Module):
 class QuantileHeadModel(nn.Module):
     """A student with quantile heads: ``(score, quantile_scores)`` in training, ``score`` in eval.
 
-    Built by :func:`with_quantile_heads`; ``.model`` is the unchanged serving student.
+    Built by :func:`with_quantile_heads`; ``.model`` is the unchanged serving student (export
+    it, not the wrapper), ``.heads`` the :class:`QuantileHeads`, ``.taus`` their quantiles.
+
+    Shapes:
+        training: inputs → ``((N,), (N, K))``; eval: the model's own output.
+
+    Reference: patent FIG. 4 / FIG. 5 (heads only shape training; serving uses the score).
+
+    Example:
+        >>> wrapped = with_quantile_heads(nn.Sequential(nn.Linear(2, 1), nn.Flatten(0)), [0.5])
+        >>> tuple(wrapped.eval()(torch.zeros(3, 2)).shape)
+        (3,)
     """
 
     def __init__(self, model: nn.Module, heads: QuantileHeads) -> None:
