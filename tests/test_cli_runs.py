@@ -108,13 +108,3 @@ def test_student_without_scores_explains_the_missing_step(tmp_path):
     result = runner.invoke(app, ["student", config, "--variant", "kd_T4", *sets])
     assert result.exit_code == 2
     assert "run `distill score` first" in result.stderr
-
-
-def test_demo_quick_prints_three_tables_and_reports(tmp_path):
-    result = _invoke("demo", "--quick", "--out", str(tmp_path))
-    for track in ("digits", "recommender", "ctr"):
-        assert (tmp_path / "demo" / track / "report.html").is_file()
-        assert f"{track} (" in result.stdout
-    for variant in ("kd_T20", "qr9_affine", "pairwise_huber", "joint"):
-        assert variant in result.stdout
-    assert result.stdout.count("Report: ") == 3

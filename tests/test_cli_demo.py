@@ -1,0 +1,45 @@
+"""`distill demo --quick`: three tracks, three tables, three reports (seconds)."""
+
+from typer.testing import CliRunner
+
+from distill.cli import app
+from distill.cli.demo import demo_configs
+
+runner = CliRunner()
+
+
+def test_demo_quick_prints_three_tables_and_reports(tmp_path):
+    result = runner.invoke(app, ["demo", "--quick", "--out", str(tmp_path)])
+    assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
+    for track in ("digits", "recommender", "ctr"):
+        assert (tmp_path / "demo" / track / "report.html").is_file()
+        assert f"{track} (" in result.stdout
+    for variant in ("kd_T20", "qr9_affine", "pairwise_huber", "joint"):
+        assert variant in result.stdout
+    assert result.stdout.count("Report: ") == 3
+
+
+def test_demo_configs_cover_the_issue_list():
+    classification, ranking, ctr = demo_configs(quick=False, out_dir="runs", seed=0)
+    assert [v.name for v in classification.variants] == [
+        "labels",
+        "kd_T2",
+        "kd_T4",
+        "kd_T8",
+        "kd_T20",
+    ]
+    assert classification.data.label_fraction == 0.1
+    assert all(v.transfer == "all" for v in classification.variants[1:])
+    assert [v.name for v in ranking.variants] == [
+        "labels",
+        "pointwise",
+        "pairwise_l2",
+        "pairwise_l1",
+        "qr9_affine",
+        "pairwise_huber",
+    ]
+    assert ranking.variants[4].objective.quantile_heads.taus == [i / 10 for i in range(1, 10)]
+    assert ctr.joint is not None and ctr.joint.warmup_steps > 0
+    steps = {cfg.run.name: cfg.train.max_steps for cfg in (classification, ranking, ctr)}
+    quick = {c.run.name: c.train.max_steps for c in demo_configs(quick=True, out_dir="r", seed=0)}
+    assert all(quick[name] < steps[name] for name in steps)
