@@ -114,7 +114,7 @@ def _ranking_sections(scores, labels, groups, results) -> list[report.Section]:
     scatter = report.plot_pair_scatter(
         pairs.difference(scores["teacher"], left, right),
         pairs.difference(scores[best], left, right),
-        title=f"teacher vs {best} (logit differences)",
+        title=f"teacher vs {best}",
     )
     return [
         report.Section("NDCG@k", figures={"NDCG@k per model (test)": report.plot_ndcg_bars(ndcg)}),
