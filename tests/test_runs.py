@@ -170,3 +170,32 @@ def test_missing_teacher_path_is_a_config_error(tmp_path):
     raw["teacher"] = {"path": str(tmp_path / "nowhere")}
     with pytest.raises(ConfigError, match="teacher.path: .*nowhere"):
         run_teacher(parse_config(raw))
+
+
+def test_table_source_with_column_mapping(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(240, 3, generator=generator)
+    labels = (x[:, 0] + 0.3 * torch.randn(240, generator=generator) > 0).long()
+    lines = ["a,b,c,query,clicked"] + [
+        f"{a:.4f},{b:.4f},{c:.4f},{row // 8},{int(y)}"
+        for row, ((a, b, c), y) in enumerate(zip(x.tolist(), labels.tolist(), strict=True))
+    ]
+    (tmp_path / "table.csv").write_text("\n".join(lines) + "\n")
+    raw = {
+        "run": {"name": "table", "track": "ranking", "out_dir": str(tmp_path)},
+        "data": {
+            "source": "table",
+            "path": str(tmp_path / "table.csv"),
+            "columns": {"features": ["a", "b", "c"], "label": "clicked", "group": "query"},
+            "student_features": ["a"],
+        },
+        "teacher": {"model": {"name": "MLP"}, "train": {"max_steps": 5, "groups_per_batch": 4}},
+        "student": {"model": {"name": "MLP", "kwargs": {"hidden": [2]}}},
+        "train": {"max_steps": 5, "groups_per_batch": 4},
+        "variants": [{"name": "l2", "objective": {"pairwise": {}}}],
+    }
+    data = load_run_data(parse_config(raw))
+    assert data.train.feature_names == ["a", "b", "c"]
+    assert not set(data.train.groups.tolist()) & set(data.test.groups.tolist())  # groups whole
+    results = run_experiment(parse_config(raw))
+    assert results["variants"][0]["params"] == 1 * 2 + 2 + 2 + 1

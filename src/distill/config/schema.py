@@ -71,7 +71,8 @@ class DataSection(_Section):
 
     ``source``: ``builtin`` (``name`` + ``options``), ``letor`` (``path``: a folder with
     train/vali/test.txt such as MSLR ``Fold1/``, or one file), ``libsvm``, ``criteo`` (TSV) or
-    ``table`` (CSV/Parquet with ``columns``). ``split``: train/valid/test fractions (groups
+    ``table`` (CSV/TSV/Parquet; ``columns`` maps ``label`` and optionally ``group``, ``id``
+    and the ``features`` list to column names). ``split``: train/valid/test fractions (groups
     kept whole). ``label_fraction``: share of training rows whose hard labels students see.
     """
 
@@ -79,7 +80,7 @@ class DataSection(_Section):
     name: str | None = None
     path: str | None = None
     options: dict[str, Any] = {}
-    columns: dict[str, str] = {}
+    columns: dict[Literal["features", "label", "group", "id"], str | list[str]] = {}
     split: list[UnitOpen] = [0.7, 0.15, 0.15]
     label_fraction: Annotated[float, _in_interval(0, 1, low_open=True)] = 1.0
     student_features: str | list[str | int] | None = None
