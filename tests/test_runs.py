@@ -53,8 +53,8 @@ def test_label_fraction_masks_the_transfer_set(tmp_path):
 def test_models_get_their_sizes_from_the_data(tmp_path):
     cfg = parse_config(_classification(tmp_path))
     data = load_run_data(cfg)
-    model = build_model(cfg.student.model, data.train, "classification", seed=0)
-    again = build_model(cfg.student.model, data.train, "classification", seed=0)
+    model = build_model(cfg.student.model, data.train, "classification", seed=0, where="s")
+    again = build_model(cfg.student.model, data.train, "classification", seed=0, where="s")
     assert torch.equal(model.head.weight, again.head.weight)
     assert model(data.train.features[:3]).shape == (3, 10)
     objective = fit_objective(cfg.variants[1].objective, "classification")
@@ -199,3 +199,11 @@ def test_table_source_with_column_mapping(tmp_path):
     assert not set(data.train.groups.tolist()) & set(data.test.groups.tolist())  # groups whole
     results = run_experiment(parse_config(raw))
     assert results["variants"][0]["params"] == 1 * 2 + 2 + 2 + 1
+
+
+def test_bad_model_kwargs_are_config_errors(tmp_path):
+    raw = _classification(tmp_path)
+    raw["teacher"]["model"]["kwargs"] = {"hidden": "wide"}
+    expected = "teacher.model: cannot build 'MLP' .* `hidden` must be a sequence"
+    with pytest.raises(ConfigError, match=expected):
+        run_teacher(parse_config(raw))

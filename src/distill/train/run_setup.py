@@ -147,12 +147,18 @@ def num_classes(dataset: Dataset) -> int:
     return int(dataset.meta.get("num_classes", int(dataset.labels.max()) + 1))
 
 
-def build_model(spec: ModelSpec, dataset: Dataset, track: str, *, seed: int) -> nn.Module:
+def build_model(
+    spec: ModelSpec, dataset: Dataset, track: str, *, seed: int, where: str
+) -> nn.Module:
     """Build ``spec`` with weights drawn from ``seed``, filling sizes the data decides.
 
     Fills ``in_features`` (dense width), ``num_fields`` / ``num_embeddings`` (sparse ids) and,
     for classification, ``out_features`` (number of classes) when the model takes them and
     they are not given. The global RNG state is left untouched.
+
+    Raises:
+        ConfigError: the model rejects its kwargs (the message starts with ``where``, e.g.
+            ``student.model``).
     """
     kwargs = dict(spec.kwargs)
     known = _init_parameters(spec.name)
@@ -162,7 +168,10 @@ def build_model(spec: ModelSpec, dataset: Dataset, track: str, *, seed: int) -> 
     else:
         sizes["in_features"] = dataset.features.shape[1]
     kwargs = {name: value for name, value in sizes.items() if name in known} | kwargs
-    return build_seeded(seed, models.build, {"name": spec.name, "kwargs": kwargs})
+    try:
+        return build_seeded(seed, models.build, {"name": spec.name, "kwargs": kwargs})
+    except (TypeError, ValueError) as error:
+        raise ConfigError([f"{where}: {error}"]) from None
 
 
 def build_seeded(seed: int, factory: Any, *args: Any, **kwargs: Any) -> nn.Module:

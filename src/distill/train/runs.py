@@ -113,7 +113,9 @@ def run_teacher(cfg: RunConfig, *, data: RunData | None = None) -> dict[str, Any
     if cfg.teacher.path is not None:
         model = given_teacher(cfg)
     else:
-        model = build_model(cfg.teacher.model, data.train, cfg.run.track, seed=cfg.run.seed)
+        model = build_model(
+            cfg.teacher.model, data.train, cfg.run.track, seed=cfg.run.seed, where="teacher.model"
+        )
         objective = fit_objective(Objective(labels=LabelsTerm()), cfg.run.track)
         options = train_options(cfg.teacher.train, cfg)
         model = fit(
@@ -156,8 +158,9 @@ def run_student(cfg: RunConfig, variant: str, *, data: RunData | None = None) ->
     chosen = _variant(cfg, variant)
     data = data or load_run_data(cfg)
     train = data.training_rows(chosen)
+    view = data.student_view(data.train)
     model = build_model(
-        cfg.student.model, data.student_view(data.train), cfg.run.track, seed=cfg.run.seed
+        cfg.student.model, view, cfg.run.track, seed=cfg.run.seed, where="student.model"
     )
     objective = fit_objective(chosen.objective, cfg.run.track)
     options = train_options(cfg.train, cfg, student_features=data.student_features)
