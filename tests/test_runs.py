@@ -31,8 +31,10 @@ def _classification(tmp_path, **data):
 def test_gap_recovered_by_hand():
     assert gap_recovered(0.9, 0.8, 1.0) == pytest.approx(0.5)
     assert gap_recovered(0.7, 0.8, 1.0) == pytest.approx(-0.5)
-    assert gap_recovered(0.3, 0.4, 0.2) == pytest.approx(0.5)  # lower-is-better metric
+    assert gap_recovered(0.3, 0.4, 0.2, higher_is_better=False) == pytest.approx(0.5)
     assert gap_recovered(0.9, 0.8, 0.8) is None
+    assert gap_recovered(0.9, 0.8, 0.7) is None  # the teacher is worse: no gap to recover
+    assert gap_recovered(0.3, 0.2, 0.4, higher_is_better=False) is None
     assert gap_recovered(math.nan, 0.8, 1.0) is None
 
 

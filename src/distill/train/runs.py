@@ -252,10 +252,25 @@ def evaluate_model(cfg: RunConfig, directory: Path, *, split: str = "test") -> d
     return track_metrics(model, data.view_for(model, getattr(data, split)), cfg.run.track)
 
 
-def gap_recovered(value: float, baseline: float, teacher: float) -> float | None:
-    """``(variant − baseline) / (teacher − baseline)``; None when teacher equals baseline."""
+def gap_recovered(
+    value: float, baseline: float, teacher: float, *, higher_is_better: bool = True
+) -> float | None:
+    """Share of the teacher–baseline gap a variant closes.
+
+    ``gap recovered = (variant − baseline) / (teacher − baseline)``: 0 at the baseline, 1 at
+    the teacher, negative when worse than the baseline.
+
+    Returns:
+        The ratio, or None when there is no gap to recover: the teacher does not beat the
+        baseline (in the metric's direction), or a value is not finite.
+
+    Example:
+        >>> round(gap_recovered(0.95, 0.87, 0.97), 2)
+        0.8
+    """
     gap = teacher - baseline
-    if not all(math.isfinite(x) for x in (value, baseline, teacher)) or abs(gap) < 1e-12:
+    finite = all(math.isfinite(x) for x in (value, baseline, teacher))
+    if not finite or (gap if higher_is_better else -gap) <= 1e-12:
         return None
     return (value - baseline) / gap
 
@@ -307,7 +322,10 @@ def _fill_gaps(results: dict[str, Any]) -> None:
         row["gap_recovered"] = None
         if baseline is not None and teacher is not None:
             row["gap_recovered"] = gap_recovered(
-                row["metrics"][metric], baseline["metrics"][metric], teacher["metrics"][metric]
+                row["metrics"][metric],
+                baseline["metrics"][metric],
+                teacher["metrics"][metric],
+                higher_is_better=metric != "loss",
             )
 
 
