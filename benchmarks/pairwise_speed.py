@@ -7,7 +7,8 @@ loss call (imports and data). Variants:
 
 - ``distill_distill``: :func:`distill.pairwise_distillation_loss` (squared, all pairs), with a
   warm plan cache (the batch layout repeats) and ``_cold`` (caches cleared every call);
-  ``_dense`` forces the dense internal path (the CPU default is ragged);
+  ``_dense`` forces the dense internal path (the CPU default is ragged); ``_t1`` runs on one
+  thread (all others use 2), which suffers less when other jobs share the cores;
 - ``distill_ranknet``: :func:`distill.pairwise_logistic_loss` (RankNet, unequal pairs);
 - ``padded_naive``: a plain ``[G, M, M]`` torch version of the distillation loss, every group
   padded to the longest;
@@ -49,10 +50,21 @@ SHAPES = {
 }
 FAST_REPS, SLOW_REPS = 9, 2  # timed calls per variant (after one warm-up call)
 SLOW = {("mslr_64", "padded_naive"), ("mslr_64", "allrank_ranknet")}
-COMPARED = ["distill_distill", "distill_distill_cold", "distill_distill_dense", "distill_ranknet"]
+COMPARED = [
+    "distill_distill",
+    "distill_distill_t1",
+    "distill_distill_cold",
+    "distill_distill_dense",
+    "distill_ranknet",
+]
 VARIANTS = {
     "mslr_64": [*COMPARED, "padded_naive", "allrank_ranknet"],
-    "mslr_256": ["distill_distill", "distill_distill_cold", "distill_ranknet"],
+    "mslr_256": [
+        "distill_distill",
+        "distill_distill_t1",
+        "distill_distill_cold",
+        "distill_ranknet",
+    ],
     "recommender": [*COMPARED, "padded_naive", "allrank_ranknet"],
 }
 
@@ -153,10 +165,11 @@ def build_step(variant: str, student, teacher, labels, sizes):
 
 
 def worker(variant: str, shape: str) -> dict:
-    torch.set_num_threads(2)
+    threads = 1 if variant.endswith("_t1") else 2
+    torch.set_num_threads(threads)
     spec = SHAPES[shape]
     batch = make_batch(spec["kind"], spec["groups"])
-    step, num_pairs = build_step(variant, *batch)
+    step, num_pairs = build_step(variant.removesuffix("_t1"), *batch)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     step()  # warm-up (fills the plan cache for the warm variants)
     times = []
@@ -167,6 +180,7 @@ def worker(variant: str, shape: str) -> dict:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "variant": variant,
+        "threads": threads,
         "pairs": num_pairs,
         "seconds_best": min(times),
         "seconds_median": statistics.median(times),
@@ -248,7 +262,7 @@ def main() -> None:
             "processor": platform.processor(),
             "cpu_count": os.cpu_count(),
             "torch": torch.__version__,
-            "threads": 2,
+            "threads": "2 (1 for the *_t1 variants)",
             "note": "2 CPU cores shared with other jobs during the run: timings are noisy",
         },
         "timing_method": "best of the timed calls (pairs_per_s) and their median; one "
