@@ -209,3 +209,26 @@ def test_bad_model_kwargs_are_config_errors(tmp_path):
     expected = "teacher.model: cannot build 'MLP' .* `hidden` must be a sequence"
     with pytest.raises(ConfigError, match=expected):
         run_teacher(parse_config(raw))
+
+
+def test_transfer_set_without_class_labels_needs_a_label_free_objective(tmp_path):
+    raw = {
+        "run": {"name": "rank", "track": "ranking", "out_dir": str(tmp_path)},
+        "data": {
+            "name": "synthetic_recommender",
+            "options": {"n_groups": 40},
+            "label_fraction": 0.25,
+        },
+        "teacher": {"model": {"name": "MLP"}, "train": {"max_steps": 3, "groups_per_batch": 8}},
+        "student": {"model": {"name": "MLP", "kwargs": {"hidden": [4]}}},
+        "train": {"max_steps": 3, "groups_per_batch": 8},
+        "variants": [
+            {"name": "l1", "transfer": "all", "objective": {"pairwise": {"penalty": "absolute"}}},
+            {"name": "mixed", "transfer": "all", "objective": {"labels": {}, "pairwise": {}}},
+        ],
+    }
+    cfg = parse_config(raw)
+    data = load_run_data(cfg)
+    assert len(data.training_rows(cfg.variants[0])) == len(data.train) > len(data.labeled)
+    with pytest.raises(ConfigError, match="variants.mixed.transfer: 'all' with"):
+        data.training_rows(cfg.variants[1])

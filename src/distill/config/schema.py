@@ -257,6 +257,14 @@ class Objective(_Section):
         }
 
     @property
+    def reads_labels(self) -> bool:
+        """Whether a term reads hard labels (labels, kd, binary_kd, pairs = "unequal")."""
+        terms = self.terms()
+        if {"labels", "kd", "binary_kd"} & set(terms):
+            return True
+        return any(getattr(term, "pairs", None) == "unequal" for term in terms.values())
+
+    @property
     def uses_teacher(self) -> bool:
         return any(name != "labels" for name in self.terms())
 
@@ -265,7 +273,9 @@ class Variant(_Section):
     """One student to train: a name and its objective.
 
     ``transfer``: ``labeled`` trains on the labeled training rows only; ``all`` also uses the
-    unlabeled remainder (``data.label_fraction < 1``) as a transfer set for the teacher terms.
+    unlabeled remainder (``data.label_fraction < 1``) as a transfer set for the teacher terms
+    (class labels of unlabeled rows are ignored; with other labels the objective must not
+    read labels).
     """
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.=-]+$")]

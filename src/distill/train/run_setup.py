@@ -37,15 +37,16 @@ class RunData:
     Attributes:
         train: every training row with its label (the teacher trains on it).
         labeled: the rows whose labels students see (``data.label_fraction``).
-        transfer: every training row; labels of the unlabeled rows are ``IGNORE_LABEL``
-            (None when some rows are unlabeled but the labels are not class indices).
+        transfer: every training row; class labels of the unlabeled rows are
+            ``IGNORE_LABEL`` (other labels are kept: only objectives that do not read labels
+            may train on them, see :meth:`training_rows`).
         valid, test: validation and test rows.
         student_features: the columns students see (``Dataset.select_features`` spec).
     """
 
     train: Dataset
     labeled: Dataset
-    transfer: Dataset | None
+    transfer: Dataset
     valid: Dataset
     test: Dataset
     student_features: str | list[str | int] | None
@@ -56,14 +57,21 @@ class RunData:
         return dataset if spec is None else dataset.select_features(spec)
 
     def training_rows(self, variant: Variant) -> Dataset:
-        """The rows a variant trains on: the labeled ones, or all with ``transfer = "all"``."""
+        """The rows a variant trains on: the labeled ones, or all with ``transfer = "all"``.
+
+        Raises:
+            ConfigError: ``transfer = "all"`` over unlabeled rows whose labels are not class
+                indices (so cannot be masked) with an objective that reads labels.
+        """
         if variant.transfer == "labeled":
             return self.labeled
-        if self.transfer is None:
+        partly_labeled = len(self.labeled) < len(self.train)
+        if partly_labeled and not _is_classification(self.train) and variant.objective.reads_labels:
             raise ConfigError(
                 [
                     f"variants.{variant.name}.transfer: 'all' with data.label_fraction < 1 "
-                    "needs class labels (classification)"
+                    "on non-class labels needs an objective that reads no labels "
+                    "(no labels/kd/binary_kd term, no pairs = 'unequal')"
                 ]
             )
         return self.transfer
@@ -83,7 +91,7 @@ def load_run_data(cfg: RunConfig) -> RunData:
     if section.label_fraction < 1.0:
         fraction = section.label_fraction
         labeled, unlabeled = data_module.split(train, (fraction, 1 - fraction), seed=cfg.run.seed)
-        transfer = _mask_labels(train, unlabeled) if _is_classification(train) else None
+        transfer = _mask_labels(train, unlabeled) if _is_classification(train) else train
     features = section.student_features or train.meta.get("student_features")
     return RunData(train, labeled, transfer, valid, test, features)
 
