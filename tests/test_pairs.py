@@ -52,6 +52,15 @@ def test_unequal_pairs_are_oriented_by_label(seed):
     assert bool((labels[found.i] > labels[found.j]).all())
 
 
+@pytest.mark.parametrize("size", [1, 2, 7])
+def test_uniform_group_sizes_match_naive_loop(size):
+    gen = torch.Generator().manual_seed(size)
+    group_ids = torch.randperm(30, generator=gen).repeat_interleave(size)
+    group_ids = group_ids[torch.randperm(len(group_ids), generator=gen)]
+    assert as_list(make_pairs(group_ids)) == naive_pairs(group_ids)
+    assert as_list(make_pairs(group_ids.sort().values)) == naive_pairs(group_ids.sort().values)
+
+
 def test_sorted_input_and_layout():
     group_ids = torch.tensor([5, 5, 5, 9, 9, 11])
     assert as_list(make_pairs(group_ids)) == [(0, 1, 0), (0, 2, 0), (1, 2, 0), (3, 4, 1)]

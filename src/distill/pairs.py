@@ -95,6 +95,8 @@ def _all_pairs(layout: GroupLayout) -> Pairs:
     """Every pair ``a < b`` inside each group, in sorted-item positions."""
     sizes, starts = layout.sizes, layout.starts
     device = sizes.device
+    if len(sizes) and bool((sizes == sizes[0]).all()):
+        return _uniform_pairs(starts, int(sizes[0]))
     num_items = int(sizes.sum())
     rows = torch.arange(num_items, device=device)
     group_of = torch.repeat_interleave(torch.arange(len(sizes), device=device), sizes)
@@ -107,6 +109,17 @@ def _all_pairs(layout: GroupLayout) -> Pairs:
     )
     group = torch.repeat_interleave(group_of, partners, output_size=num_pairs)
     return Pairs(first, second, group)
+
+
+def _uniform_pairs(starts: torch.Tensor, size: int) -> Pairs:
+    """All groups have ``size`` items: one ``triu_indices`` pattern broadcast over the groups."""
+    first, second = torch.triu_indices(size, size, 1, device=starts.device)
+    group = torch.arange(len(starts), device=starts.device)
+    return Pairs(
+        (starts[:, None] + first).reshape(-1),
+        (starts[:, None] + second).reshape(-1),
+        group[:, None].expand(-1, len(first)).reshape(-1),
+    )
 
 
 def _orient_unequal(pairs: Pairs, labels: torch.Tensor) -> Pairs:
