@@ -130,6 +130,8 @@ def test_difference_signals_against_scalar_math():
         "pair_prob": [sig(s[0] - s[1]), sig(s[2] - s[0])],
         "squared": [s[0] ** 2 - s[1] ** 2, s[2] ** 2 - s[0] ** 2],
     }
+    heads = torch.stack([scores, 2 * scores], dim=1)
+    assert torch.allclose(difference(heads, i, j)[:, 1], 2 * difference(scores, i, j))
     for signal, values in expected.items():
         got = difference(scores, i, j, signal=signal)
         assert torch.allclose(got, torch.tensor(values, dtype=torch.float64))
@@ -169,6 +171,12 @@ def test_bad_inputs():
         make_pairs(torch.tensor([[0, 0]]))
     with pytest.raises(ValueError, match="`signal` must be one of"):
         difference(torch.zeros(2), torch.tensor([0]), torch.tensor([1]), signal="rank")
+    with pytest.raises(
+        TypeError, match="`j` must be an integer index tensor, got dtype torch.float32"
+    ):
+        difference(torch.zeros(2), torch.tensor([0]), torch.tensor([1.0]))
+    with pytest.raises(ValueError, match=r"`j` shape \(2,\) does not match `i` shape \(1,\)"):
+        difference(torch.zeros(2), torch.tensor([0]), torch.tensor([1, 0]))
 
 
 def test_content_cache_confirms_contents_not_just_the_digest():

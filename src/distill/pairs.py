@@ -312,7 +312,7 @@ def difference(
         ``(P,)`` (or ``(P, K)``) differences.
 
     Raises:
-        TypeError: ``scores`` not floating point.
+        TypeError: ``scores`` not floating point; ``i`` or ``j`` not an integer tensor.
         ValueError: unknown ``signal``; ``i`` and ``j`` of different shapes.
 
     Reference: patent Eqs. 3, 5–8 (logit, probability and pair-probability differences).
@@ -323,7 +323,14 @@ def difference(
     """
     check_float_tensor("scores", scores)
     check_choice("signal", signal, SIGNALS)
+    for name, index in (("i", i), ("j", j)):
+        if not isinstance(index, torch.Tensor) or index.is_floating_point():
+            raise TypeError(f"`{name}` must be an integer index tensor, got {_describe(index)}")
     if i.shape != j.shape:
         raise ValueError(f"`j` shape {tuple(j.shape)} does not match `i` shape {tuple(i.shape)}")
     values = item_signal(scores, signal)
     return pair_signal(values[i], values[j], signal, absolute)
+
+
+def _describe(value: object) -> str:
+    return f"dtype {value.dtype}" if isinstance(value, torch.Tensor) else type(value).__name__
