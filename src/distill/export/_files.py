@@ -1,4 +1,4 @@
-"""Atomic writes: whole export directories and single small files, never half-written."""
+"""Atomic export directories: a whole export appears at once, never half-written."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from distill._io import default_mode
 
 MARKER = "export.json"
 
@@ -35,7 +37,7 @@ def atomic_directory(path: str | os.PathLike, *, force: bool = False) -> Iterato
     _refuse_existing(path, force)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    os.chmod(temp, file_mode(0o777))
+    os.chmod(temp, default_mode(0o777))
     try:
         yield temp
         _refuse_existing(path, force)
@@ -65,23 +67,3 @@ def _replace_directory(temp: Path, path: Path) -> None:
     os.replace(path, old / "previous")
     os.replace(temp, path)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same directory and ``os.replace``."""
-    path = Path(path)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-        os.chmod(temp, file_mode(0o666))
-        os.replace(temp, path)
-    finally:
-        Path(temp).unlink(missing_ok=True)
-
-
-def file_mode(full: int) -> int:
-    """``full`` permissions less the process umask (temp files are created private)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return full & ~umask

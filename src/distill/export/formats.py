@@ -21,8 +21,9 @@ import torch
 from torch import nn
 
 from distill import models
+from distill._io import write_atomic
 from distill._validation import check_choice
-from distill.export._files import MARKER, atomic_directory, write_text_atomic
+from distill.export._files import MARKER, atomic_directory
 from distill.export._inputs import Inputs
 from distill.export.int8 import (
     Int8Embedding,
@@ -257,7 +258,7 @@ def export_model(
         raise ValueError("`example_input` must be given for the 'onnx' format")
     with atomic_directory(out_dir, force=force) as temp:
         details = _write_format(model, temp, format, example_input, onnx_atol, compress_options)
-        write_text_atomic(temp / EXPORT_FILE, json.dumps(details, indent=2) + "\n")
+        write_atomic(temp / EXPORT_FILE, json.dumps(details, indent=2) + "\n")
     return read_export(out_dir)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from distill._io import atomic_path
 from distill._validation import check_number
-from distill.export._files import file_mode
 from distill.export._inputs import Inputs, as_tuple
 
 
@@ -108,22 +107,15 @@ def export_onnx(
             f"axis), got {len(inputs[0])}"
         )
     model = model.eval()
-    path = Path(path)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        exporter = _write_graph(model, inputs, temp)
-        _strip_debug_metadata(temp)
-        difference = _max_difference(model, OnnxModel(temp), inputs)
+    with atomic_path(path) as temp:
+        exporter = _write_graph(model, inputs, str(temp))
+        _strip_debug_metadata(str(temp))
+        difference = _max_difference(model, OnnxModel(str(temp)), inputs)
         if difference > atol:
             raise ValueError(
                 f"ONNX output differs from the torch model by {difference:.3g} (max abs) on the "
                 f"sample, above `atol` {atol:g}"
             )
-        os.chmod(temp, file_mode(0o666))
-        os.replace(temp, path)
-    finally:
-        Path(temp).unlink(missing_ok=True)
     return OnnxCheck(exporter, difference)
 
 

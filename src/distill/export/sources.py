@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 from distill import models
+from distill._io import write_atomic
 from distill._validation import check_choice
-from distill.export._files import MARKER, atomic_directory, write_text_atomic
+from distill.export._files import MARKER, atomic_directory
 from distill.export._inputs import Inputs
 from distill.export.formats import ExportResult, export_model
 from distill.export.table import CompressionRow, Predict, compression_table, save_table
@@ -237,7 +238,7 @@ def export_source(
         manifest = {"source": str(source.path), "formats": list(formats), "rank": rank}
         manifest["recovery"] = recovery
         manifest["exports"] = {name: result.details for name, result in exports.items()}
-        write_text_atomic(temp / MARKER, json.dumps(manifest, indent=2) + "\n")
+        write_atomic(temp / MARKER, json.dumps(manifest, indent=2) + "\n")
     return rows
 
 

@@ -17,8 +17,8 @@ import safetensors.torch
 import torch
 from torch import nn
 
+from distill._io import write_atomic
 from distill._validation import check_positive_int
-from distill.export._files import write_text_atomic
 from distill.export._inputs import Inputs, as_tuple, batch_of
 from distill.export.formats import ExportResult, read_export
 from distill.export.int8 import Int8Embedding, Int8Linear
@@ -252,6 +252,6 @@ def save_table(
         "rows": [asdict(row) for row in rows],
     }
     json_path, markdown_path = directory / JSON_FILE, directory / MARKDOWN_FILE
-    write_text_atomic(json_path, json.dumps(document, indent=2) + "\n")
-    write_text_atomic(markdown_path, to_markdown(rows, metric=metric))
+    write_atomic(json_path, json.dumps(document, indent=2) + "\n")
+    write_atomic(markdown_path, to_markdown(rows, metric=metric))
     return json_path, markdown_path

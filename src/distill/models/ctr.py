@@ -73,14 +73,14 @@ class FieldEmbedding(nn.Module):
         dense: torch.Tensor | None = None,
     ) -> Embedded:
         _check_ids(ids, self.num_fields, self.num_embeddings)
-        weight = self.embedding.weight
+        embeddings = self.embedding(ids)
         if values is None:
-            values = torch.ones(ids.shape, dtype=weight.dtype, device=ids.device)
+            values = torch.ones(ids.shape, dtype=embeddings.dtype, device=ids.device)
         else:
             _check_float_shape("values", values, tuple(ids.shape))
         values = values * (ids != 0)
         _check_dense(dense, ids.shape[0], self.dense_features)
-        vectors = self.embedding(ids) * values.unsqueeze(-1)
+        vectors = embeddings * values.unsqueeze(-1)
         return Embedded(ids, values, vectors, dense)
 
     def spec(self) -> dict[str, Any]:
