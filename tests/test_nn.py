@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from distill.nn import BinaryKDLoss, KDLoss, LogitMatchingLoss, PointwiseDistillationLoss
+from distill.nn import (
+    BinaryKDLoss,
+    KDLoss,
+    LogitMatchingLoss,
+    PairwiseDistillationLoss,
+    PairwiseLogisticLoss,
+    PointwiseDistillationLoss,
+)
 
 
 def test_kd_module_value_against_numpy_and_repr():
@@ -78,3 +85,36 @@ def test_validation_at_construction():
         PointwiseDistillationLoss(penalty={"name": "huber", "delta": 1.0})
     with pytest.raises(ValueError, match="`signal` must be one of 'logit', 'prob', got 'rank'"):
         PointwiseDistillationLoss(penalty="absolute", signal="rank")
+
+
+def _naive_pairwise(student, teacher, groups, penalty):
+    total, count = 0.0, 0
+    for a in range(len(groups)):
+        for b in range(a + 1, len(groups)):
+            if groups[a] == groups[b]:
+                r = (teacher[a] - teacher[b]) - (student[a] - student[b])
+                total, count = total + penalty(r), count + 1
+    return total / count
+
+
+def test_pairwise_wrappers_match_naive_loops_and_show_options():
+    student, teacher = np.array([0.5, -1.0, 2.0, 0.0, 1.0]), np.array([1.0, 0.0, -2.0, 3.0, 0.5])
+    groups = [4, 9, 4, 9, 4]
+    loss_fn = PairwiseDistillationLoss(penalty={"name": "pinball", "tau": 0.25})
+    got = loss_fn(torch.tensor(student), torch.tensor(teacher), torch.tensor(groups))
+    expected = _naive_pairwise(student, teacher, groups, lambda r: max(0.25 * r, -0.75 * r))
+    assert got.item() == pytest.approx(expected)
+    assert "pairs='all'" in repr(loss_fn) and "tau=0.25" in repr(loss_fn)
+
+    labels = torch.tensor([1.0, 0.0, 0.0, 2.0, 1.0])
+    ranknet = PairwiseLogisticLoss()(torch.tensor(student), torch.tensor(groups), labels)
+    # unequal-label pairs, better item first: (0,2), (4,2), (3,1)
+    diffs = [student[0] - student[2], student[4] - student[2], student[3] - student[1]]
+    assert ranknet.item() == pytest.approx(np.mean([math.log1p(math.exp(-d)) for d in diffs]))
+
+
+def test_pairwise_wrappers_validate_at_construction():
+    with pytest.raises(ValueError, match="`pairs` must be one of 'all', 'unequal', got 'both'"):
+        PairwiseDistillationLoss(pairs="both")
+    with pytest.raises(ValueError, match="`ties` must be one of 'drop', 'half', got 'keep'"):
+        PairwiseLogisticLoss(ties="keep")

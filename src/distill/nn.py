@@ -1,9 +1,9 @@
-"""``nn.Module`` wrappers around :mod:`distill.losses`: validate and store hyperparameters at
-construction, show them in ``repr``, and call the functional loss in ``forward``."""
+"""``nn.Module`` wrappers around :mod:`distill.losses` and :mod:`distill.ranking`: validate and
+store hyperparameters at construction, show them in ``repr``, call the functional loss."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
@@ -20,6 +20,10 @@ from distill.losses import (
     logit_matching_loss,
     pointwise_distillation_loss,
 )
+from distill.pair_engine import Normalize
+from distill.pairs import PairSet
+from distill.pairs import Signal as PairSignal
+from distill.ranking import pairwise_distillation_loss, pairwise_logistic_loss
 
 
 class KDLoss(nn.Module):
@@ -202,3 +206,105 @@ class PointwiseDistillationLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"penalty={self.penalty!r}, signal={self.signal!r}, reduction={self.reduction!r}"
+
+
+class PairwiseDistillationLoss(nn.Module):
+    """Module form of :func:`distill.ranking.pairwise_distillation_loss`.
+
+    ``mean over pairs (i, j) in a group of ρ(Δ_teacher − Δ_student)`` (FORMULAS §5).
+
+    Args:
+        penalty: anything :func:`distill.penalties.get` accepts (parsed at construction).
+        signal, absolute, pairs, normalize, reduction: as in
+            :func:`~distill.ranking.pairwise_distillation_loss`.
+
+    Raises:
+        TypeError, ValueError: bad penalty spec or option (at construction).
+
+    Reference: patent Eqs. 3, 5–8.
+
+    Example:
+        >>> loss_fn = PairwiseDistillationLoss(penalty="absolute")
+        >>> loss_fn(torch.zeros(3), torch.tensor([0.0, 1.0, 3.0]), torch.tensor([7, 7, 7]))
+        tensor(2.)
+    """
+
+    def __init__(
+        self,
+        *,
+        penalty: penalties.Penalty | str | dict[str, Any] = "squared",
+        signal: PairSignal = "logit",
+        absolute: bool = False,
+        pairs: PairSet = "all",
+        normalize: Normalize = "pair",
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__()
+        self.penalty = penalties.get(penalty)
+        self.signal = check_choice("signal", signal, get_args(PairSignal))
+        self.pairs = check_choice("pairs", pairs, get_args(PairSet))
+        self.normalize = check_choice("normalize", normalize, get_args(Normalize))
+        self.reduction = check_choice("reduction", reduction, REDUCTIONS)
+        self.absolute = absolute
+
+    def forward(
+        self,
+        student_scores: torch.Tensor,
+        teacher_scores: torch.Tensor,
+        group_ids: torch.Tensor,
+        labels: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return pairwise_distillation_loss(
+            student_scores, teacher_scores, group_ids, labels, penalty=self.penalty,
+            signal=self.signal, absolute=self.absolute, pairs=self.pairs,
+            normalize=self.normalize, reduction=self.reduction,
+        )  # fmt: skip
+
+    def extra_repr(self) -> str:
+        return (
+            f"penalty={self.penalty!r}, signal={self.signal!r}, absolute={self.absolute}, "
+            f"pairs={self.pairs!r}, normalize={self.normalize!r}, reduction={self.reduction!r}"
+        )
+
+
+class PairwiseLogisticLoss(nn.Module):
+    """Module form of :func:`distill.ranking.pairwise_logistic_loss` (RankNet, labels only).
+
+    ``BCE(σ(s_i − s_j), P(i ≻ j))`` over the pairs of each group (FORMULAS §5).
+
+    Args:
+        ties, normalize, reduction: as in :func:`~distill.ranking.pairwise_logistic_loss`.
+
+    Raises:
+        ValueError: bad option (at construction).
+
+    Reference: Burges et al. (2005), RankNet.
+
+    Example:
+        >>> loss_fn = PairwiseLogisticLoss()
+        >>> loss_fn(torch.zeros(2), torch.tensor([0, 0]), torch.tensor([1.0, 0.0]))
+        tensor(0.6931)
+    """
+
+    def __init__(
+        self,
+        *,
+        ties: Literal["drop", "half"] = "drop",
+        normalize: Normalize = "pair",
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__()
+        self.ties = check_choice("ties", ties, ("drop", "half"))
+        self.normalize = check_choice("normalize", normalize, get_args(Normalize))
+        self.reduction = check_choice("reduction", reduction, REDUCTIONS)
+
+    def forward(
+        self, scores: torch.Tensor, group_ids: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
+        return pairwise_logistic_loss(
+            scores, group_ids, labels, ties=self.ties, normalize=self.normalize,
+            reduction=self.reduction,
+        )  # fmt: skip
+
+    def extra_repr(self) -> str:
+        return f"ties={self.ties!r}, normalize={self.normalize!r}, reduction={self.reduction!r}"
