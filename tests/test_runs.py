@@ -232,3 +232,11 @@ def test_transfer_set_without_class_labels_needs_a_label_free_objective(tmp_path
     assert len(data.training_rows(cfg.variants[0])) == len(data.train) > len(data.labeled)
     with pytest.raises(ConfigError, match="variants.mixed.transfer: 'all' with"):
         data.training_rows(cfg.variants[1])
+
+
+def test_a_bad_student_model_fails_before_the_teacher_trains(tmp_path):
+    raw = _classification(tmp_path)
+    raw["student"]["model"]["kwargs"] = {"hidden": [8], "activation": "sigmoidal"}
+    with pytest.raises(ConfigError, match="student.model: .activation. must be one of"):
+        run_experiment(parse_config(raw))
+    assert not (tmp_path / "cls" / "teacher").exists()

@@ -70,6 +70,7 @@ def run_experiment(cfg: RunConfig) -> dict[str, Any]:
     """
     folder = start_run(cfg)
     data = load_run_data(cfg)
+    _check_models(cfg, data)
     run_teacher(cfg, data=data)
     uses_teacher = any(v.objective.uses_teacher for v in cfg.variants) or cfg.joint is not None
     if uses_teacher and cfg.train.teacher_mode == "offline":
@@ -79,6 +80,16 @@ def run_experiment(cfg: RunConfig) -> dict[str, Any]:
     if cfg.joint is not None:
         run_joint(cfg, data=data)
     return read_results(folder)
+
+
+def _check_models(cfg: RunConfig, data: RunData) -> None:
+    """Build every model once, so a bad model table fails before any training."""
+    if cfg.teacher.model is not None:
+        build_model(cfg.teacher.model, data.train, cfg.run.track, seed=0, where="teacher.model")
+    view = data.student_view(data.train)
+    build_model(cfg.student.model, view, cfg.run.track, seed=0, where="student.model")
+    if cfg.joint is not None:
+        _joint_model(cfg, data.train)
 
 
 def start_run(cfg: RunConfig) -> Path:
