@@ -94,8 +94,10 @@ def time_interleaved(
     Interleaving spreads load changes of a shared machine evenly over the candidates.
 
     Returns:
-        ``{name: {"median_s", "min_s", "times_s"}}``.
+        ``{name: {"median_s", "min_s", "times_s", "loadavg_start"}}``; the load average
+        (1, 5, 15 min) is taken before the warm-up.
     """
+    load = [round(x, 2) for x in os.getloadavg()]
     for _ in range(warmup):
         for run in candidates.values():
             run()
@@ -106,7 +108,12 @@ def time_interleaved(
             run()
             times[name].append(time.perf_counter() - started)
     return {
-        name: {"median_s": statistics.median(t), "min_s": min(t), "times_s": t}
+        name: {
+            "median_s": statistics.median(t),
+            "min_s": min(t),
+            "times_s": t,
+            "loadavg_start": load,
+        }
         for name, t in times.items()
     }
 

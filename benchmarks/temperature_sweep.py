@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -171,9 +172,23 @@ a deep teacher; test AUC and log loss at each click rate:
 
 {markdown_table(header, ctr_rows)}
 
-Best T per click rate: {best}. The seed's guidance (higher T for a smaller positive/negative
-ratio) holds when the best T falls as the click rate rises.
+Best T per click rate: {best}. The student is not tempered, so with T > 1 it is fitted to
+the flatter σ(v/T): ranking (AUC) can gain while calibration (log loss) pays for it.
+
+The seed's guidance (a higher T for a smaller positive/negative ratio), read as "the best T
+does not rise as the click rate rises, and differs somewhere": by AUC
+**{guidance(summary, config, "best_T_auc")}**; by log loss
+**{guidance(summary, config, "best_T_logloss")}**.
 """
+
+
+def guidance(summary: dict[str, Any], config: dict[str, Any], key: str) -> str:
+    """Whether the best T (by ``key``) falls as the click rate rises."""
+    best = [float(summary[f"ctr_{rate:g}"][key]) for rate in config["click_rates"]]
+    if len(set(best)) == 1:
+        return f"not tested (T = {best[0]:g} is best at every click rate)"
+    holds = all(a >= b for a, b in pairwise(best))
+    return "holds" if holds else "does not hold"
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

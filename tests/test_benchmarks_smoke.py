@@ -50,7 +50,8 @@ def test_ranking_quality_quick_with_letor_folder(tmp_path):
         (folder / name).write_text(letor_lines(queries))
     (folder / "test.txt").write_text(letor_lines(range(9, 12)))
     document = run_quick(ranking_quality, tmp_path, "--seeds", "1", "--letor", str(folder))
-    assert set(document["summary"]) == {"synthetic-normal", "synthetic-skewed", "letor"}
+    tracks = {"synthetic-normal, student sees 4/16", "synthetic-skewed, student sees 4/16", "letor"}
+    assert set(document["summary"]) == tracks
     assert document["summary"]["letor"]["ranking"][0] in ranking_quality.QUICK_VARIANTS
 
 
