@@ -55,9 +55,9 @@ __all__ = [
 ]
 
 # --- runs (H8) ---
+from distill.train.run_results import gap_recovered
 from distill.train.runs import (
     evaluate_model,
-    gap_recovered,
     run_experiment,
     run_joint,
     run_student,

@@ -15,9 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import json
-import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -26,9 +23,11 @@ from torch import nn
 
 from distill import models, teachers
 from distill.config import ConfigError, LabelsTerm, Objective, RunConfig, Variant, write_config
+from distill.train.distributed import DistributedContext, barrier, setup_distributed
 from distill.train.joint import JointObjective
 from distill.train.loop import fit
 from distill.train.run_metrics import track_metrics
+from distill.train.run_results import read_results, write_row
 from distill.train.run_setup import (
     RunData,
     build_model,
@@ -95,10 +94,13 @@ def _check_models(cfg: RunConfig, data: RunData) -> None:
 def start_run(cfg: RunConfig) -> Path:
     """Create the run folder, write the resolved ``config.toml``, start a fresh log."""
     folder = cfg.run.directory
-    folder.mkdir(parents=True, exist_ok=True)
-    write_config(cfg, folder / "config.toml")
-    for name in ("metrics.jsonl", "results.json"):
-        (folder / name).unlink(missing_ok=True)
+    context = _context(cfg)
+    if context.is_main:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_config(cfg, folder / "config.toml")
+        for name in ("metrics.jsonl", "results.json"):
+            (folder / name).unlink(missing_ok=True)
+    barrier(context)
     return folder
 
 
@@ -138,7 +140,7 @@ def run_teacher(cfg: RunConfig, *, data: RunData | None = None) -> dict[str, Any
             run_dir=folder,
             variant="teacher",
         ).model
-    path = models.save(model, folder / "teacher")
+    path = _save(cfg, model, folder / "teacher")
     wall_time = time.perf_counter() - started
     row = _row("teacher", model, data.test, cfg, wall_time, path)
     _update_results(cfg, teacher=row)
@@ -149,7 +151,16 @@ def score_teacher(cfg: RunConfig, *, data: RunData | None = None) -> Path:
     """Cache the saved teacher's scores of every training row (``scores/train/``)."""
     data = data or load_run_data(cfg)
     teacher = SavedTeacher(cfg.run.directory / "teacher")
-    return Path(teachers.score(teacher, data.train, cfg.run.directory / SCORES_DIR))
+    context = _context(cfg)
+    shard = teachers.score(
+        teacher,
+        data.train,
+        cfg.run.directory / SCORES_DIR,
+        rank=context.rank,
+        world_size=context.world_size,
+    )
+    barrier(context)
+    return Path(shard)
 
 
 def run_student(cfg: RunConfig, variant: str, *, data: RunData | None = None) -> dict[str, Any]:
@@ -188,7 +199,7 @@ def run_student(cfg: RunConfig, variant: str, *, data: RunData | None = None) ->
         run_dir=cfg.run.directory,
         variant=chosen.name,
     )
-    path = models.save(result.model, cfg.run.directory / "students" / chosen.name)
+    path = _save(cfg, result.model, cfg.run.directory / "students" / chosen.name)
     test = data.student_view(data.test)
     row = _row(chosen.name, result.model, test, cfg, result.wall_time_s, path)
     _update_results(cfg, variant=row)
@@ -223,7 +234,7 @@ def run_joint(cfg: RunConfig, *, data: RunData | None = None) -> dict[str, Any]:
         variant="joint",
     )
     student = result.model.student()
-    path = models.save(student, cfg.run.directory / "joint")
+    path = _save(cfg, student, cfg.run.directory / "joint")
     row = _row("joint", student, data.test, cfg, result.wall_time_s, path)
     _update_results(cfg, variant=row)
     return row
@@ -263,34 +274,6 @@ def evaluate_model(cfg: RunConfig, directory: Path, *, split: str = "test") -> d
     return track_metrics(model, data.view_for(model, getattr(data, split)), cfg.run.track)
 
 
-def gap_recovered(
-    value: float, baseline: float, teacher: float, *, higher_is_better: bool = True
-) -> float | None:
-    """Share of the teacher–baseline gap a variant closes.
-
-    ``gap recovered = (variant − baseline) / (teacher − baseline)``: 0 at the baseline, 1 at
-    the teacher, negative when worse than the baseline.
-
-    Returns:
-        The ratio, or None when there is no gap to recover: the teacher does not beat the
-        baseline (in the metric's direction), or a value is not finite.
-
-    Example:
-        >>> round(gap_recovered(0.95, 0.87, 0.97), 2)
-        0.8
-    """
-    gap = teacher - baseline
-    finite = all(math.isfinite(x) for x in (value, baseline, teacher))
-    if not finite or (gap if higher_is_better else -gap) <= 1e-12:
-        return None
-    return (value - baseline) / gap
-
-
-def read_results(folder: Path) -> dict[str, Any]:
-    """The ``results.json`` of a run folder."""
-    return json.loads((Path(folder) / "results.json").read_text())
-
-
 def _row(name, model: nn.Module, test, cfg: RunConfig, wall_time: float, path) -> dict[str, Any]:
     return {
         "name": name,
@@ -302,48 +285,29 @@ def _row(name, model: nn.Module, test, cfg: RunConfig, wall_time: float, path) -
     }
 
 
+def _context(cfg: RunConfig) -> DistributedContext:
+    """This process under ``torchrun`` (rank, world size), else a single-process context."""
+    return setup_distributed(cfg.train.device)
+
+
+def _save(cfg: RunConfig, model: nn.Module, directory: Path) -> Path:
+    """Save a model from the main process only; every process waits for the files."""
+    context = _context(cfg)
+    if context.is_main:
+        models.save(model, directory)
+    barrier(context)
+    return directory
+
+
 def _update_results(cfg: RunConfig, *, teacher=None, variant=None) -> None:
-    """Insert a row into ``results.json`` and recompute every variant's gap recovered."""
-    path = cfg.run.directory / "results.json"
-    results = read_results(cfg.run.directory) if path.is_file() else _empty_results(cfg)
-    if teacher is not None:
-        results["teacher"] = teacher
-    if variant is not None:
-        others = [row for row in results["variants"] if row["name"] != variant["name"]]
-        results["variants"] = [*others, variant]
-    _fill_gaps(results)
-    _write_json(path, results)
+    """Insert a row into ``results.json`` and recompute every variant's gap recovered.
 
-
-def _empty_results(cfg: RunConfig) -> dict[str, Any]:
-    return {
-        "name": cfg.run.name,
-        "track": cfg.run.track,
-        "metric": cfg.metric,
-        "teacher": None,
-        "baseline": cfg.baseline,
-        "variants": [],
-    }
-
-
-def _fill_gaps(results: dict[str, Any]) -> None:
-    metric, rows = results["metric"], {row["name"]: row for row in results["variants"]}
-    baseline, teacher = rows.get(results["baseline"]), results["teacher"]
-    for row in results["variants"]:
-        row["gap_recovered"] = None
-        if baseline is not None and teacher is not None:
-            row["gap_recovered"] = gap_recovered(
-                row["metrics"][metric],
-                baseline["metrics"][metric],
-                teacher["metrics"][metric],
-                higher_is_better=metric != "loss",
-            )
-
-
-def _write_json(path: Path, value: Any) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(value, indent=2) + "\n")
-    os.replace(temporary, path)
+    Only the main process writes; the others wait until it has.
+    """
+    context = _context(cfg)
+    if context.is_main:
+        write_row(cfg, teacher, variant)
+    barrier(context)
 
 
 def _variant(cfg: RunConfig, name: str) -> Variant:
