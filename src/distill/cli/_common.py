@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,11 @@ def guard() -> Iterator[None]:
             highlight=False,
         )
         raise typer.Exit(EXIT_FAILED) from None
+
+
+def is_main_process() -> bool:
+    """False on the non-zero ranks of a ``torchrun`` launch (they neither print nor report)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def read_config(path: Path, overrides: list[str] | None) -> RunConfig:

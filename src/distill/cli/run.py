@@ -12,6 +12,7 @@ from distill.cli._common import (
     SetOption,
     console,
     guard,
+    is_main_process,
     read_config,
     results_table,
 )
@@ -32,6 +33,9 @@ def run(
     Writes runs/<name>/ (config.toml, teacher/, students/, scores/, metrics.jsonl,
     results.json, report.html, summary.md) and prints the comparison table.
 
+    Under torchrun (torchrun --nproc-per-node 2 $(which distill) run CONFIG) every model
+    trains with DistributedDataParallel and rank 0 writes the files.
+
     Example: distill run examples/ranking.toml --set train.max_steps=200
     """
     with guard():
@@ -40,6 +44,8 @@ def run(
         from distill.train.runs import run_experiment
 
         results = run_experiment(cfg)
+        if not is_main_process():
+            return
         html = write_run_report(cfg, results) if report else None
     console.print(results_table(results))
     console.print(f"Report: {html}" if html else f"Results: {cfg.run.directory / 'results.json'}")
