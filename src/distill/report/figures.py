@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from distill.metrics import ece
 from distill.temperature import softmax_t
 
 _NOT_METRICS = {"variant", "step", "split", "phase", "lr", "epoch", "wall_time_s"}
@@ -162,15 +163,18 @@ def plot_reliability(
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     bins = np.clip(np.digitize(confidence, edges[1:-1]), 0, n_bins - 1)
     counts = np.bincount(bins, minlength=n_bins)
-    mean_conf = np.bincount(bins, confidence, n_bins) / np.maximum(counts, 1)
     mean_hit = np.bincount(bins, hit, n_bins) / np.maximum(counts, 1)
-    ece = float(np.sum(counts * np.abs(mean_hit - mean_conf)) / max(len(hit), 1))
+    calibration_error = ece(
+        torch.as_tensor(probs), torch.as_tensor(labels), n_bins=n_bins, kind="probs"
+    )
     figure = Figure(figsize=(5, 6), layout="constrained")
     diagram, histogram = figure.subplots(2, 1, height_ratios=(3, 1), sharex=True)
     filled = counts > 0
     diagram.bar(edges[:-1][filled], mean_hit[filled], width=1 / n_bins, align="edge", alpha=0.7)
     diagram.plot([0, 1], [0, 1], color="black", linestyle="--", linewidth=1)
-    diagram.set(ylabel="accuracy", title=f"reliability (ECE = {ece:.4f})", ylim=(0, 1))
+    diagram.set(
+        ylabel="accuracy", title=f"reliability (ECE = {calibration_error:.4f})", ylim=(0, 1)
+    )
     histogram.bar(edges[:-1], counts, width=1 / n_bins, align="edge", color="0.5")
     histogram.set(xlabel="confidence", ylabel="count", xlim=(0, 1))
     return figure
