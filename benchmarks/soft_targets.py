@@ -39,8 +39,8 @@ NAME = "soft_targets"
 TITLE = "Soft targets with little data (digits)"
 IGNORE_LABEL = -100  # unlabeled transfer rows: kd_loss / cross_entropy skip them
 FRACTIONS = (0.03, 0.1, 0.3)
-TEMPERATURES = (2.0, 4.0, 8.0)
-ALPHAS = (0.5, 1.0)
+TEMPERATURES = (8.0, 16.0, 32.0)
+ALPHAS = (1.0,)
 JITTER_COPIES = 9
 
 
@@ -56,7 +56,7 @@ def settings(quick: bool) -> dict[str, Any]:
         }
     return {
         "teacher_steps": 600,
-        "student_steps": 1000,
+        "student_steps": 2000,
         "fractions": FRACTIONS,
         "temperatures": TEMPERATURES,
         "alphas": ALPHAS,

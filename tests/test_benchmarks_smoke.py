@@ -68,6 +68,7 @@ def letor_lines(queries) -> str:
 def test_joint_model_quick(tmp_path):
     document = run_quick(joint_model, tmp_path, "--seeds", "1")
     assert set(joint_model.VARIANTS) < set(document["summary"])
+    assert len(joint_model.VARIANTS) == 1 + 4 * len(joint_model.SETTINGS)
 
 
 def test_distill_overhead_quick(tmp_path):
