@@ -79,44 +79,53 @@ def test_missing_data_file_is_a_config_error(tmp_path):
     assert f"data.path: no such file or folder: {tmp_path}/x" in result.stderr
 
 
+@pytest.fixture
+def bench_dir(tmp_path, monkeypatch):
+    """A checkout with its own ``benchmarks`` package; the real one is restored afterwards."""
+    saved = {name: module for name, module in sys.modules.items() if name.startswith("benchmarks")}
+    for name in saved:
+        del sys.modules[name]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    yield tmp_path
+    for name in [name for name in sys.modules if name.startswith("benchmarks")]:
+        del sys.modules[name]
+    sys.modules.update(saved)
+
+
+def _forget_benchmarks() -> None:
+    for name in [name for name in sys.modules if name.startswith("benchmarks")]:
+        del sys.modules[name]
+
+
 def _write_bench(root: Path, body: str) -> None:
     (root / "benchmarks").mkdir()
     (root / "benchmarks" / "__init__.py").write_text("")
     (root / "benchmarks" / "tiny.py").write_text(body)
 
 
-def test_bench_runs_a_module_from_the_current_directory(tmp_path, monkeypatch):
+def test_bench_runs_a_module_from_the_current_directory(bench_dir):
     body = "import sys\nif __name__ == '__main__':\n    print('tiny ran', sys.argv[1:])\n"
-    _write_bench(tmp_path, body)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    sys.modules.pop("benchmarks", None)
-    sys.modules.pop("benchmarks.tiny", None)
+    _write_bench(bench_dir, body)
     result = runner.invoke(app, ["bench", "tiny", "--", "--fast"])
     assert result.exit_code == 0, result.output
     assert "tiny ran ['--fast']" in result.stdout
 
 
-def test_bench_unknown_name_lists_available(tmp_path, monkeypatch):
-    _write_bench(tmp_path, "")
-    monkeypatch.chdir(tmp_path)
+def test_bench_unknown_name_lists_available(bench_dir):
+    _write_bench(bench_dir, "")
     result = runner.invoke(app, ["bench", "nope"])
     assert result.exit_code == 2
     assert "no benchmark 'nope'" in result.stderr
     assert "available: tiny" in result.stderr
 
 
-def test_failures_exit_1_and_debug_shows_the_traceback(tmp_path, monkeypatch):
-    _write_bench(tmp_path, "raise RuntimeError('boom')\n")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    sys.modules.pop("benchmarks", None)
-    sys.modules.pop("benchmarks.tiny", None)
+def test_failures_exit_1_and_debug_shows_the_traceback(bench_dir):
+    _write_bench(bench_dir, "raise RuntimeError('boom')\n")
     result = runner.invoke(app, ["bench", "tiny"])
     assert result.exit_code == 1
     assert "error: RuntimeError: boom (run with --debug for the traceback)" in result.stderr
-    sys.modules.pop("benchmarks", None)
-    sys.modules.pop("benchmarks.tiny", None)
+    _forget_benchmarks()
     result = runner.invoke(app, ["--debug", "bench", "tiny"])
     assert result.exit_code == 1
     assert isinstance(result.exception, RuntimeError)
