@@ -6,7 +6,7 @@ from torch import nn
 
 from distill import models
 from distill.data import Dataset
-from distill.score_cache import StaleCacheError
+from distill.score_cache import StaleCacheError, fingerprint_tensors
 from distill.teachers import (
     CachedScores,
     EnsembleTeacher,
@@ -264,3 +264,9 @@ def test_weighted_sparse_rows_pass_values_to_the_module(tmp_path):
     ensemble = EnsembleTeacher([teacher, teacher], binary=True)
     got = ensemble.predict(ds.features, ds.ids, values=ds.feature_values)
     assert torch.allclose(got, torch.tensor([4.5, 3.0]))
+
+
+def test_fingerprint_covers_zero_dim_parameters():
+    scalar = torch.tensor(1.5)
+    assert fingerprint_tensors([("b", scalar)]) != fingerprint_tensors([("b", torch.tensor(2.5))])
+    assert fingerprint_tensors([("b", scalar)]) != fingerprint_tensors([("b", scalar.reshape(1))])

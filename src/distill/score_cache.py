@@ -33,9 +33,9 @@ def fingerprint_tensors(named_tensors: Iterable[tuple[str, torch.Tensor | None]]
         if tensor is None:
             digest.update(f"{name}|None|".encode())
             continue
-        tensor = tensor.detach().cpu().contiguous()
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        flat = tensor.detach().cpu().contiguous().reshape(-1)  # a 0-d tensor cannot be viewed
+        digest.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
     return digest.hexdigest()
 
 

@@ -26,7 +26,7 @@ def track_metrics(model: nn.Module, dataset: Dataset, track: str) -> dict[str, f
         return {
             "accuracy": metrics.accuracy(scores, labels),
             "nll": metrics.nll(scores, labels),
-            "ece": metrics.ece(scores, labels),
+            "ece": metrics.ece(scores, labels, kind="logits"),
         }
     if track == "ranking":
         groups = dataset.groups

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +18,6 @@ from distill.train.run_setup import RunData, train_options
 
 SCORES_DIR = "scores/train"
 """The teacher's score cache of the training rows, inside the run folder."""
-
-
-class SavedTeacher(teachers.ModuleTeacher):
-    """The run's saved teacher, fingerprinted by the SHA-256 of its weights file.
-
-    (Hashing the file also covers 0-d parameters such as a scalar bias, which the tensor
-    hash of ``distill.score_cache`` cannot view as bytes.)
-    """
-
-    def __init__(self, folder: Path) -> None:
-        super().__init__(load_model(folder, "teacher"))
-        weights = (folder / models.registry.WEIGHTS_FILE).read_bytes()
-        self.digest = hashlib.sha256(weights).hexdigest()
-
-    def fingerprint(self) -> str:
-        return self.digest
 
 
 def median_teacher(cfg: RunConfig, variant: Variant, data: RunData, student, teacher) -> Any:

@@ -38,7 +38,6 @@ from distill.train.run_setup import (
 )
 from distill.train.run_teachers import (
     SCORES_DIR,
-    SavedTeacher,
     given_teacher,
     load_model,
     median_teacher,
@@ -150,7 +149,7 @@ def run_teacher(cfg: RunConfig, *, data: RunData | None = None) -> dict[str, Any
 def score_teacher(cfg: RunConfig, *, data: RunData | None = None) -> Path:
     """Cache the saved teacher's scores of every training row (``scores/train/``)."""
     data = data or load_run_data(cfg)
-    teacher = SavedTeacher(cfg.run.directory / "teacher")
+    teacher = teachers.ModuleTeacher(load_model(cfg.run.directory / "teacher", "teacher"))
     context = _context(cfg)
     shard = teachers.score(
         teacher,
