@@ -1,18 +1,31 @@
 """distill: knowledge distillation for classifiers, CTR models and rankers.
 
-Public API re-exports only. Each block belongs to one module family; keep ``__all__`` in step.
+Public API, re-exports only. Submodules used as namespaces: ``distill.penalties``,
+``distill.nn``, ``distill.pairs``, ``distill.heads``, ``distill.data``, ``distill.teachers``,
+``distill.models``, ``distill.metrics``, ``distill.train``, ``distill.export``, and (not
+imported here, as they load scipy.stats and matplotlib) ``distill.landscape``,
+``distill.report``.
 """
 
-__version__ = "0.1.0"
-__all__ = ["__version__"]
-
-# --- temperature, losses (core losses) ---
+from distill.config import ConfigError, RunConfig, load_config
+from distill.data import Dataset, load_builtin
+from distill.export import compress, compression_table, export_model
 from distill.losses import (
     binary_kd_loss,
     kd_loss,
     logit_matching_loss,
     pointwise_distillation_loss,
 )
+from distill.models import MLP, DeepTower, JointModel, WideAndDeep
+from distill.ranking import (
+    RankingObjective,
+    pair_agreement,
+    pairwise_distillation_loss,
+    pairwise_logistic_loss,
+    quantile_distillation_loss,
+    quantile_ranking_loss,
+)
+from distill.teachers import CachedScores, EnsembleTeacher, ModuleTeacher, load_teacher, score
 from distill.temperature import (
     ensemble_probs,
     log_softmax_t,
@@ -21,52 +34,50 @@ from distill.temperature import (
     softmax_t,
     top_k_probs,
 )
+from distill.train import FitResult, JointObjective, Objective, TrainOptions, fit
+from distill.train.runs import run_experiment
 
-__all__ = [*__all__, "ensemble_probs", "log_softmax_t", "sigmoid_t", "smooth_labels", "softmax_t"]
-__all__ = [*__all__, "top_k_probs", "kd_loss", "binary_kd_loss", "logit_matching_loss"]
-__all__ = [*__all__, "pointwise_distillation_loss"]
+__version__ = "0.1.0"
 
-# --- ranking (pairwise distillation, quantile heads) ---
-from distill.ranking import (
-    pair_agreement,
-    pairwise_distillation_loss,
-    pairwise_logistic_loss,
-    quantile_distillation_loss,
-    quantile_ranking_loss,
-)
-from distill.ranking_objective import RankingObjective
-
-__all__ = [*__all__, "pairwise_distillation_loss", "pairwise_logistic_loss", "pair_agreement"]
-__all__ = [*__all__, "quantile_ranking_loss", "quantile_distillation_loss", "RankingObjective"]
-
-# --- data, teachers ---
-from distill.data import Dataset, load_builtin
-from distill.teachers import CachedScores, EnsembleTeacher, ModuleTeacher, load_teacher, score
-
-__all__ = [*__all__, "CachedScores", "Dataset", "EnsembleTeacher", "ModuleTeacher"]
-__all__ = [*__all__, "load_builtin", "load_teacher", "score"]
-
-# --- models, metrics ---
-from distill.models import MLP, DeepTower, JointModel, WideAndDeep
-
-__all__ += ["MLP", "DeepTower", "JointModel", "WideAndDeep"]
-
-# --- landscape, report (layer 5) ---
-# Used as namespaces (``from distill.landscape import ...``, ``from distill.report import ...``),
-# not re-exported here: they load scipy.stats and matplotlib, which ``import distill`` should not.
-
-# --- export ---
-from distill.export import compress, compression_table, export_model  # noqa: E402
-
-__all__ = [*__all__, "compress", "compression_table", "export_model"]
-
-# --- train ---
-from distill.train import FitResult, JointObjective, Objective, TrainOptions, fit  # noqa: E402
-
-__all__ = [*__all__, "FitResult", "JointObjective", "Objective", "TrainOptions", "fit"]
-
-# --- config, runs ---
-from distill.config import ConfigError, RunConfig, load_config  # noqa: E402
-from distill.train.runs import run_experiment  # noqa: E402
-
-__all__ = [*__all__, "ConfigError", "RunConfig", "load_config", "run_experiment"]
+__all__ = [
+    "MLP",
+    "CachedScores",
+    "ConfigError",
+    "Dataset",
+    "DeepTower",
+    "EnsembleTeacher",
+    "FitResult",
+    "JointModel",
+    "JointObjective",
+    "ModuleTeacher",
+    "Objective",
+    "RankingObjective",
+    "RunConfig",
+    "TrainOptions",
+    "WideAndDeep",
+    "__version__",
+    "binary_kd_loss",
+    "compress",
+    "compression_table",
+    "ensemble_probs",
+    "export_model",
+    "fit",
+    "kd_loss",
+    "load_builtin",
+    "load_config",
+    "load_teacher",
+    "log_softmax_t",
+    "logit_matching_loss",
+    "pair_agreement",
+    "pairwise_distillation_loss",
+    "pairwise_logistic_loss",
+    "pointwise_distillation_loss",
+    "quantile_distillation_loss",
+    "quantile_ranking_loss",
+    "run_experiment",
+    "score",
+    "sigmoid_t",
+    "smooth_labels",
+    "softmax_t",
+    "top_k_probs",
+]
