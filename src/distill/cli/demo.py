@@ -88,7 +88,7 @@ def ctr_config(quick: bool) -> dict[str, Any]:
     """Synthetic CTR: Wide & Deep student alone vs joint dynamic distillation."""
     steps = 30 if quick else 1000
     data = {"n_rows": 3000 if quick else 80000, "fields": 8, "cardinality": 30}
-    train = {"max_steps": steps, "batch_size": 256, "lr": 0.003, "eval_every": steps // 10}
+    train = {"max_steps": steps, "batch_size": 256, "lr": 0.01, "eval_every": steps // 10}
     return {
         "run": {"name": "ctr", "track": "ctr"},
         "data": {
@@ -105,9 +105,9 @@ def ctr_config(quick: bool) -> dict[str, Any]:
         "variants": [{"name": "student_alone", "objective": {"labels": {}}}],
         "joint": {
             "w": 0.5,
-            "temperature": 2.0,
+            "temperature": 1.0,
             "warmup_steps": steps // 5,
-            "teacher_hidden": [128, 64],
+            "teacher_hidden": [256, 128, 64],
         },
     }
 
