@@ -1,4 +1,3 @@
-import dataclasses
 import math
 import statistics
 
@@ -98,6 +97,30 @@ def test_joint_fit_switches_phase_at_warmup_end(tmp_path):
     assert not any(name.startswith("teacher") for name, _ in student.named_parameters())
 
 
+def test_static_phase_reads_the_cached_scores_of_the_batch_rows(tmp_path):
+    data = load_builtin("synthetic_ctr", n_rows=400, fields=4, cardinality=10, seed=1)
+    train, _ = split(data, (0.5, 0.5), seed=3)
+    assert not torch.equal(train.ids, torch.arange(len(train)))  # ids are not row positions
+    torch.manual_seed(0)
+    teacher = ctr_joint_model(data.num_embeddings, 4, teacher_hidden=(8,)).teacher().eval()
+    score(ModuleTeacher(teacher), train, tmp_path / "scores")
+    cached = CachedScores(tmp_path / "scores", train)
+    served = []
+
+    class CheckedScores:
+        def predict(self, features, ids):
+            with torch.no_grad():
+                assert torch.allclose(cached.predict(features, ids), teacher(features))
+            served.append(len(ids))
+            return cached.predict(features, ids)
+
+    joint = ctr_joint_model(data.num_embeddings, 4, student_hidden=(4,), teacher_hidden=(8,))
+    options = TrainOptions(max_steps=6, batch_size=50, device="cpu", progress=False)
+    objective = JointObjective(warmup_steps=4)
+    fit(joint, train, objective=objective, options=options, teacher=CheckedScores())
+    assert served == [50] * 4
+
+
 def test_joint_objective_validates():
     with pytest.raises(ValueError, match=r"`alpha` must be in \[0, 1\], got 1.5"):
         JointObjective(alpha=1.5)
@@ -108,37 +131,38 @@ def test_joint_objective_validates():
     assert not JointObjective(warmup_steps=0).uses_teacher
 
 
-def test_joint_student_beats_label_only_student_on_synthetic_ctr(tmp_path):
-    """Static warm-up from a trained teacher's cached scores, then dynamic; same step budget."""
-    data = load_builtin("synthetic_ctr", n_rows=24_000, fields=6, cardinality=50, seed=0)
-    train, valid, test = split(data, (0.5, 0.1, 0.4), seed=0)
-    options = TrainOptions(epochs=2, batch_size=256, lr=1e-2, metric="auc", device="cpu")
-    torch.manual_seed(1000)
-    teacher = ctr_joint_model(data.num_embeddings, 6, teacher_hidden=(128, 64)).teacher()
-    teacher_options = dataclasses.replace(options, epochs=6, eval_every=50)
-    bce = Objective([LabelsTerm("bce")])
-    fit(teacher, train, objective=bce, options=teacher_options, valid=valid)
-    score(ModuleTeacher(teacher), train, tmp_path / "scores")
-    static_scores = CachedScores(tmp_path / "scores", train)
+@pytest.mark.slow
+def test_joint_student_beats_label_only_student_on_synthetic_ctr():
+    """Where the deep teacher tower beats the student alone, the joint student gains too.
 
-    joint_auc, alone_auc = [], []
-    for seed in (0, 1, 2, 3):
-        seeded = dataclasses.replace(options, seed=seed)
-        torch.manual_seed(seed)
-        joint = ctr_joint_model(
-            data.num_embeddings, 6, student_hidden=(8,), teacher_hidden=(128, 64)
+    Data with enough rows per id (80k rows, 8 fields of 30 values, 30 % clicks) and converged
+    training (lr 1e-2): the teacher tower then has an edge, and sharing its embedding plus the
+    dynamic targets (W 0.5, T 1) lift the Wide & Deep student. Mean over 3 dataset seeds, each
+    with its own split and weights; same step budget and best-validation checkpoint for both.
+    """
+    joint_auc, alone_auc, teacher_auc = [], [], []
+    for seed in (0, 1, 2):
+        data = load_builtin(
+            "synthetic_ctr", n_rows=80_000, fields=8, cardinality=30, click_rate=0.3, seed=seed
         )
-        objective = JointObjective(alpha=0.9, temperature=1.0, warmup_steps=75)  # of 94 steps
-        fit(joint, train, objective=objective, options=seeded, teacher=static_scores)
+        train, valid, test = split(data, (0.7, 0.15, 0.15), seed=seed)
+        options = TrainOptions(
+            epochs=4, batch_size=256, lr=1e-2, metric="auc", eval_every=50, seed=seed, device="cpu"
+        )
+        torch.manual_seed(seed + 1)
+        joint = ctr_joint_model(data.num_embeddings, 8, student_hidden=(8,))
+        objective = JointObjective(alpha=0.5, temperature=1.0)
+        fit(joint, train, objective=objective, options=options, valid=valid)
         joint_auc.append(auc(predict(joint.student(), test), test.labels))
-        torch.manual_seed(seed)
-        alone = WideAndDeep(data.num_embeddings, 6, hidden=(8,))
-        fit(alone, train, objective=bce, options=seeded)
+        teacher_auc.append(auc(predict(joint.teacher(), test), test.labels))
+        torch.manual_seed(seed + 1)
+        alone = WideAndDeep(data.num_embeddings, 8, hidden=(8,))
+        fit(alone, train, objective=Objective([LabelsTerm("bce")]), options=options, valid=valid)
         alone_auc.append(auc(predict(alone, test), test.labels))
     gains = [j - a for j, a in zip(joint_auc, alone_auc, strict=True)]
     summary = (
-        f"joint student AUC {statistics.mean(joint_auc):.4f} ± {statistics.stdev(joint_auc):.4f}"
-        f" vs label-only {statistics.mean(alone_auc):.4f} ± {statistics.stdev(alone_auc):.4f};"
-        f" gain {statistics.mean(gains):.4f} ± {statistics.stdev(gains):.4f} over 4 seeds"
+        f"joint student AUC {joint_auc} vs label-only {alone_auc} (teacher tower {teacher_auc});"
+        f" gain {statistics.mean(gains):.4f} ± {statistics.stdev(gains):.4f} over 3 data seeds"
     )
-    assert statistics.mean(joint_auc) > statistics.mean(alone_auc), summary
+    assert statistics.mean(teacher_auc) > statistics.mean(alone_auc), summary  # the premise
+    assert statistics.mean(gains) > 0.001, summary
