@@ -43,8 +43,18 @@ def parse_args(
     if extra is not None:
         extra(parser)
     args = parser.parse_args(list(argv) if argv is not None else None)
-    args.command = " ".join([f"python -m benchmarks.{name}", *(argv or sys.argv[1:])])
+    args.command = " ".join([*_launcher(), f"-m benchmarks.{name}", *(argv or sys.argv[1:])])
     return args
+
+
+def _launcher() -> list[str]:
+    """``[OMP_NUM_THREADS=…] <interpreter>``, the interpreter relative to the repository."""
+    interpreter = Path(sys.executable)
+    shown = "python"
+    if interpreter.is_relative_to(ROOT):  # a venv inside the checkout: .venv, .venv-bench
+        shown = str(interpreter.relative_to(ROOT))
+    threads = os.environ.get("OMP_NUM_THREADS")
+    return [f"OMP_NUM_THREADS={threads}", shown] if threads else [shown]
 
 
 def machine() -> dict[str, Any]:
