@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from distill._io import write_atomic
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 MARKDOWN = ROOT / "BENCHMARKS.md"
@@ -129,9 +131,8 @@ def time_interleaved(
 
 
 def write_results(name: str, args: argparse.Namespace, payload: Mapping[str, Any]) -> Path:
-    """Write ``NAME.json`` atomically (temp file in the same folder + ``os.replace``)."""
+    """Write ``NAME.json`` atomically."""
     folder = Path(args.results_dir)
-    folder.mkdir(parents=True, exist_ok=True)
     document = {
         "benchmark": name,
         "command": args.command,
@@ -141,11 +142,9 @@ def write_results(name: str, args: argparse.Namespace, payload: Mapping[str, Any
         "machine": machine(),
         **payload,
     }
-    target = folder / f"{name}.json"
-    temporary = folder / f".{name}.json.{os.getpid()}.tmp"
-    temporary.write_text(json.dumps(document, indent=2, default=_jsonable) + "\n")
-    os.replace(temporary, target)
-    return target
+    return write_atomic(
+        folder / f"{name}.json", json.dumps(document, indent=2, default=_jsonable) + "\n"
+    )
 
 
 def _jsonable(value: Any) -> Any:
@@ -195,9 +194,7 @@ def replace_section(path: Path, title: str, section: str) -> None:
         )
         tail = "".join(lines[end:])
         new_text = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(new_text)
-    os.replace(temporary, path)
+    write_atomic(path, new_text)
 
 
 def train_model(model, train, *, objective, teacher=None, valid=None, **options: Any):

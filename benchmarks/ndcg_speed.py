@@ -25,6 +25,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torchmetrics.retrieval import RetrievalNormalizedDCG
 
+from distill._io import write_atomic
 from distill.metrics import auc, ndcg
 
 RESULTS = Path(__file__).parent / "results" / "ndcg_speed.json"
@@ -109,10 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
         "abs_difference": abs(ours - theirs),
         "auc_vs_sklearn": auc_comparison(2_000_000, args.repeats),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    temporary = RESULTS.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(temporary, RESULTS)
+    write_atomic(RESULTS, json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return result
 

@@ -39,6 +39,8 @@ from pathlib import Path
 
 import torch
 
+from distill._io import write_atomic
+
 RESULTS = Path(__file__).parent / "results" / "pairwise_speed.json"
 BENCH_PYTHON = Path(__file__).resolve().parents[1] / ".venv-bench" / "bin" / "python"
 SHAPES = {
@@ -273,10 +275,7 @@ def main() -> None:
         "the first loss call",
         "results": results,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=1))
-    os.replace(tmp, RESULTS)
+    write_atomic(RESULTS, json.dumps(report, indent=1))
     print(markdown(results))
 
 

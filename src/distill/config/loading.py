@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import difflib
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from distill._io import write_atomic
 from distill.config.schema import RunConfig
 from distill.config.toml_writer import dumps_toml
 
@@ -208,9 +208,4 @@ def write_config(cfg: RunConfig, path: str | Path) -> Path:
     Returns:
         ``path``; its parent folders are created.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(config_to_toml(cfg), encoding="utf-8")
-    os.replace(temporary, path)
-    return path
+    return write_atomic(path, config_to_toml(cfg))

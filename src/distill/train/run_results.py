@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
+from distill._io import write_atomic
 from distill.config import RunConfig
 
 
@@ -78,6 +78,4 @@ def _fill_gaps(results: dict[str, Any]) -> None:
 
 
 def _write_json(path: Path, value: Any) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(value, indent=2) + "\n")
-    os.replace(temporary, path)
+    write_atomic(path, json.dumps(value, indent=2) + "\n")
