@@ -92,10 +92,9 @@ def fmt(stats: Mapping[str, float], scale: float = 1.0, digits: int = 1) -> str:
     return f"{stats['mean'] * scale:.{digits}f} ± {stats['std'] * scale:.{digits}f}"
 
 
-def gap_recovered(value: float, baseline: float, reference: float) -> float:
-    """``(value − baseline) / (reference − baseline)``; NaN when the gap is zero."""
-    gap = reference - baseline
-    return math.nan if abs(gap) < 1e-12 else (value - baseline) / gap
+def percent(share: float | None) -> str:
+    """A share as a whole percentage (``gap_recovered`` gives None when there is no gap)."""
+    return "–" if share is None else f"{share:.0%}"
 
 
 def time_interleaved(

@@ -28,10 +28,10 @@ import torch
 
 from benchmarks._common import (
     fmt,
-    gap_recovered,
     markdown_table,
     mean_std,
     parse_args,
+    percent,
     publish,
     train_model,
     write_results,
@@ -40,7 +40,7 @@ from distill import teachers
 from distill.data import Dataset, load_builtin, split
 from distill.metrics import auc, nll
 from distill.models import WideAndDeep, ctr_joint_model
-from distill.train import BinaryKDTerm, LabelsTerm, Objective, predict
+from distill.train import BinaryKDTerm, LabelsTerm, Objective, gap_recovered, predict
 from distill.train.joint import JointObjective
 
 NAME = "joint_model"
@@ -152,7 +152,7 @@ def report(summary: dict[str, Any], config: dict[str, Any], n_seeds: int) -> str
                 fmt(part["auc"], 1.0, 4),
                 fmt(part["logloss"], 1.0, 4),
                 "" if gain is None else fmt(gain, 1.0, 4),
-                "" if gap is None else f"{gap:.0%}",
+                percent(gap),
             ]
         )
     header = ["model", "test AUC", "test log loss", "AUC − student alone (paired)", "AUC gap rec."]

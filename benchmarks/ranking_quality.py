@@ -34,10 +34,10 @@ import torch
 
 from benchmarks._common import (
     fmt,
-    gap_recovered,
     markdown_table,
     mean_std,
     parse_args,
+    percent,
     publish,
     train_model,
     write_results,
@@ -52,6 +52,7 @@ from distill.train import (
     PairwiseTerm,
     PointwiseTerm,
     QuantileHeadsTerm,
+    gap_recovered,
     predict,
 )
 
@@ -266,7 +267,7 @@ def track_table(part: dict[str, Any]) -> str:
                 name,
                 *(fmt(values[m], 1.0, 4) for m in METRICS),
                 fmt(values["ndcg_gain"], 1.0, 4),
-                f"{values['gap_recovered']:.0%}",
+                percent(values["gap_recovered"]),
             ]
         )
     header = ["student", "NDCG@10", "MRR", "AUC", "NDCG − labels (paired)", "gap rec."]

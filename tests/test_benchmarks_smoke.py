@@ -8,7 +8,6 @@ never go in unit tests). Each run writes into a temporary results folder, never 
 import json
 import math
 
-import pytest
 from benchmarks import (
     _common,
     distill_overhead,
@@ -87,11 +86,11 @@ def test_scaling_quick(tmp_path):
     assert document["groups"] and document["group_size"]
 
 
-def test_mean_std_and_gap():
-    stats = _common.mean_std([1.0, 2.0, 3.0, math.nan])
+def test_mean_std_and_percent():
+    stats = _common.mean_std([1.0, 2.0, 3.0, math.nan, None])
     assert stats == {"mean": 2.0, "std": 1.0, "n": 3}
-    assert _common.gap_recovered(0.9, 0.8, 1.0) == pytest.approx(0.5)
-    assert math.isnan(_common.gap_recovered(0.9, 1.0, 1.0))
+    assert _common.percent(0.876) == "88%"
+    assert _common.percent(None) == "–"
 
 
 def test_replace_section_keeps_other_sections(tmp_path):
