@@ -28,7 +28,13 @@ def _check_temperature(temperature: float) -> float:
 
 
 def _scaled_shifted(logits: torch.Tensor, temperature: float, dim: int) -> torch.Tensor:
-    """``(z − max z) / T``: exact for softmax (shift-invariant) and free of overflow."""
+    """``(z − max z) / T``: exact for softmax (shift-invariant) and free of overflow.
+
+    Only ``T < 1`` can overflow finite logits (``z / T`` grows), so the shift, which costs a
+    reduction and a subtraction on every call, is skipped for ``T ≥ 1``.
+    """
+    if temperature >= 1.0:
+        return logits if temperature == 1.0 else logits / temperature
     shift = logits.detach().amax(dim=dim, keepdim=True).clamp_min(torch.finfo(logits.dtype).min)
     return (logits - shift) / temperature
 
