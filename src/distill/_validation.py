@@ -15,10 +15,16 @@ import torch
 REDUCTIONS = ("none", "mean", "sum")
 
 
-def check_float_tensor(name: str, value: Any) -> torch.Tensor:
-    """Require a floating-point tensor (integer logits are a common silent bug)."""
+def check_tensor(name: str, value: Any) -> torch.Tensor:
+    """Require a ``torch.Tensor`` (not a list, array or number)."""
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"`{name}` must be a torch.Tensor, got {type(value).__name__}")
+    return value
+
+
+def check_float_tensor(name: str, value: Any) -> torch.Tensor:
+    """Require a floating-point tensor (integer logits are a common silent bug)."""
+    check_tensor(name, value)
     if not value.is_floating_point():
         raise TypeError(f"`{name}` must be a floating-point tensor, got dtype {value.dtype}")
     return value

@@ -13,7 +13,13 @@ from typing import Any, Literal, NamedTuple
 
 import torch
 
-from distill._validation import check_choice, check_float_tensor, check_positive_int
+from distill._validation import (
+    check_choice,
+    check_float_tensor,
+    check_positive_int,
+    check_same_shape,
+    check_tensor,
+)
 
 PairSet = Literal["all", "unequal"]
 Signal = Literal["logit", "prob", "pair_prob", "squared"]
@@ -48,8 +54,7 @@ class GroupLayout(NamedTuple):
 
 def check_group_ids(group_ids: object) -> torch.Tensor:
     """Require a 1-D integer tensor of group ids (float ids are a silent-bug source)."""
-    if not isinstance(group_ids, torch.Tensor):
-        raise TypeError(f"`group_ids` must be a torch.Tensor, got {type(group_ids).__name__}")
+    check_tensor("group_ids", group_ids)
     if group_ids.is_floating_point() or group_ids.is_complex() or group_ids.dtype == torch.bool:
         raise TypeError(f"`group_ids` must be an integer tensor, got dtype {group_ids.dtype}")
     if group_ids.ndim != 1:
@@ -59,13 +64,8 @@ def check_group_ids(group_ids: object) -> torch.Tensor:
 
 def check_labels(labels: object, group_ids: torch.Tensor) -> torch.Tensor:
     """Labels (grades or clicks), one per item: a real tensor of ``group_ids``'s shape."""
-    if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"`labels` must be a torch.Tensor, got {type(labels).__name__}")
-    if labels.shape != group_ids.shape:
-        raise ValueError(
-            f"`labels` shape {tuple(labels.shape)} does not match "
-            f"`group_ids` shape {tuple(group_ids.shape)}"
-        )
+    check_tensor("labels", labels)
+    check_same_shape("labels", labels, "group_ids", group_ids)
     if labels.is_floating_point() and bool(torch.isnan(labels).any()):
         raise ValueError("`labels` must not contain NaN")
     return labels

@@ -17,6 +17,7 @@ from distill._validation import (
     check_number,
     check_pair,
     check_positive_int,
+    check_tensor,
 )
 
 EnsembleMean = Literal["arithmetic", "geometric"]
@@ -269,8 +270,7 @@ def _check_class_indices(
     name: str, target: torch.Tensor, num_classes: int, *, ignore_index: int | None = None
 ) -> torch.Tensor:
     """Integer class indices in ``[0, num_classes)`` (or equal to ``ignore_index``)."""
-    if not isinstance(target, torch.Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(target).__name__}")
+    check_tensor(name, target)
     if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
         raise TypeError(f"`{name}` must be an integer tensor of class indices, got {target.dtype}")
     bad = (target < 0) | (target >= num_classes)

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from distill._validation import check_number, check_positive_int
+from distill._validation import check_number, check_positive_int, check_tensor
 
 FEATURE_DTYPES = (torch.float32, torch.int64)
 LABEL_DTYPES = (torch.int64, torch.float32)
@@ -240,8 +240,7 @@ def _check_tensor(
     ndim: int,
     rows: int | None = None,
 ) -> None:
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(value).__name__}")
+    check_tensor(name, value)
     if value.dtype not in dtypes:
         allowed = " or ".join(str(d) for d in dtypes)
         raise TypeError(f"`{name}` must have dtype {allowed}, got {value.dtype}")

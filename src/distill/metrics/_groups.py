@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import torch
 
-from distill._validation import check_finite, check_float_tensor
+from distill._validation import check_finite, check_float_tensor, check_same_shape, check_tensor
 
 _SMALL_LEVELS = 64  # integral labels in [0, 64) are their own level index, without a sort
 
@@ -81,13 +81,8 @@ def check_group_inputs(scores, labels, groups) -> tuple[torch.Tensor, torch.Tens
         )
     check_finite("scores", scores)
     for name, value in (("labels", labels), ("groups", groups)):
-        if not isinstance(value, torch.Tensor):
-            raise TypeError(f"`{name}` must be a torch.Tensor, got {type(value).__name__}")
-        if value.shape != scores.shape:
-            raise ValueError(
-                f"`{name}` shape {tuple(value.shape)} does not match `scores` shape "
-                f"{tuple(scores.shape)}"
-            )
+        check_tensor(name, value)
+        check_same_shape(name, value, "scores", scores)
     if groups.is_floating_point() or groups.dtype == torch.bool:
         raise TypeError(f"`groups` must be an integer tensor, got dtype {groups.dtype}")
     if labels.is_floating_point():

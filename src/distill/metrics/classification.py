@@ -11,7 +11,13 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from distill._validation import check_choice, check_finite, check_float_tensor, check_positive_int
+from distill._validation import (
+    check_choice,
+    check_finite,
+    check_float_tensor,
+    check_positive_int,
+    check_tensor,
+)
 from distill.metrics._groups import descending_score_codes, sort_values
 
 
@@ -186,8 +192,7 @@ def _check_labels(
             f"`{name}` must be non-empty with shape (N,){'' if binary_only else ' or (N, C)'}, "
             f"got {tuple(logits.shape)}"
         )
-    if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"`labels` must be a torch.Tensor, got {type(labels).__name__}")
+    check_tensor("labels", labels)
     if labels.shape != logits.shape[:1]:
         raise ValueError(f"`labels` must have shape ({len(logits)},), got {tuple(labels.shape)}")
     classes = logits.shape[1] if logits.ndim == 2 else 2
