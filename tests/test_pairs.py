@@ -1,8 +1,12 @@
+import collections
+import itertools
 import math
 
 import pytest
+import scipy.stats
 import torch
 
+from distill import pair_sampling
 from distill.pairs import ContentCache, difference, group_layout, make_pairs
 
 
@@ -87,36 +91,125 @@ def test_cache_is_keyed_on_content():
     assert as_list(make_pairs(group_ids.clone())) == naive_pairs(group_ids)
 
 
-def test_sampling_caps_each_group_and_is_a_subset():
-    group_ids, _ = ragged_batch(num_groups=20, max_size=12, seed=3)
-    full = set(as_list(make_pairs(group_ids)))
-    sampled = make_pairs(
-        group_ids, max_pairs_per_group=5, generator=torch.Generator().manual_seed(1)
+def sampled(group_ids, labels=None, bound=5, seed=0):
+    kind = "all" if labels is None else "unequal"
+    gen = torch.Generator().manual_seed(seed)
+    return make_pairs(group_ids, labels, pairs=kind, max_pairs_per_group=bound, generator=gen)
+
+
+@pytest.mark.parametrize("unequal", [False, True])
+@pytest.mark.parametrize("bound", [2, 5, 30])
+def test_sampling_is_a_capped_distinct_subsequence_of_the_naive_pairs(unequal, bound):
+    # groups of 1..14 items: 0..91 pairs, so all three regimes (P <= b, b < P <= 2b, P > 2b)
+    group_ids, labels = ragged_batch(num_groups=40, max_size=14, seed=bound)
+    labels = labels if unequal else None
+    expected = naive_pairs(group_ids, None if labels is None else labels.tolist(), unequal)
+    got = as_list(sampled(group_ids, labels, bound))
+    assert len(set(got)) == len(got)
+    position = {pair: k for k, pair in enumerate(expected)}
+    assert [position[pair] for pair in got] == sorted(position[pair] for pair in got)
+    totals = torch.bincount(torch.tensor([g for _, _, g in expected]), minlength=40)
+    counts = torch.bincount(torch.tensor([g for _, _, g in got]), minlength=40)
+    assert counts.tolist() == totals.clamp(max=bound).tolist()
+    assert (totals > 2 * bound).any() and ((totals > bound) & (totals <= 2 * bound)).any()
+    small = {g for g, total in enumerate(totals.tolist()) if total <= bound}
+    assert [p for p in got if p[2] in small] == [p for p in expected if p[2] in small]
+
+
+@pytest.mark.parametrize("unequal", [False, True])
+def test_bound_at_least_every_group_total_keeps_all_pairs(unequal):
+    group_ids, labels = ragged_batch(num_groups=15, max_size=8, seed=5)
+    labels = labels if unequal else None
+    kind = "unequal" if unequal else "all"
+    assert as_list(sampled(group_ids, labels, bound=28)) == as_list(
+        make_pairs(group_ids, labels, pairs=kind)
     )
-    assert set(as_list(sampled)) <= full
-    per_group = torch.bincount(make_pairs(group_ids).group)
-    got = torch.bincount(sampled.group, minlength=len(per_group))
-    assert got.tolist() == per_group.clamp(max=5).tolist()
-    assert sampled.group.tolist() == sorted(sampled.group.tolist())
 
 
-def test_sampling_is_reproducible_and_uniform():
-    group_ids = torch.arange(3000).repeat_interleave(4)  # 6 pairs per group, keep 2
-    draw = lambda seed: make_pairs(  # noqa: E731
-        group_ids, max_pairs_per_group=2, generator=torch.Generator().manual_seed(seed)
-    )
-    assert torch.equal(draw(7).i, draw(7).i) and torch.equal(draw(7).j, draw(7).j)
-    assert not torch.equal(draw(7).j, draw(8).j)
-    sampled = draw(0)
-    local = (sampled.i % 4) * 4 + sampled.j % 4
-    freq = torch.bincount(local, minlength=16)[[1, 2, 3, 6, 7, 11]].double() / 3000
-    assert torch.allclose(freq, torch.full((6,), 1 / 3, dtype=torch.double), atol=0.03)
+def test_sampling_edge_cases():
+    assert len(sampled(torch.tensor([4, 1, 2])).i) == 0  # singletons
+    assert len(sampled(torch.zeros(0, dtype=torch.long)).i) == 0
+    ties = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    found = sampled(ties, torch.tensor([1.0, 1.0, 1.0, 1.0, 2.0, 0.0, 2.0, 0.0]), bound=1)
+    assert as_list(found) in ([(4, 5, 1)], [(4, 7, 1)], [(6, 5, 1)], [(6, 7, 1)])
 
 
-def test_sampling_of_unequal_pairs():
-    group_ids, labels = ragged_batch(seed=4)
-    sampled = make_pairs(group_ids, labels, pairs="unequal", max_pairs_per_group=2)
-    assert bool((labels[sampled.i] > labels[sampled.j]).all())
+def test_sampling_is_reproducible():
+    group_ids, labels = ragged_batch(num_groups=30, max_size=14, seed=6)
+    for kind_labels in (None, labels):
+        assert as_list(sampled(group_ids, kind_labels, seed=3)) == as_list(
+            sampled(group_ids, kind_labels, seed=3)
+        )
+        assert as_list(sampled(group_ids, kind_labels, seed=3)) != as_list(
+            sampled(group_ids, kind_labels, seed=4)
+        )
+
+
+def test_sampling_does_not_list_the_pairs_of_a_big_group():
+    group_ids = torch.zeros(300_000, dtype=torch.long)  # 4.5e10 pairs: listing them cannot fit
+    found = sampled(group_ids, bound=50)
+    assert len(set(zip(found.i.tolist(), found.j.tolist(), strict=True))) == 50
+    assert bool((found.i < found.j).all())
+
+
+def subset_pvalue(subsets, num_pairs, bound):
+    """Chi-square p-value of the observed k-subsets against the uniform law over all of them."""
+    observed = collections.Counter(subsets)
+    support = list(itertools.combinations(range(num_pairs), bound))
+    assert set(observed) <= set(support)
+    counts = [observed[subset] for subset in support]
+    return scipy.stats.chisquare(counts).pvalue
+
+
+def subsets_of_copies(found, copies, size, local_pairs):
+    """The sampled pair subset of each copy of one group (copies of ``size`` items each)."""
+    index = {pair: k for k, pair in enumerate(local_pairs)}
+    chosen = [[] for _ in range(copies)]
+    for a, b, g in as_list(found):
+        chosen[g].append(index[(a - g * size, b - g * size)])
+    return [tuple(sorted(c)) for c in chosen]
+
+
+UNIFORMITY_CASES = [
+    # (labels of one group, bound): "all" 6 pairs keep 2 (drawn) / 3 (keyed);
+    # "unequal" 8 pairs keep 3 (drawn) / 4 (keyed)
+    (None, 2),
+    (None, 3),
+    ([2.0, 1.0, 1.0, 0.0, 0.0], 3),
+    ([0.0, 1.0, 2.0, 0.0, 1.0], 4),
+]
+
+
+@pytest.mark.parametrize(("group_labels", "bound"), UNIFORMITY_CASES)
+def test_sampled_subsets_are_uniform(group_labels, bound):
+    size = 4 if group_labels is None else 5
+    labels = None if group_labels is None else torch.tensor(group_labels)
+    one_group = torch.zeros(size, dtype=torch.long)
+    local = [(a, b) for a, b, _ in naive_pairs(one_group, group_labels, labels is not None)]
+    copies = 40 * math.comb(len(local), bound)
+    group_ids = torch.arange(copies).repeat_interleave(size)
+    labels = None if labels is None else labels.repeat(copies)
+    found = sampled(group_ids, labels, bound, seed=11)
+    subsets = subsets_of_copies(found, copies, size, local)
+    assert subset_pvalue(subsets, len(local), bound) > 1e-4
+
+
+def test_uniformity_check_rejects_a_biased_sampler():
+    weights = torch.arange(1.0, 7.0)  # pair k drawn with weight k + 1, without replacement
+    gen = torch.Generator().manual_seed(0)
+    draws = torch.multinomial(weights.expand(600, 6), 2, generator=gen)
+    subsets = [tuple(sorted(row)) for row in draws.tolist()]
+    assert subset_pvalue(subsets, 6, 2) < 1e-4
+
+
+def test_later_draw_rounds_stay_exact_and_uniform(monkeypatch):
+    # one draw per round: every group needs many rounds (sequential sampling)
+    monkeypatch.setattr(pair_sampling, "_draws_per_round", lambda totals, limit: totals * 0 + 1)
+    size, bound, copies = 4, 2, 600
+    found = sampled(torch.arange(copies).repeat_interleave(size), bound=bound, seed=2)
+    local = [(a, b) for a, b, _ in naive_pairs(torch.zeros(size, dtype=torch.long))]
+    assert torch.bincount(found.group).tolist() == [bound] * copies
+    assert subset_pvalue(subsets_of_copies(found, copies, size, local), 6, bound) > 1e-4
 
 
 def test_difference_signals_against_scalar_math():

@@ -4,6 +4,7 @@ Input is flat: one row per item with a group id (a query, or a set of items reco
 together). Pairs are enumerated without a Python loop over groups, in O(number of pairs) memory:
 items are stably sorted by group, and each group's upper-triangular pairs are laid out with
 ``repeat_interleave``/``cumsum`` arithmetic. Repeated batch layouts hit a small LRU cache.
+A per-group bound samples pair numbers (:mod:`distill.pair_sampling`) instead of listing pairs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from distill._validation import (
     check_same_shape,
     check_tensor,
 )
+from distill.pair_sampling import sample_numbers
 
 PairSet = Literal["all", "unequal"]
 Signal = Literal["logit", "prob", "pair_prob", "squared"]
@@ -132,25 +134,58 @@ def _orient_unequal(pairs: Pairs, labels: torch.Tensor) -> Pairs:
     return Pairs(i, j, pairs.group[keep])
 
 
-def _sample_per_group(
-    pairs: Pairs, num_groups: int, limit: int, generator: torch.Generator | None
+def sample_pairs(
+    layout: GroupLayout,
+    labels: torch.Tensor | None,
+    limit: int,
+    generator: torch.Generator | None = None,
 ) -> Pairs:
-    """Uniform sample of at most ``limit`` pairs per group, without replacement.
+    """At most ``limit`` pairs per group, uniform without replacement, in O(N + G·limit).
 
-    Random keys per pair, then a per-group top-k by sorting on (group, key); the kept pairs
-    stay in enumeration order.
+    Items are laid out so that each item's partners are one run up to its group's end (the
+    later items for ``all``; the lower-labelled items for ``unequal``, labels sorted
+    descending), which numbers a group's pairs ``0 .. P_g − 1`` without listing them.
+    :func:`~distill.pair_sampling.sample_numbers` picks the numbers; a binary search on the
+    cumulative partner counts maps each back to its two items. The pairs come out as a
+    subsequence of :func:`enumerate_pairs`'s (same orientation and order).
     """
-    device = pairs.group.device
-    gen_device = generator.device if generator is not None else device
-    keys = torch.rand(len(pairs.group), generator=generator, device=gen_device).to(device)
-    by_key = torch.argsort(keys)
-    by_group_key = by_key[torch.argsort(pairs.group[by_key], stable=True)]
-    counts = torch.bincount(pairs.group, minlength=num_groups)
-    group_start = torch.cumsum(counts, 0) - counts
-    sorted_group = pairs.group[by_group_key]
-    rank = torch.arange(len(sorted_group), device=device) - group_start[sorted_group]
-    chosen = torch.sort(by_group_key[rank < limit]).values
-    return Pairs(pairs.i[chosen], pairs.j[chosen], pairs.group[chosen])
+    within, partner_start, group_of = _partner_runs(layout, labels)
+    counts = (layout.starts + layout.sizes)[group_of] - partner_start
+    cumulative = torch.cumsum(counts, 0)
+    before = cumulative - counts
+    ends = layout.starts + layout.sizes - 1
+    totals = cumulative[ends] - before[layout.starts]
+    group, number = sample_numbers(totals, limit, generator)
+    number = torch.sort(number + before[layout.starts][group]).values
+    first = torch.searchsorted(cumulative, number, right=True)
+    second = partner_start[first] + number - before[first]
+    a, b = within[first], within[second]
+    if labels is not None:  # back to enumeration order: by the pair's positions in `layout`
+        order = torch.argsort(torch.minimum(a, b) * len(within) + torch.maximum(a, b))
+        a, b, first = a[order], b[order], first[order]
+    return Pairs(layout.order[a], layout.order[b], group_of[first])
+
+
+def _partner_runs(
+    layout: GroupLayout, labels: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(within, partner_start, group_of)`` per item of the partner layout (all (N,)).
+
+    ``within`` gives each item's position in ``layout``; item p pairs with the items from
+    ``partner_start[p]`` to its group's end.
+    """
+    device = layout.sizes.device
+    group_of = torch.repeat_interleave(torch.arange(len(layout.sizes), device=device), layout.sizes)
+    positions = torch.arange(len(layout.order), device=device)
+    if labels is None:
+        return positions, positions + 1, group_of
+    by_label = torch.sort(labels[layout.order], descending=True, stable=True).indices
+    within = by_label[torch.sort(group_of[by_label], stable=True).indices]
+    ordered = labels[layout.order[within]]
+    new_run = torch.ones_like(positions, dtype=torch.bool)
+    new_run[1:] = (ordered[1:] != ordered[:-1]) | (group_of[1:] != group_of[:-1])
+    run = torch.cumsum(new_run, 0) - 1
+    return within, torch.cumsum(torch.bincount(run), 0)[run], group_of
 
 
 class ContentCache:
@@ -220,12 +255,15 @@ def make_pairs(
         labels: ``(N,)`` labels; required for ``pairs="unequal"``.
         pairs: ``"all"`` or ``"unequal"``.
         max_pairs_per_group: keep at most this many pairs per group, sampled uniformly without
-            replacement (reproducible with ``generator``); ``None`` keeps all.
+            replacement (reproducible with ``generator``) in O(N + G·bound) time and memory,
+            without listing a bigger group's pairs; groups with at most this many pairs keep
+            all of them. ``None`` keeps all.
         generator: random generator for the sampling.
 
     Returns:
-        :class:`Pairs` ``(i, j, group)`` of int64 ``(P,)`` tensors, O(P) memory. Results
-        without sampling are cached by content (LRU of 4 layouts); do not modify them in place.
+        :class:`Pairs` ``(i, j, group)`` of int64 ``(P,)`` tensors, O(P) memory; sampled pairs
+        are a subsequence of the unsampled ones. Results without sampling are cached by
+        content (LRU of 4 layouts); do not modify them in place.
 
     Raises:
         TypeError: ``group_ids`` not an integer tensor; ``labels`` not a tensor.
@@ -247,8 +285,10 @@ def make_pairs(
     if max_pairs_per_group is not None:
         check_positive_int("max_pairs_per_group", max_pairs_per_group)
         layout = group_layout(group_ids)
-        found = enumerate_pairs(layout, labels if pairs == "unequal" else None)
-        return _sample_per_group(found, len(layout.sizes), max_pairs_per_group, generator)
+        largest = int(layout.sizes.max()) if len(layout.sizes) else 0
+        if largest * (largest - 1) // 2 > max_pairs_per_group:
+            chosen = labels if pairs == "unequal" else None
+            return sample_pairs(layout, chosen, max_pairs_per_group, generator)
     labels = labels if pairs == "unequal" else None
     found = _cache.get((pairs,), group_ids, labels)
     if found is None:
