@@ -61,6 +61,14 @@ def test_kd_reductions_and_sequence_shape():
     torch.testing.assert_close(kd_loss(z, v, y), per_example.mean())
 
 
+def test_kd_ignore_index_inside_the_class_range():
+    z, v = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
+    y = [0, 2, 3, 2, 1]
+    got = kd_loss(z, v, torch.tensor(y), temperature=2.0, alpha=0.5, ignore_index=2)
+    expected = np_kd(z.numpy(), v.numpy(), y, 2.0, 0.5, ignore=2)
+    assert got.item() == pytest.approx(expected, rel=1e-10)
+
+
 def test_kd_all_targets_ignored_gives_soft_term_only():
     z, v = torch.randn(3, 4), torch.randn(3, 4)
     y = torch.full((3,), -100)

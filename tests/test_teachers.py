@@ -270,3 +270,17 @@ def test_fingerprint_covers_zero_dim_parameters():
     scalar = torch.tensor(1.5)
     assert fingerprint_tensors([("b", scalar)]) != fingerprint_tensors([("b", torch.tensor(2.5))])
     assert fingerprint_tensors([("b", scalar)]) != fingerprint_tensors([("b", scalar.reshape(1))])
+
+
+def test_cached_scores_with_ids_0_to_n_minus_1(tmp_path):
+    ds = Dataset(features=torch.rand(8, 4), labels=torch.zeros(8))  # ids default to 0 … 7
+    teacher = ModuleTeacher(_mlp())
+    score(teacher, ds, tmp_path, batch_size=3)
+    cached = CachedScores(tmp_path, ds)
+    order = torch.tensor([7, 0, 3, 3, 5])
+    expected = teacher.predict(ds.features[order], order)
+    torch.testing.assert_close(cached.predict(None, order), expected)
+    assert cached.predict(None, torch.tensor([], dtype=torch.int64)).shape[0] == 0
+    for missing in (8, -1):
+        with pytest.raises(KeyError, match=f"id {missing} is not in the score cache"):
+            cached.predict(None, torch.tensor([2, missing]))

@@ -1,7 +1,8 @@
 """Core distillation losses: Hinton KD, binary/CTR KD, logit matching, pointwise penalties.
 
 FORMULAS §2–4. Every loss treats the teacher as a constant (its inputs are detached), computes
-an unreduced loss and reduces it once with :func:`distill._reduce.reduce_loss`. float16 and
+an unreduced loss and reduces it once with :func:`distill._reduce.reduce_loss` (``kd_loss``
+reduces inside its two fused torch kernels instead; same convention). float16 and
 bfloat16 inputs are computed in float32 and the result is cast back.
 """
 
@@ -67,9 +68,14 @@ def _teacher_distribution(student_logits, teacher_logits, teacher_probs, tempera
     return softmax_t(_upcast(teacher_logits.detach()), temperature)
 
 
-def _check_class_target(target: Any, student_logits: torch.Tensor, ignore_index: int) -> None:
-    """Class indices of shape ``student_logits.shape[:-1]`` on the student's device."""
-    _check_class_indices("target", target, student_logits.shape[-1], ignore_index=ignore_index)
+def _check_class_target(target: Any, student_logits: torch.Tensor, ignore_index: int) -> int:
+    """Class indices of shape ``student_logits.shape[:-1]`` on the student's device.
+
+    Returns the number of labelled rows (target not ``ignore_index``).
+    """
+    labelled = _check_class_indices(
+        "target", target, student_logits.shape[-1], ignore_index=ignore_index
+    )
     if target.shape != student_logits.shape[:-1]:
         raise ValueError(
             f"`target` shape {tuple(target.shape)} does not match `student_logits` shape "
@@ -80,6 +86,7 @@ def _check_class_target(target: Any, student_logits: torch.Tensor, ignore_index:
             f"`target` is on device {target.device} but `student_logits` is on "
             f"{student_logits.device}"
         )
+    return labelled
 
 
 def kd_loss(
@@ -142,24 +149,34 @@ def kd_loss(
     temperature, alpha = _check_kd_options(temperature, alpha, reduction)
     teacher = _teacher_distribution(student_logits, teacher_logits, teacher_probs, temperature)
     student = _upcast(student_logits)
-    soft = F.kl_div(log_softmax_t(student, temperature), teacher, reduction="none").sum(-1)
-    if scale_t2:
-        soft = soft * temperature**2
+    summed = "none" if reduction == "none" else "sum"
+    soft = F.kl_div(log_softmax_t(student, temperature), teacher, reduction=summed)
+    soft = soft.sum(-1) if reduction == "none" else soft
+    scale = temperature**2 if scale_t2 else 1.0
+    rows = math.prod(student.shape[:-1])
     if target is None:
-        return reduce_loss(soft, reduction).to(student_logits.dtype)
-    _check_class_target(target, student_logits, ignore_index)
+        return (soft * _term_weight(scale, reduction, rows)).to(student_logits.dtype)
+    labelled = _check_class_target(target, student_logits, ignore_index)
     classes = student.shape[-1]
     hard = F.cross_entropy(
         student.reshape(-1, classes),
         target.reshape(-1),
         ignore_index=ignore_index,
-        reduction="none",
-    ).reshape(target.shape)
-    labelled = (target != ignore_index).sum()
-    loss = alpha * reduce_loss(soft, reduction) + (1 - alpha) * reduce_loss(
-        hard, reduction, count=labelled
+        reduction=summed,
     )
+    hard = hard.reshape(target.shape) if reduction == "none" else hard
+    loss = soft * _term_weight(alpha * scale, reduction, rows)
+    loss = loss + hard * _term_weight(1 - alpha, reduction, labelled)
     return loss.to(student_logits.dtype)
+
+
+def _term_weight(weight: float, reduction: Reduction, count: int) -> float:
+    """A summed term's weight, divided by its row count for ``"mean"`` (0 rows count as 1).
+
+    :func:`kd_loss` reduces inside ``kl_div``/``cross_entropy`` and folds the means into these
+    host-side weights: it runs on every batch, and each extra tensor op costs ~10 µs per step.
+    """
+    return weight / max(count, 1) if reduction == "mean" else weight
 
 
 def _check_binary_options(temperature: float, weight: float, temper_student: bool, reduction: str):
@@ -179,9 +196,10 @@ def _binary_target(target: Any, student_logits: torch.Tensor) -> torch.Tensor:
     if isinstance(target, torch.Tensor) and not target.is_floating_point():
         target = target.to(student_logits.dtype)
     check_pair("target", target, "student_logits", student_logits)
-    outside = target[(target < 0) | (target > 1)]
-    if outside.numel():
-        raise ValueError(f"`target` values must be in [0, 1], got {outside[0].item():g}")
+    if target.numel():
+        low, high = torch.stack(torch.aminmax(target)).tolist()
+        if low < 0 or high > 1:
+            raise ValueError(f"`target` values must be in [0, 1], got {low if low < 0 else high:g}")
     return target
 
 
@@ -199,7 +217,8 @@ def binary_kd_loss(
 
     ``E = W · H(σ(v/T), σ(z)) + (1 − W) · H(y, σ(z))`` per element, with ``H(a, b) = −a·log b −
     (1 − a)·log(1 − b)`` computed from logits (``binary_cross_entropy_with_logits`` with soft
-    targets). Only the teacher is tempered unless ``temper_student=True``, which uses
+    targets; ``H`` is linear in ``a``, so without a tempered student ``E = H(W·σ(v/T) + (1 − W)·y,
+    σ(z))``, one kernel). Only the teacher is tempered unless ``temper_student=True``, which uses
     ``σ(z/T)`` in the soft term and multiplies it by ``T²``. ``target=None`` gives the soft term
     alone with weight 1. ``T = 0`` gives hard teacher labels (step), ``T = inf`` gives 0.5.
     Multi-label logits ``(N, L)`` are independent sigmoids; ``"mean"`` averages all elements.
@@ -233,13 +252,18 @@ def binary_kd_loss(
     temperature, weight = _check_binary_options(temperature, weight, temper_student, reduction)
     student = _upcast(student_logits)
     teacher = sigmoid_t(_upcast(teacher_logits.detach()), temperature)
+    if target is not None:
+        labels = _upcast(_binary_target(target, student_logits))
+        if not temper_student:  # H is linear in its target: one BCE against the mixed target
+            mixed = torch.lerp(labels, teacher, weight)
+            loss = F.binary_cross_entropy_with_logits(student, mixed, reduction="none")
+            return reduce_loss(loss, reduction).to(student_logits.dtype)
     tempered = student / temperature if temper_student else student
     soft = F.binary_cross_entropy_with_logits(tempered, teacher, reduction="none")
     if temper_student:
         soft = soft * temperature**2
     if target is None:
         return reduce_loss(soft, reduction).to(student_logits.dtype)
-    labels = _upcast(_binary_target(target, student_logits))
     hard = F.binary_cross_entropy_with_logits(student, labels, reduction="none")
     return reduce_loss(weight * soft + (1 - weight) * hard, reduction).to(student_logits.dtype)
 

@@ -176,18 +176,26 @@ class CachedScores:
         logits = torch.cat([_logits_tensor(fp, table) for _, fp, table in shards])
         self._ids, order = torch.sort(ids)
         self._logits = logits[order]
+        self._ids_are_positions = torch.equal(self._ids, torch.arange(len(self._ids)))
         self._teacher_fingerprint = shards[0][1]["teacher"]
 
     def predict(
         self, features: torch.Tensor, ids: torch.Tensor, *, values: torch.Tensor | None = None
     ) -> torch.Tensor:
         """The cached logits of these example ids (``features`` and ``values`` are not used)."""
-        position = torch.searchsorted(self._ids, ids.cpu()).clamp(max=len(self._ids) - 1)
-        found = self._ids[position] == ids.cpu()
+        return self._logits.index_select(0, self._positions(ids.cpu())).to(ids.device)
+
+    def _positions(self, ids: torch.Tensor) -> torch.Tensor:
+        """Row of each id in the sorted cache; ids ``0 … n−1`` (the usual case) are their rows."""
+        if self._ids_are_positions and ids.numel():
+            low, high = torch.stack(torch.aminmax(ids)).tolist()
+            if low >= 0 and high < len(self._ids):
+                return ids
+        position = torch.searchsorted(self._ids, ids).clamp(max=len(self._ids) - 1)
+        found = self._ids[position] == ids
         if not bool(found.all()):
-            missing = int(ids.cpu()[~found][0])
-            raise KeyError(f"id {missing} is not in the score cache {self.path}")
-        return self._logits[position].to(ids.device)
+            raise KeyError(f"id {int(ids[~found][0])} is not in the score cache {self.path}")
+        return position
 
     def fingerprint(self) -> str:
         """The fingerprint of the teacher that produced the cache."""

@@ -268,15 +268,28 @@ def smooth_labels(
 
 def _check_class_indices(
     name: str, target: torch.Tensor, num_classes: int, *, ignore_index: int | None = None
-) -> torch.Tensor:
-    """Integer class indices in ``[0, num_classes)`` (or equal to ``ignore_index``)."""
+) -> int:
+    """Integer class indices in ``[0, num_classes)`` (or equal to ``ignore_index``).
+
+    Returns the number of entries not equal to ``ignore_index`` (a host int). The common case,
+    every entry a class, costs one min/max pass and one host read.
+    """
     check_tensor(name, target)
     if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
         raise TypeError(f"`{name}` must be an integer tensor of class indices, got {target.dtype}")
+    if target.numel() == 0:
+        return 0
+    low, high = torch.stack(torch.aminmax(target)).tolist()
+    if (
+        low >= 0
+        and high < num_classes
+        and not (ignore_index is not None and low <= ignore_index <= high)
+    ):
+        return target.numel()
     bad = (target < 0) | (target >= num_classes)
     if ignore_index is not None:
         bad &= target != ignore_index
     if bool(bad.any()):
         allowed = f"[0, {num_classes})" + ("" if ignore_index is None else f" or {ignore_index}")
         raise ValueError(f"`{name}` values must be in {allowed}, got {int(target[bad][0])}")
-    return target
+    return int((target != ignore_index).sum()) if ignore_index is not None else target.numel()
