@@ -67,6 +67,22 @@ def test_quantile_taus_outside_unit_interval():
     assert _error(raw) == "variants[1].objective.quantile_heads.taus[1]: must be in (0, 1), got 1.5"
 
 
+def test_pair_bound_is_validated_and_round_trips():
+    raw = _raw()
+    raw["variants"][1]["objective"]["pairwise"]["max_pairs_per_group"] = 0
+    assert _error(raw) == (
+        "variants[1].objective.pairwise.max_pairs_per_group: "
+        "input should be greater than or equal to 1, got 0"
+    )
+    raw["variants"][1]["objective"]["pairwise"]["max_pairs_per_group"] = 50
+    cfg = parse_config(raw)
+    assert cfg.variants[1].objective.pairwise.max_pairs_per_group == 50
+    assert parse_config(tomllib.loads(config_to_toml(cfg))) == cfg
+    quantile = {"target": "pointwise", "max_pairs_per_group": 5}
+    raw["variants"][1]["objective"] = {"quantile_heads": quantile}
+    assert "applies only to target = 'pairwise'" in _error(raw)
+
+
 def test_mistyped_key_is_named_with_a_suggestion():
     raw = _raw()
     raw["train"] = {"lrr": 0.1}

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from distill.config import ConfigError, load_config, parse_config
+from distill.train import terms
 from distill.train.run_results import gap_recovered
 from distill.train.run_setup import IGNORE_LABEL, build_model, fit_objective, load_run_data
 from distill.train.runs import run_experiment, run_student, run_teacher
@@ -127,6 +128,29 @@ def test_ranking_experiment(tmp_path):
         assert set(row["metrics"]) == {"ndcg@10", "mrr", "pair_accuracy"}
         assert row["params"] == 4 * 4 + 4 + 4 + 1  # student sees 4 of 16 features
     assert results["teacher"]["params"] > results["variants"][0]["params"]
+
+
+def test_pair_bound_from_a_config_trains_and_limits_pairs(tmp_path, monkeypatch):
+    largest, real = [], terms.make_pairs
+
+    def spy(*args, **kwargs):
+        found = real(*args, **kwargs)
+        largest.append(int(torch.bincount(found.group).max()))
+        return found
+
+    monkeypatch.setattr(terms, "make_pairs", spy)
+    pairwise = {"penalty": "squared", "max_pairs_per_group": 3}
+    raw = {
+        "run": {"name": "bound", "track": "ranking", "out_dir": str(tmp_path)},
+        "data": {"name": "synthetic_recommender", "options": {"n_groups": 40}},
+        "teacher": {"model": {"name": "MLP"}, "train": {"max_steps": 5, "groups_per_batch": 8}},
+        "student": {"model": {"name": "MLP", "kwargs": {"hidden": [4]}}},
+        "train": {"max_steps": 6, "groups_per_batch": 8},
+        "variants": [{"name": "l2", "objective": {"pairwise": pairwise}}],
+    }
+    results = run_experiment(parse_config(raw))
+    assert len(largest) == 6 and max(largest) == 3  # every step samples; bigger groups exist
+    assert math.isfinite(results["variants"][0]["metrics"]["ndcg@10"])
 
 
 def test_ctr_experiment_with_joint_model(tmp_path):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from distill import ranking
 from distill.models import MLP
 from distill.train import (
     BinaryKDTerm,
@@ -128,6 +129,78 @@ def test_pairwise_term_matches_pair_loop(ranked):
     ]
     term = PairwiseTerm(penalty="squared", signal="logit", pairs="all")
     assert float(term(student, batch, teacher)) == pytest.approx(np.mean(np.square(residuals)))
+
+
+@pytest.fixture
+def big_groups():
+    generator = torch.Generator().manual_seed(8)
+    groups = torch.tensor([0] * 12 + [1] * 3 + [2] * 20)  # 66, 3 and 190 pairs
+    labels = torch.randint(0, 3, (35,), generator=generator).double()
+    student = torch.randn(35, generator=generator, dtype=torch.float64)
+    teacher = torch.randn(35, generator=generator, dtype=torch.float64)
+    batch = Batch(features=torch.zeros(35, 1), labels=labels, ids=torch.arange(35), groups=groups)
+    return student, teacher, batch
+
+
+def recorded_pairs(monkeypatch, loss_name):
+    """Wrap ``distill.ranking.<loss_name>`` to record the ``pairs`` each call gets."""
+    seen, real = [], getattr(ranking, loss_name)
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["pairs"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ranking, loss_name, spy)
+    return seen
+
+
+@pytest.mark.parametrize("pair_set", ["all", "unequal"])
+def test_pairwise_term_bounds_pairs_per_group_with_a_new_draw_each_step(
+    big_groups, monkeypatch, pair_set
+):
+    student, teacher, batch = big_groups
+    seen = recorded_pairs(monkeypatch, "pairwise_distillation_loss")
+    labels, groups = batch.labels.tolist(), batch.groups.tolist()
+    allowed = {
+        (i, j) if labels[i] >= labels[j] else (j, i)
+        for i, j in pairs_of(groups)
+        if pair_set == "all" or labels[i] != labels[j]
+    }
+    totals = np.bincount([groups[i] for i, _ in allowed], minlength=3)
+    term = PairwiseTerm(penalty="absolute", pairs=pair_set, max_pairs_per_group=5)
+    losses = [term(student, batch, teacher) for _ in range(2)]
+    for loss, pairs in zip(losses, seen, strict=True):
+        chosen = list(zip(pairs.i.tolist(), pairs.j.tolist(), strict=True))
+        oriented = {(i, j) if labels[i] >= labels[j] else (j, i) for i, j in chosen}
+        assert len(oriented) == len(chosen) and oriented <= allowed
+        assert pair_set == "all" or all(labels[i] > labels[j] for i, j in chosen)
+        assert np.bincount(pairs.group, minlength=3).tolist() == np.minimum(totals, 5).tolist()
+        r = [float((teacher[i] - teacher[j]) - (student[i] - student[j])) for i, j in chosen]
+        assert float(loss) == pytest.approx(np.mean(np.abs(r)))
+    assert not torch.equal(seen[0].j, seen[1].j)
+
+
+def test_quantile_heads_term_bounds_pairs_per_group(big_groups, monkeypatch):
+    student, teacher, batch = big_groups
+    seen = recorded_pairs(monkeypatch, "quantile_ranking_loss")
+    term = QuantileHeadsTerm(taus=[0.5], max_pairs_per_group=4)
+    loss = term((student, student[:, None]), batch, teacher)
+    assert np.bincount(seen[0].group).tolist() == [4, 3, 4]
+    r = [
+        float((teacher[i] - teacher[j]) - (student[i] - student[j]))
+        for i, j in zip(seen[0].i.tolist(), seen[0].j.tolist(), strict=True)
+    ]
+    assert float(loss) == pytest.approx(np.mean(0.5 * np.abs(r)))
+
+
+def test_pair_bound_is_validated():
+    with pytest.raises(ValueError, match="`max_pairs_per_group` must be >= 1, got 0"):
+        PairwiseTerm(max_pairs_per_group=0)
+    with pytest.raises(TypeError, match="`max_pairs_per_group` must be an integer, got float"):
+        QuantileHeadsTerm(max_pairs_per_group=2.0)
+    with pytest.raises(ValueError, match="`max_pairs_per_group` needs pair targets, got `pairs`"):
+        QuantileHeadsTerm(pairs=None, max_pairs_per_group=3)
+    assert make_term({"name": "pairwise", "max_pairs_per_group": 7}).max_pairs_per_group == 7
 
 
 def test_quantile_heads_wrap_and_pinball_against_teacher(ranked):

@@ -192,19 +192,26 @@ class PointwiseTerm(_Section):
 
 
 class PairwiseTerm(_Section):
-    """ρ(Δ_teacher − Δ_student) over pairs inside groups (FORMULAS §5)."""
+    """ρ(Δ_teacher − Δ_student) over pairs inside groups (FORMULAS §5).
+
+    ``max_pairs_per_group``: sample at most that many pairs per group afresh every step
+    (uniformly, without replacement); unset uses all pairs.
+    """
 
     weight: NonNegative = 1.0
     penalty: PenaltySpec = "squared"
     signal: Literal["logit", "prob", "pair_prob", "squared"] = "logit"
     pairs: Literal["all", "unequal"] = "all"
     normalize: Literal["pair", "group"] = "pair"
+    max_pairs_per_group: PositiveInt | None = None
 
 
 class QuantileHeadsTerm(_Section):
     """K quantile heads trained with pinball(τ_k) (FORMULAS §6, patent FIG. 4/5).
 
     ``target``: the teacher's pair differences (``pairwise``) or its scores (``pointwise``).
+    ``max_pairs_per_group`` (pairwise target only) samples at most that many pairs per group
+    afresh every step; unset uses all pairs (likewise in ``pairwise``).
     """
 
     weight: NonNegative = 1.0
@@ -213,6 +220,13 @@ class QuantileHeadsTerm(_Section):
     target: Literal["pairwise", "pointwise"] = "pairwise"
     signal: Literal["logit", "prob", "pair_prob"] = "logit"
     pairs: Literal["all", "unequal"] = "all"
+    max_pairs_per_group: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _bound_needs_pairs(self) -> QuantileHeadsTerm:
+        if self.max_pairs_per_group is not None and self.target == "pointwise":
+            raise ValueError("`max_pairs_per_group` applies only to target = 'pairwise'")
+        return self
 
 
 class TwoStepMedianTerm(_Section):

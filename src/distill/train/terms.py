@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from distill import heads, losses, ranking
+from distill._validation import check_positive_int
+from distill.pairs import Pairs, make_pairs
 from distill.train.batches import Batch
 
 
@@ -110,9 +112,29 @@ class PointwiseTerm:
         )
 
 
+def _pair_set(batch: Batch, pairs: str, max_pairs_per_group: int | None) -> str | Pairs:
+    """``pairs`` itself, or a fresh uniform sample of at most ``max_pairs_per_group`` per group.
+
+    The sample is drawn from torch's global RNG (seeded and checkpointed by ``fit``).
+    """
+    if max_pairs_per_group is None:
+        return pairs
+    labels = batch.labels if pairs == "unequal" else None
+    return make_pairs(batch.groups, labels, pairs=pairs, max_pairs_per_group=max_pairs_per_group)
+
+
+def _check_pair_bound(max_pairs_per_group: int | None) -> None:
+    if max_pairs_per_group is not None:
+        check_positive_int("max_pairs_per_group", max_pairs_per_group)
+
+
 @dataclass
 class PairwiseTerm:
-    """``distill.ranking.pairwise_distillation_loss`` over pairs inside each group."""
+    """``distill.ranking.pairwise_distillation_loss`` over pairs inside each group.
+
+    ``max_pairs_per_group``: at most this many pairs per group, sampled uniformly without
+    replacement afresh every step (:func:`distill.pairs.make_pairs`); ``None`` uses all pairs.
+    """
 
     penalty: Any = "squared"
     signal: str = "logit"
@@ -120,8 +142,12 @@ class PairwiseTerm:
     pairs: str = "all"
     normalize: str = "pair"
     weight: float = 1.0
+    max_pairs_per_group: int | None = None
     name: ClassVar[str] = "pairwise"
     needs_teacher: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        _check_pair_bound(self.max_pairs_per_group)
 
     def __call__(self, outputs: Any, batch: Batch, teacher_logits: torch.Tensor) -> torch.Tensor:
         return ranking.pairwise_distillation_loss(
@@ -132,7 +158,7 @@ class PairwiseTerm:
             penalty=self.penalty,
             signal=self.signal,
             absolute=self.absolute,
-            pairs=self.pairs,
+            pairs=_pair_set(batch, self.pairs, self.max_pairs_per_group),
             normalize=self.normalize,
         )
 
@@ -143,8 +169,10 @@ class QuantileHeadsTerm:
 
     ``pairs=None``: each head's score against the teacher's score
     (``distill.ranking.quantile_distillation_loss``); else each head's pair differences against
-    the teacher's (``distill.ranking.quantile_ranking_loss``). The model is wrapped by
-    ``distill.heads.with_quantile_heads`` for training only; serving uses the main score.
+    the teacher's (``distill.ranking.quantile_ranking_loss``), over at most
+    ``max_pairs_per_group`` pairs per group if set (sampled afresh every step, as in
+    :class:`PairwiseTerm`). The model is wrapped by ``distill.heads.with_quantile_heads`` for
+    training only; serving uses the main score.
     """
 
     taus: list[float] = field(default_factory=lambda: [0.1, 0.5, 0.9])
@@ -153,8 +181,14 @@ class QuantileHeadsTerm:
     pairs: str | None = "all"
     normalize: str = "pair"
     weight: float = 1.0
+    max_pairs_per_group: int | None = None
     name: ClassVar[str] = "quantile_heads"
     needs_teacher: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        _check_pair_bound(self.max_pairs_per_group)
+        if self.pairs is None and self.max_pairs_per_group is not None:
+            raise ValueError("`max_pairs_per_group` needs pair targets, got `pairs` None")
 
     def wrap_model(self, model: nn.Module) -> nn.Module:
         """The model with K quantile heads, ``(score, quantile_scores)`` in training mode."""
@@ -173,7 +207,7 @@ class QuantileHeadsTerm:
             labels=batch.labels,
             taus=self.taus,
             signal=self.signal,
-            pairs=self.pairs,
+            pairs=_pair_set(batch, self.pairs, self.max_pairs_per_group),
             normalize=self.normalize,
         )
 
