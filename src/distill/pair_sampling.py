@@ -33,6 +33,12 @@ def sample_numbers(
     Returns:
         ``(group, number)``, int64 ``(M,)`` each, in no particular order.
 
+    Raises:
+        Nothing of its own: :func:`distill.pairs.make_pairs` validates the bound.
+
+    Reference: FORMULAS §5 (pairs inside a group); uniform k-subsets as the first k distinct
+    values of an i.i.d. sequence (sequential sampling without replacement).
+
     Example:
         >>> group, number = sample_numbers(torch.tensor([3, 1000]), 2)
         >>> torch.bincount(group).tolist()

@@ -134,7 +134,7 @@ def _orient_unequal(pairs: Pairs, labels: torch.Tensor) -> Pairs:
     return Pairs(i, j, pairs.group[keep])
 
 
-def sample_pairs(
+def _sample_pairs(
     layout: GroupLayout,
     labels: torch.Tensor | None,
     limit: int,
@@ -288,7 +288,7 @@ def make_pairs(
         largest = int(layout.sizes.max()) if len(layout.sizes) else 0
         if largest * (largest - 1) // 2 > max_pairs_per_group:
             chosen = labels if pairs == "unequal" else None
-            return sample_pairs(layout, chosen, max_pairs_per_group, generator)
+            return _sample_pairs(layout, chosen, max_pairs_per_group, generator)
     labels = labels if pairs == "unequal" else None
     found = _cache.get((pairs,), group_ids, labels)
     if found is None:
