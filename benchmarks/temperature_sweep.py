@@ -28,7 +28,7 @@ from benchmarks._common import (
     train_model,
     write_results,
 )
-from benchmarks.joint_model import TEACHER_HIDDEN, evaluate_ctr
+from benchmarks.joint_model import evaluate_ctr
 from benchmarks.soft_targets import test_accuracy, train_classifier
 from distill import teachers
 from distill.data import load_builtin, split
@@ -41,6 +41,7 @@ TITLE = "Temperature sweep (classification and CTR)"
 TEMPERATURES = (0.5, 1.0, 2.0, 4.0, 8.0, 20.0)
 CLICK_RATES = (0.02, 0.1, 0.3)
 KD_ALPHA, CTR_W = 0.9, 0.5
+CTR_TEACHER_HIDDEN = (256, 128, 64)
 
 
 def settings(quick: bool) -> dict[str, Any]:
@@ -96,7 +97,7 @@ def ctr_seed(seed: int, rate: float, config: dict[str, Any], folder: Path) -> di
     common = {"valid": valid, "epochs": config["ctr_epochs"], "metric": "auc", "seed": seed}
     common |= {"eval_every": 50}
     torch.manual_seed(seed)
-    teacher = ctr_joint_model(**sizes, teacher_hidden=TEACHER_HIDDEN).teacher()
+    teacher = ctr_joint_model(**sizes, teacher_hidden=CTR_TEACHER_HIDDEN).teacher()
     train_model(teacher, train, objective=Objective([LabelsTerm("bce")]), **common)
     shard = teachers.score(ModuleTeacher(teacher), train, folder / f"{seed}-{rate:g}")
     cached = teachers.CachedScores(shard.parent, train)
