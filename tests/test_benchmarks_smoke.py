@@ -66,8 +66,11 @@ def letor_lines(queries) -> str:
 
 def test_joint_model_quick(tmp_path):
     document = run_quick(joint_model, tmp_path, "--seeds", "1")
-    assert set(joint_model.VARIANTS) < set(document["summary"])
-    assert len(joint_model.VARIANTS) == 1 + 4 * len(joint_model.SETTINGS)
+    summary = document["summary"]
+    assert {"student alone", "teacher alone", *joint_model.VARIANTS} < set(summary)
+    assert len(joint_model.VARIANTS) == 4 * len(joint_model.SETTINGS)
+    for name in joint_model.VARIANTS:
+        assert 0.0 <= summary[name]["auc"]["mean"] <= 1.0
 
 
 def test_distill_overhead_quick(tmp_path):
