@@ -2,8 +2,8 @@
 
 1. Groups ×1, ×10, ×100 (``synthetic_recommender``, 20 items per group, 32 groups per batch).
 2. Group size 10 → 100 → 1000 items at a fixed 20,000 rows (batches of 2,000 items): all pairs
-   grow linearly in the group size (quadratic per group); ``max_pairs_per_group`` (sampled with
-   ``distill.pairs.make_pairs``) bounds them.
+   grow linearly in the group size (quadratic per group); ``PairwiseTerm(max_pairs_per_group=…)``
+   (a fresh uniform sample per step, ``distill.pairs.make_pairs``) bounds them.
 3. DDP: the ×100 data, 1024 groups per global batch, 2 processes on the CPU (``torchrun``,
    gloo) vs 1 process.
 
@@ -24,9 +24,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
@@ -39,10 +38,8 @@ from benchmarks._common import (
     train_model,
     write_results,
 )
-from distill import ranking
 from distill.data import load_builtin
 from distill.models import MLP
-from distill.pairs import make_pairs
 from distill.teachers import ModuleTeacher
 from distill.train import Objective, PairwiseTerm
 
@@ -51,22 +48,6 @@ TITLE = "Scaling: groups, group size, pair bound, DDP"
 BASE_GROUPS, GROUP_ITEMS, GROUPS_PER_BATCH = 100, 20, 32
 FIXED_ROWS, ITEMS_PER_BATCH, MAX_PAIRS = 20_000, 2_000, 1_000
 DDP_GROUPS, DDP_GROUPS_PER_BATCH = BASE_GROUPS * 100, 1024  # big steps: gloo latency amortised
-
-
-@dataclass
-class BoundedPairwiseTerm:
-    """``PairwiseTerm`` over at most ``max_pairs_per_group`` sampled pairs per group."""
-
-    max_pairs_per_group: int
-    weight: float = 1.0
-    name: ClassVar[str] = "pairwise"
-    needs_teacher: ClassVar[bool] = True
-
-    def __call__(self, outputs: Any, batch: Any, teacher_logits: torch.Tensor) -> torch.Tensor:
-        pairs = make_pairs(batch.groups, max_pairs_per_group=self.max_pairs_per_group)
-        return ranking.pairwise_distillation_loss(
-            outputs, teacher_logits, batch.groups, pairs=pairs
-        )
 
 
 def recommender(groups: int, items: int):
@@ -125,7 +106,7 @@ def group_size_sweep(sizes: Sequence[int], rows: int, repeats: int) -> list[dict
     for size in sizes:
         data = recommender(rows // size, size)
         for bound in (None, MAX_PAIRS):
-            term = PairwiseTerm() if bound is None else BoundedPairwiseTerm(bound)
+            term = PairwiseTerm(max_pairs_per_group=bound)
             key = f"{size}/{bound}"
             candidates[key] = epoch(data, Objective([term]), batch_size=ITEMS_PER_BATCH)
             counts[key] = pair_count(data, bound)
@@ -228,7 +209,7 @@ group relative to the smallest run (1.00 = linear scaling):
 {markdown_table(["groups", "rows", "epoch s", "time per group (rel.)"], group_rows)}
 
 Group size at {result["fixed_rows"]:,} rows (batches of {ITEMS_PER_BATCH:,} items); all pairs vs
-`max_pairs_per_group` sampled by `distill.pairs.make_pairs`:
+`PairwiseTerm(max_pairs_per_group={MAX_PAIRS})` (a new uniform sample of pairs per group each step):
 
 {markdown_table(["items per group", "pairs", "pairs per epoch", "epoch s"], size_rows)}
 
