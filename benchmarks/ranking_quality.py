@@ -1,23 +1,29 @@
 """Issue 8 item 3: ranking distillation — which pairwise loss, signal and pair set wins.
 
-Data: ``synthetic_recommender`` with normal and with skewed (log-normal) teacher noise, and any
-LETOR fold given by ``--letor DIR`` (``train.txt``, ``vali.txt``, ``test.txt``). The teacher
-MLP sees every feature; the student MLP only ``meta["student_features"]`` (LETOR:
-``--letor-student-features``). Students, all trained by ``distill.train.fit``:
+The setting is the one where distillation can help (BENCHMARKS.md, "Ranking demo"): the demo's
+ranking recipe (``distill.cli.demo.ranking_config``: 1000 groups × 20 items, the student MLP(16)
+sees 8 of 16 features, teacher MLP(128, 64) on every training click, 500 student steps) with
+only ``--label-fraction`` (default 5 %) of the training groups' clicks labelled. Data:
+``synthetic_recommender`` with normal and with skewed (log-normal) noise, data seed = run seed,
+and any LETOR fold given by ``--letor DIR`` (``train.txt``, ``vali.txt``, ``test.txt``).
+Every student is a variant of one run config (``distill.train.run_experiment``):
 
-- ``labels``: RankNet on the labels only (``LabelsTerm("pairwise_logistic")``), the baseline;
-- ``pointwise``: ``PointwiseTerm`` (squared, logit);
-- ``<penalty>/<signal>/<pairs>``: ``PairwiseTerm`` with penalty squared, absolute, huber or
-  smoothed QR (pinball over τ = 0.1 … 0.9 with a softplus φ) on the logit, prob and pair_prob
-  signals, over all pairs or unequal-label pairs;
-- ``qr9-affine`` / ``qr9-linear``: ``QuantileHeadsTerm`` with τ = 0.1 … 0.9 (patent FIG. 4 /
-  FIG. 5; the linear heads do not train the main score, so that variant adds the pairwise
-  absolute term on it);
-- ``two-step``: step 1 fits a median copy of the student with ``PointwiseTerm("absolute")``;
-  step 2 trains the student with ``PairwiseTerm("huber")`` towards that frozen median (¶0124).
+- ``labels``: RankNet on the labelled clicks only, the baseline;
+- ``pointwise``: squared error to the teacher's logits;
+- ``<penalty>/<signal>/<pairs>``: ``pairwise`` with penalty squared, absolute, huber or
+  smoothed QR-9 (pinball averaged over τ = 0.1 … 0.9 with the softplus φ) on the logit, prob
+  and pair_prob signals;
+- ``qr9-affine`` / ``qr9-linear``: nine quantile heads (patent FIG. 4 / FIG. 5); the linear
+  heads do not train the main score, so that variant adds the pairwise absolute term on it;
+- ``two-step/logit/all``: a median copy of the student (L1 to the teacher), then pairwise
+  Huber to that frozen median (¶0124).
 
-Reported: test NDCG@10, MRR, AUC and NDCG gap recovered = (variant − labels) / (teacher −
-labels), mean ± std over seeds, and each variant's paired NDCG gain over ``labels``.
+Pairs ``all``: the variant fits the teacher's scores of every training row (transfer set, no
+labels term). Pairs ``unequal`` need labels, so those variants train on the labelled rows only.
+``ceiling``: the same student fit to the generator's true clean logits of every training row.
+
+Reported: test NDCG@10, MRR, AUC; paired NDCG@10 Δ to ``labels`` (seeds with Δ > 0); gap
+recovered Δ / (teacher − labels) and "of reachable" Δ / Δ(ceiling), from the means.
 
 Run: ``python -m benchmarks.ranking_quality [--quick] [--seeds 5] [--letor DIR]``.
 """
@@ -25,321 +31,251 @@ Run: ``python -m benchmarks.ranking_quality [--quick] [--seeds 5] [--letor DIR]`
 from __future__ import annotations
 
 import argparse
-import copy
+import statistics
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from benchmarks._common import (
-    fmt,
-    markdown_table,
-    mean_std,
-    parse_args,
-    percent,
-    publish,
-    train_model,
-    write_results,
-)
-from distill.data import Dataset, load_builtin, read_letor, split
-from distill.metrics import auc, mrr, ndcg
-from distill.models import MLP
-from distill.teachers import ModuleTeacher
-from distill.train import (
-    LabelsTerm,
-    Objective,
-    PairwiseTerm,
-    PointwiseTerm,
-    QuantileHeadsTerm,
-    gap_recovered,
-    predict,
-)
+from benchmarks import _common
+from benchmarks._common import fmt, markdown_table, mean_std, percent
+from benchmarks.ranking_demo import delta_text, run_all, summarise
+from distill.cli.demo import QR9, ranking_config
 
 NAME = "ranking_quality"
 TITLE = "Ranking distillation quality"
 SIGNALS = ("logit", "prob", "pair_prob")
-QR9 = [round(0.1 * k, 1) for k in range(1, 10)]
 PAIR_SETS = ("all", "unequal")
-SCALE = {"logit": 1.0, "prob": 0.1, "pair_prob": 0.1}  # Huber/SmeLU width per signal
+SCALE = {"logit": 1.0, "prob": 0.1, "pair_prob": 0.1}  # Huber/softplus width per signal
+PENALTIES = ("squared", "absolute", "huber", "smoothed-qr9")
+QUICK_VARIANTS = ("labels", "pointwise", "smoothed-qr9/logit/all", "qr9-linear/logit/unequal")
+QUICK_VARIANTS += ("two-step/logit/all",)
 
 
-def penalty_specs(signal: str) -> dict[str, Any]:
-    """The pairwise penalties, their smooth zones scaled to the signal's range."""
+def penalty_spec(name: str, signal: str) -> Any:
+    """A pairwise penalty, its smooth zone scaled to the signal's range."""
     beta = SCALE[signal]
-    return {
-        "squared": "squared",
-        "absolute": "absolute",
-        "huber": {"name": "huber", "beta": beta},
-        "smoothed-qr9": {
-            "name": "smoothed_pinball",
-            "tau": QR9,
-            "smoother": "softplus",
-            "beta": beta,
-        },
-    }
+    if name == "huber":
+        return {"name": "huber", "beta": beta}
+    if name == "smoothed-qr9":
+        return {"name": "smoothed_pinball", "tau": QR9, "smoother": "softplus", "beta": beta}
+    return name
 
 
-def variants(quick: bool) -> dict[str, dict[str, Any]]:
-    """Variant name → ``{"terms": [...]}`` or ``{"two_step": {...}}``."""
-    found: dict[str, dict[str, Any]] = {
-        "labels": {"terms": [LabelsTerm("pairwise_logistic")]},
-        "pointwise": {"terms": [PointwiseTerm(penalty="squared", signal="logit")]},
+def variants(quick: bool) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Variant name → (training rows, config objective table)."""
+    rows = {"all": "all", "unequal": "labeled"}
+    found = {
+        "labels": ("labeled", {"labels": {}}),
+        "pointwise": ("all", {"pointwise": {"penalty": "squared"}}),
     }
     for signal in SIGNALS:
         for pairs in PAIR_SETS:
-            for name, spec in penalty_specs(signal).items():
-                term = PairwiseTerm(penalty=spec, signal=signal, pairs=pairs)
-                found[f"{name}/{signal}/{pairs}"] = {"terms": [term]}
+            for name in PENALTIES:
+                term = {"penalty": penalty_spec(name, signal), "signal": signal, "pairs": pairs}
+                found[f"{name}/{signal}/{pairs}"] = (rows[pairs], {"pairwise": term})
     for pairs in PAIR_SETS:
-        found[f"qr9-affine/logit/{pairs}"] = {
-            "terms": [QuantileHeadsTerm(taus=QR9, mode="affine", pairs=pairs)]
-        }
-        found[f"qr9-linear/logit/{pairs}"] = {
-            "terms": [
-                QuantileHeadsTerm(taus=QR9, mode="linear", pairs=pairs),
-                PairwiseTerm(penalty="absolute", signal="logit", pairs=pairs),
-            ]
-        }
-        found[f"two-step/logit/{pairs}"] = {"two_step": {"pairs": pairs}}
+        heads = {"taus": QR9, "pairs": pairs}
+        found[f"qr9-affine/logit/{pairs}"] = (
+            rows[pairs],
+            {"quantile_heads": {**heads, "mode": "affine"}},
+        )
+        found[f"qr9-linear/logit/{pairs}"] = (
+            rows[pairs],
+            {
+                "quantile_heads": {**heads, "mode": "linear"},
+                "pairwise": {"penalty": "absolute", "pairs": pairs},
+            },
+        )
+    step = {"penalty": "huber", "target": "pairwise"}
+    found["two-step/logit/all"] = ("all", {"two_step_median": step})
     if quick:
         return {name: found[name] for name in QUICK_VARIANTS}
     return found
 
 
-QUICK_VARIANTS = ("labels", "pointwise", "smoothed-qr9/logit/all", "qr9-linear/logit/unequal")
-QUICK_VARIANTS += ("two-step/logit/all",)
+def config_name(name: str) -> str:
+    """The run-config variant name of a display name (``/`` is not allowed there)."""
+    return name.replace("/", ".")
 
 
-def settings(quick: bool) -> dict[str, Any]:
-    """Sizes of the run: full, or a few seconds with ``--quick``."""
-    if quick:
-        return {
-            "groups": 40,
-            "teacher_epochs": 1,
-            "student_epochs": 1,
-            "groups_per_batch": 8,
-            "student_widths": (4,),
-        }
-    return {
-        "groups": 400,
-        "teacher_epochs": 20,
-        "student_epochs": 8,
-        "groups_per_batch": 16,
-        "student_widths": (4, 12),
-    }
+def track_config(args: argparse.Namespace, name: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The demo's ranking config with this benchmark's data, label fraction and variants."""
+    raw = ranking_config(args.quick)
+    raw["run"]["name"] = name
+    fraction = 0.5 if args.quick else args.label_fraction  # quick: a few groups only
+    raw["data"] = {**raw["data"], **data, "label_fraction": fraction}
+    raw["variants"] = [
+        {"name": config_name(variant), "transfer": rows, "objective": terms}
+        for variant, (rows, terms) in variants(args.quick).items()
+    ]
+    return raw
 
 
-class Track:
-    """One data set's splits, its student feature spec and its trained teacher."""
-
-    def __init__(self, train, valid, test, student_features, config, seed, label_loss):
-        self.train, self.valid, self.config, self.seed = train, valid, config, seed
-        self.student_features = student_features
-        self.test = test if student_features is None else test.select_features(student_features)
-        self.student_width = self.test.features.shape[1]
-        torch.manual_seed(seed)
-        teacher = MLP(train.features.shape[1], (64, 64), 1)
-        self.fit(teacher, Objective([LabelsTerm(label_loss)]), epochs=config["teacher_epochs"])
-        self.teacher = ModuleTeacher(teacher)
-        self.teacher_metrics = scores_metrics(predict(teacher, test), test)
-
-    def fit(self, model, objective, *, epochs, teacher=None, student=False, train=None):
-        """``fit`` on whole groups; ``student``: only the student's feature columns."""
-        features = self.student_features if student and train is None else None
-        train_model(
-            model,
-            self.train if train is None else train,
-            objective=objective,
-            teacher=teacher,
-            valid=self.valid if train is None else self._student_view(self.valid),
-            epochs=epochs,
-            groups_per_batch=self.config["groups_per_batch"],
-            lr=3e-3,
-            metric="ndcg@10",
-            eval_every=20,
-            seed=self.seed,
-            student_features=features,
-        )
-        return model
-
-    def _student_view(self, data: Dataset) -> Dataset:
-        return (
-            data if self.student_features is None else data.select_features(self.student_features)
-        )
-
-    def student(self, plan: dict[str, Any]) -> dict[str, float]:
-        """Train one variant's student and return its test metrics."""
-        epochs = self.config["student_epochs"]
-        torch.manual_seed(self.seed + 1)
-        model = MLP(self.student_width, (32,), 1)
-        if "two_step" in plan:
-            median = self.fit(
-                copy.deepcopy(model),
-                Objective([PointwiseTerm(penalty="absolute", signal="logit")]),
-                epochs=epochs,
-                teacher=self.teacher,
-                student=True,
-            )
-            term = PairwiseTerm(penalty="huber", signal="logit", pairs=plan["two_step"]["pairs"])
-            self.fit(
-                model,
-                Objective([term]),
-                epochs=epochs,
-                teacher=ModuleTeacher(median),
-                train=self._student_view(self.train),
-            )
-        else:
-            objective = Objective(plan["terms"])
-            source = self.teacher if objective.uses_teacher else None
-            self.fit(model, objective, epochs=epochs, teacher=source, student=True)
-        return scores_metrics(predict(model, self.test), self.test)
-
-
-def scores_metrics(scores: torch.Tensor, data: Dataset) -> dict[str, float]:
-    """NDCG@10, MRR and pooled AUC (labels above 0 count as relevant for MRR/AUC)."""
-    relevant = (data.labels > 0).float()
-    return {
-        "ndcg@10": ndcg(scores, data.labels, data.groups, k=10),
-        "mrr": mrr(scores, relevant, data.groups),
-        "auc": auc(scores, relevant),
-    }
-
-
-def tracks(args: argparse.Namespace, config: dict[str, Any], seed: int):
-    """``(name, Track)`` per data set for one seed (LETOR folds are fixed; seeds vary weights)."""
-    for width in config["student_widths"]:
-        for noise in ("normal", "skewed"):
-            data = load_builtin(
-                "synthetic_recommender",
-                n_groups=config["groups"],
-                noise=noise,
-                student_features=width,
-                seed=seed,
-            )
-            parts = split(data, (0.6, 0.2, 0.2), seed=seed)
-            features = data.meta["student_features"]
-            yield (
-                f"synthetic-{noise}, student sees {width}/16",
-                Track(*parts, features, config, seed, "bce"),
-            )
+def track_configs(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Track name → run config: synthetic normal and skewed noise, and the LETOR fold."""
+    found = {}
+    for noise in ("normal", "skewed"):
+        raw = track_config(args, f"synthetic_{noise}", {})
+        raw["data"]["options"] = {**raw["data"]["options"], "noise": noise}
+        found[f"synthetic-{noise}"] = raw
     if args.letor is not None:
-        folder = Path(args.letor)
-        train = read_letor(folder / "train.txt")
-        width = {"n_features": train.features.shape[1]}
-        valid, test = (read_letor(folder / name, **width) for name in ("vali.txt", "test.txt"))
-        spec = args.letor_student_features
-        yield "letor", Track(train, valid, test, spec, config, seed, "pairwise_logistic")
+        letor = {"source": "letor", "path": str(args.letor), "name": None, "options": {}}
+        letor["student_features"] = args.letor_student_features
+        found["letor"] = track_config(args, "letor", letor)
+    return found
 
 
-def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Per data set: mean ± std of each metric per variant, NDCG gap recovered, paired gain."""
-    summary: dict[str, Any] = {}
-    for track, seeds in runs.items():
-        names = list(seeds[0]["students"])
-        part: dict[str, Any] = {
-            "teacher": {m: mean_std(s["teacher"][m] for s in seeds) for m in METRICS}
-        }
-        for name in names:
-            part[name] = {m: mean_std(s["students"][name][m] for s in seeds) for m in METRICS}
-            part[name]["ndcg_gain"] = mean_std(
-                s["students"][name]["ndcg@10"] - s["students"]["labels"]["ndcg@10"] for s in seeds
-            )
-        base, top = part["labels"]["ndcg@10"]["mean"], part["teacher"]["ndcg@10"]["mean"]
-        for name in names:
-            part[name]["gap_recovered"] = gap_recovered(part[name]["ndcg@10"]["mean"], base, top)
-        ranked = sorted(names, key=lambda n: -part[n]["ndcg@10"]["mean"])
-        part["ranking"] = ranked
-        summary[track] = part
-    return summary
+def display(rows: dict[str, Any]) -> dict[str, Any]:
+    """Rows keyed by display names (run-config variant names have ``.`` for ``/``)."""
+    return {name.replace(".", "/"): value for name, value in rows.items()}
 
 
 METRICS = ("ndcg@10", "mrr", "auc")
+GAP_KEYS = ("gap_recovered", "of_reachable")
 
 
-def track_table(part: dict[str, Any]) -> str:
-    """One data set's table, best NDCG@10 first."""
-    rows = [["teacher", *(fmt(part["teacher"][m], 1.0, 4) for m in METRICS), "", ""]]
-    for name in part["ranking"]:
-        values = part[name]
-        rows.append(
-            [
-                name,
-                *(fmt(values[m], 1.0, 4) for m in METRICS),
-                fmt(values["ndcg_gain"], 1.0, 4),
-                percent(values["gap_recovered"]),
-            ]
+def track_table(part: dict[str, Any], seeds: int) -> str:
+    """One data set's table: teacher, ceiling, then the students best NDCG@10 first."""
+    rows = []
+    for name in ("teacher", "truth", "ceiling", *part["ranking"]):
+        if name not in part:
+            continue
+        row = part[name]
+        delta = {"labels": "0", "truth": ""}.get(name)
+        delta = delta_text(row, seeds) if delta is None else delta
+        gaps = ["", ""] if name == "truth" else [percent(row[k]) for k in GAP_KEYS]
+        shown = {"ceiling": "reachable ceiling", "truth": "true clean logits (16 features)"}
+        shown = shown.get(name, name)
+        rows.append([shown, *(fmt(row[m], 1.0, 4) for m in METRICS), delta, *gaps])
+    header = ["student", "NDCG@10", "MRR", "AUC", "NDCG Δ vs labels (paired, > 0)"]
+    return markdown_table([*header, "gap rec.", "of reach."], rows)
+
+
+def penalty_variants(names: Sequence[str], position: int, option: str, pairs: str) -> list[str]:
+    """The ``<penalty>/<signal>/<pairs>`` variants whose penalty (0) or signal (1) is ``option``."""
+    parts = [name.split("/") for name in names if name.split("/")[0] in PENALTIES]
+    return ["/".join(p) for p in parts if p[position] == option and p[2] == pairs]
+
+
+def paired(per_seed: list[dict], first: Sequence[str], second: Sequence[str]) -> dict[str, Any]:
+    """Per seed, mean NDCG@10 of ``first`` minus mean of ``second``: mean ± std, seeds > 0."""
+    diffs = [
+        statistics.fmean(s[n]["ndcg@10"] for n in first)
+        - statistics.fmean(s[n]["ndcg@10"] for n in second)
+        for s in per_seed
+    ]
+    return {"delta": mean_std(diffs), "positive": sum(d > 0 for d in diffs)}
+
+
+GROUP_CONTRASTS = (  # (0 penalty | 1 signal, first, second), over the pairs-all variants
+    (1, "logit", "prob"),
+    (1, "logit", "pair_prob"),
+    (0, "absolute", "squared"),
+    (0, "huber", "squared"),
+    (0, "smoothed-qr9", "squared"),
+)
+
+
+def contrasts(per_seed: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, Any]]:
+    """Paired comparisons between groups of variants (display names), per seed."""
+    names = list(per_seed[0])
+    unequal = [n for option in PENALTIES for n in penalty_variants(names, 0, option, "unequal")]
+    plans = {
+        "pairs all − unequal (same penalty, signal)": (
+            [n.replace("unequal", "all") for n in unequal],
+            unequal,
         )
-    header = ["student", "NDCG@10", "MRR", "AUC", "NDCG − labels (paired)", "gap rec."]
-    return markdown_table(header, rows)
+    }
+    for position, first, second in GROUP_CONTRASTS:
+        plans[f"{first} − {second} (pairs all)"] = (
+            penalty_variants(names, position, first, "all"),
+            penalty_variants(names, position, second, "all"),
+        )
+    for name in (
+        "pointwise",
+        *(f"{n}/logit/all" for n in ("qr9-affine", "qr9-linear", "two-step")),
+    ):
+        plans[f"{name} − squared/logit/all"] = ([name], ["squared/logit/all"])
+    return {
+        text: paired(per_seed, first, second)
+        for text, (first, second) in plans.items()
+        if first and second and set(first + second) <= set(names)
+    }
 
 
-def findings(part: dict[str, Any]) -> str:
-    """Plain-text winners: best overall, best signal, all vs unequal pairs."""
-    best = part["ranking"][0]
-    gain = part[best]["ndcg_gain"]
-    lines = [f"best: `{best}`, NDCG@10 +{fmt(gain, 1.0, 4)} over labels (paired, per seed)"]
-    for group, options in (("signal", SIGNALS), ("pairs", PAIR_SETS)):
-        index = 1 if group == "signal" else 2
-        means = {}
-        for option in options:
-            chosen = [
-                part[n]["ndcg@10"]["mean"]
-                for n in part["ranking"]
-                if n.count("/") == 2 and n.split("/")[index] == option
-            ]
-            if chosen:
-                means[option] = sum(chosen) / len(chosen)
-        text = ", ".join(f"{k} {v:.4f}" for k, v in means.items())
-        lines.append(f"mean NDCG@10 of the pairwise variants by {group}: {text}")
+def contrast_table(found: dict[str, dict[str, Any]], seeds: int) -> str:
+    """Paired contrasts: mean ± std of the per-seed difference, seeds > 0."""
+    if not found:
+        return ""
+    rows = [[text, delta_text(row, seeds)] for text, row in found.items()]
+    return markdown_table(["contrast", "NDCG@10 difference (paired, seeds > 0)"], rows)
+
+
+def findings(part: dict[str, Any], seeds: int) -> str:
+    """Plain-text winners: best overall, the ceiling, how many variants win every seed."""
+    best = part["best"]
+    lines = [
+        f"best: `{best}`, NDCG@10 Δ {delta_text(part[best], seeds)} over labels, gap recovered "
+        f"{percent(part[best]['gap_recovered'])}, {percent(part[best]['of_reachable'])} of "
+        "reachable",
+    ]
+    if "ceiling" in part:
+        lines.append(f"reachable ceiling Δ {delta_text(part['ceiling'], seeds)}")
+    wins = [n for n in part["ranking"] if part[n]["positive"] == seeds and n != "labels"]
+    lines.append(f"Δ > 0 in every seed: {len(wins)} of {len(part['ranking']) - 1} variants")
+    for pairs, rows in (("all", "every training row"), ("unequal", "the labelled rows")):
+        shares = [part[n]["of_reachable"] for n in part["ranking"] if n.endswith(f"/{pairs}")]
+        if None not in shares and shares:
+            lines.append(
+                f"pairs `{pairs}` ({rows}): {percent(min(shares))} … {percent(max(shares))} of "
+                "reachable"
+            )
     return "\n".join(f"- {line}" for line in lines)
 
 
-def report(summary: dict[str, Any], config: dict[str, Any], n_seeds: int, letor: Any) -> str:
+def report(summary: dict[str, Any], args: argparse.Namespace) -> str:
     """The BENCHMARKS.md section body: one table and findings per data set."""
-    blocks = []
-    for track, part in summary.items():
-        blocks.append(f"### {track}\n\n{track_table(part)}\n\n{findings(part)}")
-    letor_note = (
-        f"LETOR fold: `{letor}`."
-        if letor
+    blocks = "\n\n".join(
+        f"### {track}\n\n{track_table(part, args.seeds)}\n\n{findings(part, args.seeds)}\n\n"
+        f"{contrast_table(part['contrasts'], args.seeds)}"
+        for track, part in summary.items()
+    )
+    letor = (
+        f"LETOR fold: `{args.letor}`."
+        if args.letor
         else "No LETOR fold was given (none is available offline here); pass `--letor DIR`."
     )
-    body = "\n\n".join(blocks)
-    widths = ", ".join(map(str, config["student_widths"]))
-    return f"""Mean ± std over {n_seeds} seeds (data, split and weights seeded). Synthetic:
-{config["groups"]} groups × 20 items, 16 features; the student MLP (k-32-1) sees features 1-k
-(k = {widths}), the teacher MLP 16-64-64-1 sees all (BCE on clicks, {config["teacher_epochs"]}
-epochs). Students:
-{config["student_epochs"]} epochs, {config["groups_per_batch"]} groups per batch, AdamW 3e-3,
-best validation NDCG@10 checkpoint. Huber β / SmeLU β: 1 on logits, 0.1 on prob and pair_prob.
-`smoothed-qr9` is the pinball averaged over τ = 0.1 … 0.9 with the softplus φ (β as above). With
-one shared prediction, a mean of pinballs is linear in τ, so it equals the pinball at the mean τ
-(0.5); with the SmeLU φ that is Huber/2 + a constant, which Adam trains exactly like Huber (two
-earlier runs, τ = 0.5 and τ = 0.1 … 0.9 with SmeLU, gave numbers identical to `huber`), hence the
-softplus φ here.
-MRR and AUC count label > 0 as relevant. {letor_note}
+    base = ranking_config(args.quick)
+    return f"""Mean ± std over {args.seeds} seeds (data draw, split, label subset and weights
+seeded). The recipe of `distill demo`'s ranking track (`distill.cli.demo.ranking_config`, see
+"Ranking demo: when distillation helps"): `synthetic_recommender`
+({base["data"]["options"]["n_groups"]} groups × 20 items, 16 features, normal or skewed noise),
+split 0.6/0.2/0.2; teacher MLP(128, 64) on every training click
+({base["teacher"]["train"]["max_steps"]} steps); student MLP(16) on features 1-8,
+{base["train"]["max_steps"]} steps × 16 groups, AdamW 3e-3, best validation NDCG@10
+checkpoint. Only {args.label_fraction:.0%} of the training groups' clicks are labelled.
+`labels` = RankNet on those. Pairs `all` and `pointwise`, `qr9-*/all`, `two-step`: the
+teacher's scores of **every** training row (transfer set), no labels term. Pairs `unequal`
+need labels, so those variants train on the **labelled rows only** (the transfer set cannot be
+used; the config rejects it). `two-step` (the config's `two_step_median`) has no `pairs`
+option, so only `all` is run. `reachable ceiling` = the same student fit with squared error to
+the generator's true clean logits of every training row. Huber β / softplus β: 1 on logits, 0.1
+on prob and pair_prob; `smoothed-qr9` = pinball averaged over τ = 0.1 … 0.9 with the softplus φ.
+MRR and AUC count label > 0 as relevant; AUC is pooled over all test rows. Δ = paired NDCG@10
+difference to `labels` of the same seed (seeds with Δ > 0); gap rec. = Δ / (teacher − labels),
+of reach. = Δ / Δ(ceiling), from the means. All variants of all seeds were run (no 'prob'
+variant cut): {args.wall_s / 60:.0f} min on one thread. {letor}
 
-{body}
+{blocks}
 """
 
 
-def run_all(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, list[dict]]:
-    """Every data set, seed and variant."""
-    plans = variants(args.quick)
-    runs: dict[str, list[dict]] = {}
-    for seed in range(args.seeds):
-        for name, track in tracks(args, config, seed):
-            students = {variant: track.student(plan) for variant, plan in plans.items()}
-            runs.setdefault(name, []).append(
-                {"seed": seed, "teacher": track.teacher_metrics, "students": students}
-            )
-            print(f"seed {seed} {name}: done", flush=True)
-    return runs
-
-
 def extra_options(parser: argparse.ArgumentParser) -> None:
-    """``--letor DIR`` and ``--letor-student-features SPEC``."""
+    """``--label-fraction``, ``--letor DIR`` and ``--letor-student-features SPEC``."""
+    parser.add_argument("--label-fraction", type=float, default=0.05, help="labelled share")
     parser.add_argument("--letor", type=Path, help="LETOR fold with train/vali/test.txt")
     parser.add_argument(
         "--letor-student-features", default=None, help="student columns, e.g. '1-40'"
@@ -348,13 +284,18 @@ def extra_options(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run everything, write the JSON and the BENCHMARKS.md section; return the summary."""
-    args = parse_args(NAME, argv, extra=extra_options)
+    args = _common.parse_args(NAME, argv, extra=extra_options)
     torch.set_num_threads(1)
-    config = settings(args.quick)
-    runs = run_all(args, config)
-    summary = summarise(runs)
-    write_results(NAME, args, {"config": config, "summary": summary, "per_seed": runs})
-    publish(TITLE, report(summary, config, args.seeds, args.letor), args)
+    configs, started = track_configs(args), time.perf_counter()
+    runs = run_all(configs, args.seeds, data_seed=True)
+    args.wall_s = round(time.perf_counter() - started)
+    runs = {track: [display(rows) for rows in per_seed] for track, per_seed in runs.items()}
+    summary = {track: summarise(per_seed) for track, per_seed in runs.items()}
+    for track, part in summary.items():
+        part["contrasts"] = contrasts(runs[track])
+    payload = {"configs": configs, "wall_s": args.wall_s, "summary": summary, "per_seed": runs}
+    _common.write_results(NAME, args, payload)
+    _common.publish(TITLE, report(summary, args), args)
     return summary
 
 
