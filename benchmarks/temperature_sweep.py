@@ -1,10 +1,16 @@
 """Issue 8 item 2: temperature sweeps, T from 0.5 to 20, for classification and binary CTR.
 
 Classification: ``digits``, the student MLP learns from 10 % of the training rows with KD
-(``KDTerm``, α = 0.9) from a teacher trained on all of them. CTR: ``synthetic_ctr`` at three
-click rates (positive/negative ratios); a Wide & Deep student learns with ``BinaryKDTerm``
-(W = 0.5) from a cached deep teacher. The seed's guidance (FORMULAS §3) says a high T suits a
-teacher with a small positive/negative ratio; the best T per click rate tests it.
+(``KDTerm``, α = 0.9) from a teacher trained on all of them.
+
+CTR: ``synthetic_ctr`` with the ``distill demo`` CTR data options (8 fields of 30 values; the
+joint-model benchmark's sizes and training, read from :func:`benchmarks.joint_model.settings`),
+3 × the demo's rows, at three click rates (positive/negative ratios). The Wide & Deep student
+learns with ``BinaryKDTerm`` (W = 0.5, student not tempered) from cached scores of the deep
+teacher (shared-embedding bottom + deep tower, trained alone). lr 1e-2, best validation AUC
+checkpoint; within a seed every student starts from the same initial weights and sees the same
+batches (paired). The seed's guidance (FORMULAS §3) says a high T suits a teacher with a small
+positive/negative ratio; the best T per click rate, with paired t-tests between T's, tests it.
 
 Run: ``python -m benchmarks.temperature_sweep [--quick] [--seeds 5]``.
 """
@@ -19,6 +25,7 @@ from typing import Any
 
 import torch
 
+from benchmarks import joint_model
 from benchmarks._common import (
     fmt,
     markdown_table,
@@ -28,11 +35,10 @@ from benchmarks._common import (
     train_model,
     write_results,
 )
-from benchmarks.joint_model import evaluate_ctr
+from benchmarks.joint_model import Models, evaluate_ctr, paired
 from benchmarks.soft_targets import test_accuracy, train_classifier
 from distill import teachers
-from distill.data import load_builtin, split
-from distill.models import WideAndDeep, ctr_joint_model
+from distill.data import Dataset, load_builtin, split
 from distill.teachers import ModuleTeacher
 from distill.train import BinaryKDTerm, KDTerm, LabelsTerm, Objective
 
@@ -41,27 +47,37 @@ TITLE = "Temperature sweep (classification and CTR)"
 TEMPERATURES = (0.5, 1.0, 2.0, 4.0, 8.0, 20.0)
 CLICK_RATES = (0.02, 0.1, 0.3)
 KD_ALPHA, CTR_W = 0.9, 0.5
-CTR_TEACHER_HIDDEN = (256, 128, 64)
+CTR_ROWS_SCALE = 3
+"""CTR rows = 3 × the demo's: with the demo's 80k rows at click rate 0.02 (~1,100 training
+positives) the deep teacher has no edge over the student alone (pilot, seed 0: test AUC 0.821
+vs 0.822); with 240k rows it leads by ~0.015."""
+CTR_EPOCHS = 6
+LONGER = 1.5
+"""Plateau check: the hard-label student once more with 1.5 × the epochs."""
+SIGNIFICANCE = 0.05
+HARD, LONG = "hard", "hard, longer"
 
 
 def settings(quick: bool) -> dict[str, Any]:
     """Sizes of the run: full, or a few seconds with ``--quick``."""
+    ctr = joint_model.settings(quick)
+    ctr["data"] = {**ctr["data"], "n_rows": ctr["data"]["n_rows"] * CTR_ROWS_SCALE}
+    ctr["train"] |= {"epochs": 1 if quick else CTR_EPOCHS, "eval_every": 10 if quick else 100}
+    del ctr["data"]["click_rate"]  # swept
     if quick:
         return {
             "temperatures": (1.0, 4.0),
             "click_rates": (0.1,),
             "teacher_steps": 20,
             "student_steps": 10,
-            "ctr_rows": 2000,
-            "ctr_epochs": 1,
+            "ctr": ctr,
         }
     return {
         "temperatures": TEMPERATURES,
         "click_rates": CLICK_RATES,
         "teacher_steps": 600,
         "student_steps": 1000,
-        "ctr_rows": 20_000,
-        "ctr_epochs": 3,
+        "ctr": ctr,
     }
 
 
@@ -90,33 +106,42 @@ def classification_seed(seed: int, config: dict[str, Any]) -> dict[str, float]:
 
 
 def ctr_seed(seed: int, rate: float, config: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """Test AUC / log loss of the CTR student per temperature at one click rate."""
-    data = load_builtin("synthetic_ctr", n_rows=config["ctr_rows"], seed=seed, click_rate=rate)
-    train, valid, test = split(data, (0.7, 0.15, 0.15), seed=seed)
-    sizes = {"num_embeddings": data.num_embeddings, "num_fields": data.features.shape[1]}
-    common = {"valid": valid, "epochs": config["ctr_epochs"], "metric": "auc", "seed": seed}
-    common |= {"eval_every": 50}
-    torch.manual_seed(seed)
-    teacher = ctr_joint_model(**sizes, teacher_hidden=CTR_TEACHER_HIDDEN).teacher()
-    train_model(teacher, train, objective=Objective([LabelsTerm("bce")]), **common)
+    """Test AUC / log loss of the teacher and of every paired student at one click rate."""
+    ctr = config["ctr"]
+    data = load_builtin("synthetic_ctr", **ctr["data"], click_rate=rate, seed=seed)
+    train, valid, test = split(data, ctr["split"], seed=seed)
+    models = Models(data, ctr, seed)
+    common = {"valid": valid, "seed": seed, **ctr["train"]}
+    labels = Objective([LabelsTerm("bce")])
+    teacher = models.teacher()
+    out = {"teacher": _fit_ctr(teacher, train, test, labels, **common)}
     shard = teachers.score(ModuleTeacher(teacher), train, folder / f"{seed}-{rate:g}")
     cached = teachers.CachedScores(shard.parent, train)
-
-    def student(objective: Objective, source: Any = None) -> dict[str, float]:
-        torch.manual_seed(seed + 1)
-        model = WideAndDeep(**sizes, hidden=(16,))
-        train_model(model, train, objective=objective, teacher=source, **common)
-        return evaluate_ctr(model, test)
-
-    out = {"teacher": evaluate_ctr(teacher, test), "hard": student(Objective([LabelsTerm("bce")]))}
+    out[HARD] = _fit_ctr(models.student(), train, test, labels, **common)
+    longer = {**common, "epochs": round(LONGER * common["epochs"])}
+    out[LONG] = _fit_ctr(models.student(), train, test, labels, **longer)
     for t in config["temperatures"]:
-        out[f"{t:g}"] = student(Objective([BinaryKDTerm(temperature=t, alpha=CTR_W)]), cached)
+        kd = Objective([BinaryKDTerm(temperature=t, alpha=CTR_W)])
+        out[f"{t:g}"] = _fit_ctr(models.student(), train, test, kd, cached, **common)
     return out
 
 
+def _fit_ctr(
+    model: torch.nn.Module,
+    train: Dataset,
+    test: Dataset,
+    objective: Objective,
+    teacher: Any = None,
+    **options: Any,
+) -> dict[str, float]:
+    """Train (best validation AUC restored); test AUC, log loss and best step ÷ steps."""
+    result = train_model(model, train, objective=objective, teacher=teacher, **options)
+    return {**evaluate_ctr(model, test), "best_step_share": result.best_step / result.steps}
+
+
 def summarise(runs: dict[str, list[dict[str, Any]]], config: dict[str, Any]) -> dict[str, Any]:
-    """Mean ± std per temperature; the best T per track / click rate (by test mean)."""
-    keys = ["hard", *(f"{t:g}" for t in config["temperatures"])]
+    """Classification: mean ± std per T. CTR: per click rate, see :func:`summarise_ctr`."""
+    keys = [HARD, *(f"{t:g}" for t in config["temperatures"])]
     summary: dict[str, Any] = {
         "classification": {k: mean_std(s[k] for s in runs["classification"]) for k in keys}
     }
@@ -124,40 +149,58 @@ def summarise(runs: dict[str, list[dict[str, Any]]], config: dict[str, Any]) -> 
         keys[1:], key=lambda k: summary["classification"][k]["mean"]
     )
     for rate in config["click_rates"]:
-        seeds = runs[f"ctr_{rate:g}"]
-        part = {
-            k: {m: mean_std(s[k][m] for s in seeds) for m in ("auc", "logloss")}
-            for k in ["teacher", *keys]
-        }
-        part["best_T_auc"] = max(keys[1:], key=lambda k: part[k]["auc"]["mean"])
-        part["best_T_logloss"] = min(keys[1:], key=lambda k: part[k]["logloss"]["mean"])
-        summary[f"ctr_{rate:g}"] = part
+        summary[f"ctr_{rate:g}"] = summarise_ctr(runs[f"ctr_{rate:g}"], keys[1:])
     return summary
+
+
+def summarise_ctr(seeds: list[dict[str, Any]], temps: list[str]) -> dict[str, Any]:
+    """Mean ± std per model, paired differences vs hard labels, best T and T's tied with it.
+
+    A T is "tied" with the best when the two-sided paired t-test of their per-seed difference
+    gives p ≥ ``SIGNIFICANCE`` (or cannot be run: one seed).
+    """
+    metrics = ("auc", "logloss", "best_step_share")
+    part: dict[str, Any] = {
+        k: {m: mean_std(s[k][m] for s in seeds) for m in metrics}
+        for k in ["teacher", HARD, LONG, *temps]
+    }
+    for k in ["teacher", LONG, *temps]:
+        part[k] |= {f"{m}_vs_hard": paired(seeds, k, m, HARD) for m in ("auc", "logloss")}
+    for metric, pick in (("auc", max), ("logloss", min)):
+        best = pick(temps, key=lambda k, m=metric: part[k][m]["mean"])
+        part[f"best_T_{metric}"] = best
+        part[f"tied_{metric}"] = [k for k in temps if _tied(paired(seeds, k, metric, best))]
+    return part
+
+
+def _tied(difference: dict[str, Any]) -> bool:
+    return difference["p"] is None or difference["p"] >= SIGNIFICANCE
+
+
+def guidance(summary: dict[str, Any], rates: Sequence[float], metric: str) -> str:
+    """The seed's guidance judged by ``metric``: higher T for a smaller click rate?"""
+    parts = [summary[f"ctr_{rate:g}"] for rate in rates]
+    common = set.intersection(*(set(p[f"tied_{metric}"]) for p in parts))
+    if common:
+        shared = ", ".join(sorted(common, key=float))
+        if all(len(p[f"tied_{metric}"]) == 1 for p in parts):
+            return f"does not hold (T = {shared} is the best at every click rate, beyond noise)"
+        return f"not distinguishable (T = {shared} within noise of the best at every click rate)"
+    best = [float(p[f"best_T_{metric}"]) for p in parts]
+    holds = all(a >= b for a, b in pairwise(best))
+    return "holds" if holds else "does not hold"
 
 
 def report(summary: dict[str, Any], config: dict[str, Any], n_seeds: int) -> str:
     """The BENCHMARKS.md section body: one table per track, verdict on the seed's guidance."""
-    keys = ["hard", *(f"{t:g}" for t in config["temperatures"])]
+    keys = [HARD, *(f"{t:g}" for t in config["temperatures"])]
     labels = ["hard labels", *(f"T = {k}" for k in keys[1:])]
     classification = summary["classification"]
     cls_rows = [
         [label, fmt(classification[k], 100.0)] for label, k in zip(labels, keys, strict=True)
     ]
-    header = ["student"]
-    for rate in config["click_rates"]:
-        header += [f"AUC @ {rate:g}", f"log loss @ {rate:g}"]
-    ctr_rows = []
-    for label, key in zip(["teacher", *labels], ["teacher", *keys], strict=True):
-        cells = []
-        for rate in config["click_rates"]:
-            part = summary[f"ctr_{rate:g}"][key]
-            cells += [fmt(part["auc"], 1.0, 4), fmt(part["logloss"], 1.0, 4)]
-        ctr_rows.append([label, *cells])
-    best = ", ".join(
-        f"click rate {rate:g}: T = {summary[f'ctr_{rate:g}']['best_T_auc']} (AUC), "
-        f"T = {summary[f'ctr_{rate:g}']['best_T_logloss']} (log loss)"
-        for rate in config["click_rates"]
-    )
+    rates = config["click_rates"]
+    tables = "\n\n".join(_ctr_block(summary, config, rate, n_seeds) for rate in rates)
     return f"""Mean ± std over {n_seeds} seeds.
 
 **Classification** — `digits`, student MLP 64-32-10 on 10 % of the training rows, KD with
@@ -167,29 +210,63 @@ def report(summary: dict[str, Any], config: dict[str, Any], n_seeds: int) -> str
 
 Best T: {classification["best_T"]}.
 
-**Binary CTR** — `synthetic_ctr`, {config["ctr_rows"]} rows per click rate, Wide & Deep student
-(deep part (16,)) with `BinaryKDTerm` (W = {CTR_W}, student not tempered) from cached scores of
-a deep teacher; test AUC and log loss at each click rate:
+**Binary CTR** — {_ctr_setup(config, n_seeds)}
 
-{markdown_table(header, ctr_rows)}
-
-Best T per click rate: {best}. The student is not tempered, so with T > 1 it is fitted to
-the flatter σ(v/T): ranking (AUC) can gain while calibration (log loss) pays for it.
+{tables}
 
 The seed's guidance (a higher T for a smaller positive/negative ratio), read as "the best T
-does not rise as the click rate rises, and differs somewhere": by AUC
-**{guidance(summary, config, "best_T_auc")}**; by log loss
-**{guidance(summary, config, "best_T_logloss")}**.
+does not rise as the click rate rises, and the T's differ beyond noise": by AUC
+**{guidance(summary, rates, "auc")}**; by log loss **{guidance(summary, rates, "logloss")}**.
 """
 
 
-def guidance(summary: dict[str, Any], config: dict[str, Any], key: str) -> str:
-    """Whether the best T (by ``key``) falls as the click rate rises."""
-    best = [float(summary[f"ctr_{rate:g}"][key]) for rate in config["click_rates"]]
-    if len(set(best)) == 1:
-        return f"not tested (T = {best[0]:g} is best at every click rate)"
-    holds = all(a >= b for a, b in pairwise(best))
-    return "holds" if holds else "does not hold"
+def _ctr_setup(config: dict[str, Any], n_seeds: int) -> str:
+    ctr = config["ctr"]
+    data, train = ctr["data"], ctr["train"]
+    return f"""`synthetic_ctr`, the `distill demo` CTR data options \
+({data["fields"]} fields of {data["cardinality"]} values) with {data["n_rows"]} rows \
+({CTR_ROWS_SCALE} × the demo's) at each click rate, split \
+{"/".join(f"{s:.0%}" for s in ctr["split"])}. Student: Wide & Deep, embedding \
+{ctr["embed_dim"]}, deep part {ctr["student_hidden"]}; teacher: deep tower \
+{ctr["teacher_hidden"]} over the embedding (the joint-model benchmark's teacher alone), trained
+on the labels; its scores of the training rows are cached. KD students: `BinaryKDTerm`
+(W = {CTR_W}, the student is **not** tempered: it fits σ(v/T) with its plain σ(z)). AdamW lr
+{train["lr"]:g} (cosine decay), {train["epochs"]} epochs, batch {train["batch_size"]}, best
+validation AUC checkpoint (every {train["eval_every"]} steps). **Paired:** within a seed every
+student starts from the same initial weights and sees the same batches. "− hard": paired
+per-seed difference from the hard-label student (mean ± std), "> 0": seeds where it is
+positive, "p": two-sided paired t-test; "best step": where the best validation AUC was reached,
+as a share of the steps. Plateau check: "hard, {LONGER:g} × epochs" is the hard-label student
+trained {round(LONGER * train["epochs"])} epochs. "Tied with the best": T's whose paired
+difference from the best T has p ≥ {SIGNIFICANCE:g} (not distinguishable with {n_seeds} seeds)."""
+
+
+def _ctr_block(summary: dict[str, Any], config: dict[str, Any], rate: float, n: int) -> str:
+    """The table and findings of one click rate."""
+    part = summary[f"ctr_{rate:g}"]
+    temps = [f"{t:g}" for t in config["temperatures"]]
+    names = {"teacher": "teacher", HARD: "hard labels", LONG: f"hard, {LONGER:g} × epochs"}
+    names |= {k: f"T = {k}" for k in temps}
+    rows = []
+    for key, label in names.items():
+        row = [label, fmt(part[key]["auc"], 1.0, 4), fmt(part[key]["logloss"], 1.0, 4)]
+        if key == HARD:
+            row += ["", "", "", ""]
+        else:
+            auc, loss = part[key]["auc_vs_hard"], part[key]["logloss_vs_hard"]
+            p = "–" if auc["p"] is None else f"{auc['p']:.3f}"
+            row += [f"{auc['mean']:+.4f} ± {auc['std']:.4f}", f"{auc['positive']}/{n}", p]
+            row += [f"{loss['mean']:+.4f} ± {loss['std']:.4f}"]
+        rows.append([*row, f"{part[key]['best_step_share']['mean']:.2f}"])
+    header = ["model", "test AUC", "test log loss", "AUC − hard", "> 0", "p", "log loss − hard"]
+    table = markdown_table([*header, "best step"], rows)
+    best_auc, best_loss = part["best_T_auc"], part["best_T_logloss"]
+    return f"""Click rate {rate:g}:
+
+{table}
+
+Best T by AUC: **{best_auc}**, tied with the best: {", ".join(part["tied_auc"])}. Best T by
+log loss: **{best_loss}**, tied with the best: {", ".join(part["tied_logloss"])}."""
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

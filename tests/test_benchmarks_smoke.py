@@ -38,8 +38,32 @@ def test_soft_targets_quick(tmp_path):
 
 
 def test_temperature_sweep_quick(tmp_path):
-    document = run_quick(temperature_sweep, tmp_path, "--seeds", "1")
+    document = run_quick(temperature_sweep, tmp_path, "--seeds", "2")
     assert set(document["summary"]) == {"classification", "ctr_0.1"}
+    part = document["summary"]["ctr_0.1"]
+    assert part["best_T_auc"] in part["tied_auc"]
+    assert part["hard, longer"]["auc_vs_hard"]["n"] == 2
+    first = document["per_seed"]["ctr_0.1"][0]
+    assert 0.0 < first["4"]["best_step_share"] <= 1.0
+
+
+def sweep_summary(ties_per_rate, metric="auc"):
+    """A CTR summary whose best T is the first of each rate's ties."""
+    return {
+        f"ctr_{rate:g}": {f"best_T_{metric}": ties[0], f"tied_{metric}": ties}
+        for rate, ties in zip(temperature_sweep.CLICK_RATES, ties_per_rate, strict=True)
+    }
+
+
+def test_temperature_sweep_guidance_verdicts():
+    rates = temperature_sweep.CLICK_RATES  # 0.02, 0.1, 0.3
+    verdict = temperature_sweep.guidance
+    assert verdict(sweep_summary([["20"], ["4"], ["1"]]), rates, "auc") == "holds"
+    assert verdict(sweep_summary([["1"], ["4"], ["20"]]), rates, "auc") == "does not hold"
+    same = verdict(sweep_summary([["8"], ["8"], ["8"]]), rates, "auc")
+    assert same.startswith("does not hold (T = 8 is the best")
+    tied = verdict(sweep_summary([["20", "8"], ["8", "4"], ["2", "8"]]), rates, "auc")
+    assert tied.startswith("not distinguishable (T = 8 within noise")
 
 
 def test_ranking_quality_quick_with_letor_folder(tmp_path):
