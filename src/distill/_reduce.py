@@ -30,7 +30,7 @@ def reduce_loss(
     check_choice("reduction", reduction, REDUCTIONS)
     if reduction == "none":
         return loss
-    total = loss if loss.ndim == 0 else loss.sum()
+    total = loss.sum()
     if reduction == "sum":
         return total
     denominator = loss.numel() if count is None else count
