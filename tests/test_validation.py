@@ -8,6 +8,7 @@ from distill._validation import (
     check_float_tensor,
     check_number,
     check_pair,
+    value_range,
 )
 
 
@@ -45,3 +46,10 @@ def test_reduce_none_sums_to_sum_and_empty_is_zero():
     out = reduce_loss(empty, "mean")
     out.backward()
     assert out.item() == 0.0 and torch.isfinite(empty.grad).all()
+
+
+def test_value_range_matches_python_min_max():
+    values = [7, -3, 12, 0, -3]
+    assert value_range(torch.tensor(values)) == (min(values), max(values))
+    floats = torch.tensor([[0.5, -1.25], [2.0, 0.0]])
+    assert value_range(floats) == (-1.25, 2.0)

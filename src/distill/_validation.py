@@ -99,6 +99,13 @@ def check_positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
     return value
 
 
+def value_range(tensor: torch.Tensor) -> tuple[float, float]:
+    """``(min, max)`` of a non-empty tensor: one ``aminmax`` pass and one host read (the fast
+    path of per-batch range checks)."""
+    low, high = torch.stack(torch.aminmax(tensor)).tolist()
+    return low, high
+
+
 def check_finite(name: str, value: torch.Tensor) -> torch.Tensor:
     """No NaN or inf entries; reports how many and where the first one is."""
     bad = ~torch.isfinite(value)

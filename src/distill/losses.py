@@ -22,6 +22,7 @@ from distill._validation import (
     check_float_tensor,
     check_number,
     check_pair,
+    value_range,
 )
 from distill.temperature import _check_class_indices, log_softmax_t, sigmoid_t, softmax_t
 
@@ -197,7 +198,7 @@ def _binary_target(target: Any, student_logits: torch.Tensor) -> torch.Tensor:
         target = target.to(student_logits.dtype)
     check_pair("target", target, "student_logits", student_logits)
     if target.numel():
-        low, high = torch.stack(torch.aminmax(target)).tolist()
+        low, high = value_range(target)
         if low < 0 or high > 1:
             raise ValueError(f"`target` values must be in [0, 1], got {low if low < 0 else high:g}")
     return target

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import torch
 
 from distill._io import atomic_path
-from distill._validation import check_positive_int
+from distill._validation import check_positive_int, value_range
 from distill.data.dataset import Dataset
 
 FINGERPRINT_KEY = b"distill.fingerprint"
@@ -188,7 +188,7 @@ class CachedScores:
     def _positions(self, ids: torch.Tensor) -> torch.Tensor:
         """Row of each id in the sorted cache; ids ``0 … n−1`` (the usual case) are their rows."""
         if self._ids_are_positions and ids.numel():
-            low, high = torch.stack(torch.aminmax(ids)).tolist()
+            low, high = value_range(ids)
             if low >= 0 and high < len(self._ids):
                 return ids
         position = torch.searchsorted(self._ids, ids).clamp(max=len(self._ids) - 1)

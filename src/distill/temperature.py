@@ -18,6 +18,7 @@ from distill._validation import (
     check_pair,
     check_positive_int,
     check_tensor,
+    value_range,
 )
 
 EnsembleMean = Literal["arithmetic", "geometric"]
@@ -279,7 +280,7 @@ def _check_class_indices(
         raise TypeError(f"`{name}` must be an integer tensor of class indices, got {target.dtype}")
     if target.numel() == 0:
         return 0
-    low, high = torch.stack(torch.aminmax(target)).tolist()
+    low, high = value_range(target)
     if (
         low >= 0
         and high < num_classes
