@@ -51,9 +51,10 @@ from benchmarks._common import (
 from distill import teachers
 from distill.cli.demo import ctr_config
 from distill.data import Dataset, load_builtin, split
+from distill.experiment import gap_recovered
 from distill.metrics import auc, nll
 from distill.models import WideAndDeep, ctr_joint_model
-from distill.train import BinaryKDTerm, LabelsTerm, Objective, gap_recovered, predict
+from distill.train import BinaryKDTerm, LabelsTerm, Objective, predict
 from distill.train.joint import JointObjective
 
 NAME = "joint_model"

@@ -133,7 +133,7 @@ def stub_allrank_imports() -> None:
 def build_step(variant: str, student, teacher, labels, sizes):
     """A closure running one forward+backward, and the number of pairs it covers."""
     import distill
-    from distill import pair_engine, pairs
+    from distill.ranking import pair_engine, pairs
 
     group_ids = torch.repeat_interleave(torch.arange(len(sizes)), sizes)
     counts = pair_engine.pair_counts(group_ids, None)

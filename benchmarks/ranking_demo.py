@@ -1,6 +1,6 @@
 """Ranking demo: when distillation helps — the demo's ranking config with its reachable ceiling.
 
-Every setting is a ranking run config (``distill.train.run_experiment``) run once per seed,
+Every setting is a ranking run config (``distill.experiment.run_experiment``) run once per seed,
 plus ``ceiling`` (the same student fit with squared error to the generator's true clean logits
 of every training row, ``extras["clean_logit"]``: the best target any teacher could give it)
 and ``truth`` (NDCG@10 of the true clean logits, all features). Settings: the demo's config
@@ -31,8 +31,10 @@ from distill import models
 from distill.cli.demo import QR9, ranking_config
 from distill.config import Objective, RunConfig, parse_config
 from distill.data import Dataset
+from distill.experiment import gap_recovered, run_experiment
+from distill.experiment import setup as run_setup
 from distill.metrics import auc, mrr, ndcg
-from distill.train import fit, gap_recovered, predict, run_experiment, run_setup
+from distill.train import fit, predict
 
 NAME = "ranking_demo"
 TITLE = "Ranking demo: when distillation helps"

@@ -6,7 +6,7 @@ sees 8 of 16 features, teacher MLP(128, 64) on every training click, 500 student
 only ``--label-fraction`` (default 5 %) of the training groups' clicks labelled. Data:
 ``synthetic_recommender`` with normal and with skewed (log-normal) noise, data seed = run seed,
 and any LETOR fold given by ``--letor DIR`` (``train.txt``, ``vali.txt``, ``test.txt``).
-Every student is a variant of one run config (``distill.train.run_experiment``):
+Every student is a variant of one run config (``distill.experiment.run_experiment``):
 
 - ``labels``: RankNet on the labelled clicks only, the baseline;
 - ``pointwise``: squared error to the teacher's logits;

@@ -3,7 +3,7 @@
 1. Groups ×1, ×10, ×100 (``synthetic_recommender``, 20 items per group, 32 groups per batch).
 2. Group size 10 → 100 → 1000 items at a fixed 20,000 rows (batches of 2,000 items): all pairs
    grow linearly in the group size (quadratic per group); ``PairwiseTerm(max_pairs_per_group=…)``
-   (a fresh uniform sample per step, ``distill.pairs.make_pairs``) bounds them.
+   (a fresh uniform sample per step, ``distill.ranking.pairs.make_pairs``) bounds them.
 3. DDP: the ×100 data, 1024 groups per global batch, 2 processes on the CPU (``torchrun``,
    gloo) vs 1 process.
 

@@ -30,10 +30,11 @@ from benchmarks._common import (
     write_results,
 )
 from distill.data import Dataset, load_builtin, split
+from distill.experiment import gap_recovered
 from distill.metrics import accuracy
 from distill.models import MLP
 from distill.teachers import ModuleTeacher
-from distill.train import KDTerm, LabelsTerm, Objective, gap_recovered, predict
+from distill.train import KDTerm, LabelsTerm, Objective, predict
 
 NAME = "soft_targets"
 TITLE = "Soft targets with little data (digits)"

@@ -11,8 +11,8 @@ from distill import models
 from distill.cli.export import export
 from distill.export import read_export
 from distill.export.sources import ExportSource, export_source
-from distill.heads import with_quantile_heads
 from distill.models import MLP
+from distill.ranking.heads import with_quantile_heads
 
 app = typer.Typer()
 app.command()(export)

@@ -16,8 +16,8 @@ from distill.export import (
     read_export,
     serving_module,
 )
-from distill.heads import with_quantile_heads
 from distill.models import MLP, WideAndDeep, ctr_joint_model
+from distill.ranking.heads import with_quantile_heads
 
 # Stated tolerances (relative to the largest output magnitude on the sample):
 # fp16 has an 11-bit significand (unit roundoff 2^-11 ≈ 5e-4 per op): 1e-2 leaves room for the

@@ -3,10 +3,10 @@ import pytest
 import torch
 from torch import nn
 
-from distill.heads import QuantileHeads, TwoStepMedian, with_quantile_heads
 from distill.models import MLP
-from distill.pairs import make_pairs
 from distill.ranking import quantile_distillation_loss, quantile_ranking_loss
+from distill.ranking.heads import QuantileHeads, TwoStepMedian, with_quantile_heads
+from distill.ranking.pairs import make_pairs
 
 
 def scorer(in_features=4):

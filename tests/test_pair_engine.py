@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from distill import pair_engine
-from distill.pair_engine import bucket_size, pair_counts, pair_sum
-from distill.pairs import ContentCache, make_pairs
+from distill.ranking import pair_engine
+from distill.ranking.pair_engine import bucket_size, pair_counts, pair_sum
+from distill.ranking.pairs import ContentCache, make_pairs
 
 
 def ragged(seed, max_size=50, num_groups=10, heads=None):

@@ -6,8 +6,8 @@ import pytest
 import scipy.stats
 import torch
 
-from distill import pair_sampling
-from distill.pairs import ContentCache, difference, group_layout, make_pairs
+from distill.ranking import pair_sampling
+from distill.ranking.pairs import ContentCache, difference, group_layout, make_pairs
 
 
 def naive_pairs(group_ids, labels=None, unequal=False):

@@ -3,15 +3,16 @@ import math
 import pytest
 import torch
 
-from distill import pair_engine, penalties
-from distill.pairs import ContentCache, make_pairs
+from distill import penalties
 from distill.ranking import (
     pair_agreement,
+    pair_engine,
     pairwise_distillation_loss,
     pairwise_logistic_loss,
     quantile_distillation_loss,
     quantile_ranking_loss,
 )
+from distill.ranking.pairs import ContentCache, make_pairs
 
 PENALTIES = [
     "squared",

@@ -6,7 +6,7 @@ from distill.ranking import (
     pairwise_logistic_loss,
     quantile_ranking_loss,
 )
-from distill.ranking_objective import RankingObjective
+from distill.ranking.objective import RankingObjective
 
 
 def batch():

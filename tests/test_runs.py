@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from distill.config import ConfigError, load_config, parse_config
+from distill.experiment.results import gap_recovered
+from distill.experiment.runner import run_experiment, run_student, run_teacher
+from distill.experiment.setup import IGNORE_LABEL, build_model, fit_objective, load_run_data
 from distill.train import terms
-from distill.train.run_results import gap_recovered
-from distill.train.run_setup import IGNORE_LABEL, build_model, fit_objective, load_run_data
-from distill.train.runs import run_experiment, run_student, run_teacher
 
 
 def _classification(tmp_path, **data):

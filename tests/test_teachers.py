@@ -6,7 +6,6 @@ from torch import nn
 
 from distill import models
 from distill.data import Dataset
-from distill.score_cache import StaleCacheError, fingerprint_tensors
 from distill.teachers import (
     CachedScores,
     EnsembleTeacher,
@@ -16,6 +15,7 @@ from distill.teachers import (
     load_teacher,
     score,
 )
+from distill.teachers.cache import StaleCacheError, fingerprint_tensors
 
 
 def _mlp(out_features=3, seed=0):

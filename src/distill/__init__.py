@@ -1,7 +1,7 @@
 """distill: knowledge distillation for classifiers, CTR models and rankers.
 
 Public API, re-exports only. Submodules used as namespaces: ``distill.penalties``,
-``distill.nn``, ``distill.pairs``, ``distill.heads``, ``distill.data``, ``distill.teachers``,
+``distill.nn``, ``distill.ranking`` (pairs, heads), ``distill.data``, ``distill.teachers``,
 ``distill.models``, ``distill.metrics``, ``distill.train``, ``distill.export``, and (not
 imported here, as they load scipy.stats and matplotlib) ``distill.landscape``,
 ``distill.report``.
@@ -9,6 +9,7 @@ imported here, as they load scipy.stats and matplotlib) ``distill.landscape``,
 
 from distill.config import ConfigError, RunConfig, load_config
 from distill.data import Dataset, load_builtin
+from distill.experiment import run_experiment
 from distill.export import compress, compression_table, export_model
 from distill.losses import (
     binary_kd_loss,
@@ -35,7 +36,6 @@ from distill.temperature import (
     top_k_probs,
 )
 from distill.train import FitResult, JointObjective, Objective, TrainOptions, fit
-from distill.train.runs import run_experiment
 
 __version__ = "0.1.0"
 

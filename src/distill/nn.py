@@ -20,10 +20,10 @@ from distill.losses import (
     logit_matching_loss,
     pointwise_distillation_loss,
 )
-from distill.pair_engine import Normalize
-from distill.pairs import PairSet
-from distill.pairs import Signal as PairSignal
 from distill.ranking import pairwise_distillation_loss, pairwise_logistic_loss
+from distill.ranking.pair_engine import Normalize
+from distill.ranking.pairs import PairSet
+from distill.ranking.pairs import Signal as PairSignal
 
 
 class KDLoss(nn.Module):

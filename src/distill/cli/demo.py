@@ -165,7 +165,7 @@ def demo(
     """
     from distill.cli._common import console, guard, results_table
     from distill.cli.reporting import write_run_report
-    from distill.train.runs import run_experiment
+    from distill.experiment.runner import run_experiment
 
     torch.set_num_threads(threads)
     started = time.perf_counter()

@@ -13,11 +13,12 @@ from typing import Any
 
 import torch
 
-from distill import metrics, models, pairs, report
+from distill import metrics, models, report
 from distill.config import RunConfig
+from distill.experiment.setup import RunData, load_run_data
 from distill.export import compression_table
+from distill.ranking import pairs
 from distill.train.evaluation import METRIC_FUNCTIONS, predict
-from distill.train.run_setup import RunData, load_run_data
 
 SOFT_TARGET_TEMPERATURES = (1.0, 2.0, 4.0, 8.0, 20.0)
 NDCG_CUTOFFS = (1, 5, 10)

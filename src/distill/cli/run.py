@@ -41,7 +41,7 @@ def run(
     with guard():
         cfg = read_config(config, set_)
         from distill.cli.reporting import write_run_report
-        from distill.train.runs import run_experiment
+        from distill.experiment.runner import run_experiment
 
         results = run_experiment(cfg)
         if not is_main_process():
@@ -55,7 +55,7 @@ def teacher(config: ConfigArgument, set_: SetOption = None) -> None:
     """Train the config's teacher (or load teacher.path) and save it to runs/<name>/teacher."""
     with guard():
         cfg = read_config(config, set_)
-        from distill.train.runs import run_teacher
+        from distill.experiment.runner import run_teacher
 
         row = run_teacher(cfg)
     metrics = ", ".join(f"{k} = {v:.4f}" for k, v in row["metrics"].items())
@@ -66,7 +66,7 @@ def score(config: ConfigArgument, set_: SetOption = None) -> None:
     """Cache the saved teacher's scores for the config's data in runs/<name>/scores/."""
     with guard():
         cfg = read_config(config, set_)
-        from distill.train.runs import score_teacher
+        from distill.experiment.runner import score_teacher
 
         path = score_teacher(cfg)
     console.print(f"Teacher scores cached in {path}")
@@ -83,7 +83,7 @@ def student(
     """Train student variants from the cached teacher scores (run `distill score` first)."""
     with guard():
         cfg = read_config(config, set_)
-        from distill.train.runs import run_student
+        from distill.experiment.runner import run_student
 
         rows = [run_student(cfg, name) for name in (variant or [v.name for v in cfg.variants])]
     for row in rows:
@@ -102,7 +102,7 @@ def evaluate(
     """Evaluate a saved model on the config's data with the track's metrics."""
     with guard():
         cfg = read_config(config, set_)
-        from distill.train.runs import evaluate_model
+        from distill.experiment.runner import evaluate_model
 
         metrics = evaluate_model(cfg, model, split=split)
     for name, value in metrics.items():

@@ -34,7 +34,7 @@ from distill.export.int8 import (
 )
 from distill.export.lowrank import low_rank, low_rank_structure, recover
 from distill.export.onnx_export import OnnxModel, export_onnx
-from distill.heads import QuantileHeadModel
+from distill.ranking.heads import QuantileHeadModel
 
 Format = Literal["safetensors", "fp16", "bf16", "int8", "low-rank", "onnx"]
 FORMATS: tuple[str, ...] = ("safetensors", "fp16", "bf16", "int8", "low-rank", "onnx")

@@ -11,10 +11,10 @@ from torch import nn
 from distill import models
 from distill.config import DEFAULT_METRIC, load_config
 from distill.data import Dataset
-from distill.export.sources import CONFIG_FILE, SPEC_FILE, ExportSource
+from distill.experiment.setup import load_run_data
+from distill.export.model_source import CONFIG_FILE, SPEC_FILE, ExportSource
 from distill.export.table import Predict
 from distill.train.evaluation import METRIC_FUNCTIONS
-from distill.train.run_setup import load_run_data
 
 EXAMPLE_ROWS = 256
 

@@ -175,7 +175,7 @@ def empirical(values: Any, *, name: str = "empirical") -> TeacherDistribution:
 def read_sample(path: str | Path, *, column: str = "logits") -> TeacherDistribution:
     """Read teacher logits: a score-cache folder or ``.parquet`` file, ``.npy``, or text.
 
-    A folder is a :func:`distill.score_cache.score` cache (every ``*.parquet`` shard in it);
+    A folder is a :func:`distill.teachers.cache.score` cache (every ``*.parquet`` shard in it);
     Parquet is read from ``column`` (the cache's ``logits``); text has one number per line.
 
     Args:

@@ -53,24 +53,3 @@ __all__ = [
     "warmup_cosine",
     "warmup_cosine_factor",
 ]
-
-# --- runs (H8) ---
-from distill.train.run_results import gap_recovered
-from distill.train.runs import (
-    evaluate_model,
-    run_experiment,
-    run_joint,
-    run_student,
-    run_teacher,
-    score_teacher,
-)
-
-__all__ += [
-    "evaluate_model",
-    "gap_recovered",
-    "run_experiment",
-    "run_joint",
-    "run_student",
-    "run_teacher",
-    "score_teacher",
-]

@@ -19,9 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distill import heads, losses, ranking
+from distill import losses, ranking
 from distill._validation import check_positive_int
-from distill.pairs import Pairs, make_pairs
+from distill.ranking import heads
+from distill.ranking.pairs import Pairs, make_pairs
 from distill.train.batches import Batch
 
 
@@ -133,7 +134,8 @@ class PairwiseTerm:
     """``distill.ranking.pairwise_distillation_loss`` over pairs inside each group.
 
     ``max_pairs_per_group``: at most this many pairs per group, sampled uniformly without
-    replacement afresh every step (:func:`distill.pairs.make_pairs`); ``None`` uses all pairs.
+    replacement afresh every step (:func:`distill.ranking.pairs.make_pairs`); ``None`` uses all
+    pairs.
     """
 
     penalty: Any = "squared"
@@ -171,8 +173,8 @@ class QuantileHeadsTerm:
     (``distill.ranking.quantile_distillation_loss``); else each head's pair differences against
     the teacher's (``distill.ranking.quantile_ranking_loss``), over at most
     ``max_pairs_per_group`` pairs per group if set (sampled afresh every step, as in
-    :class:`PairwiseTerm`). The model is wrapped by ``distill.heads.with_quantile_heads`` for
-    training only; serving uses the main score.
+    :class:`PairwiseTerm`). The model is wrapped by
+    ``distill.ranking.heads.with_quantile_heads`` for training only; serving uses the main score.
     """
 
     taus: list[float] = field(default_factory=lambda: [0.1, 0.5, 0.9])

@@ -1,8 +1,8 @@
 """Uniform samples without replacement of numbers ``0 .. P_g − 1`` in every group at once.
 
-:func:`distill.pairs.make_pairs` numbers the pairs of group g ``0 .. P_g − 1`` without listing
-them; :func:`sample_numbers` picks ``min(limit, P_g)`` distinct numbers per group, uniformly,
-with no Python loop over groups and O(groups · limit) work (never O(P_g)):
+:func:`distill.ranking.pairs.make_pairs` numbers the pairs of group g ``0 .. P_g − 1``
+without listing them; :func:`sample_numbers` picks ``min(limit, P_g)`` distinct numbers per
+group, uniformly, with no Python loop over groups and O(groups · limit) work (never O(P_g)):
 
 - ``P_g ≤ limit``: every number;
 - ``limit < P_g ≤ 2·limit``: every number gets a random key and the ``limit`` lowest keys win;
@@ -34,7 +34,7 @@ def sample_numbers(
         ``(group, number)``, int64 ``(M,)`` each, in no particular order.
 
     Raises:
-        Nothing of its own: :func:`distill.pairs.make_pairs` validates the bound.
+        Nothing of its own: :func:`distill.ranking.pairs.make_pairs` validates the bound.
 
     Reference: FORMULAS §5 (pairs inside a group); uniform k-subsets as the first k distinct
     values of an i.i.d. sequence (sequential sampling without replacement).

@@ -6,19 +6,19 @@
 - :class:`RankingObjective` — label + pointwise + pairwise terms, weighted;
 - :func:`pair_agreement` — the share of pairs within a threshold of the teacher (claim 1).
 
-The losses live in :mod:`distill.ranking_losses`, the objective in
-:mod:`distill.ranking_objective`; pairs and heads are :mod:`distill.pairs` and
-:mod:`distill.heads`.
+The losses live in :mod:`distill.ranking.losses`, the objective in
+:mod:`distill.ranking.objective`; pairs and heads are :mod:`distill.ranking.pairs` and
+:mod:`distill.ranking.heads`.
 """
 
-from distill.ranking_losses import (
+from distill.ranking.losses import (
     pair_agreement,
     pairwise_distillation_loss,
     pairwise_logistic_loss,
     quantile_distillation_loss,
     quantile_ranking_loss,
 )
-from distill.ranking_objective import RankingObjective
+from distill.ranking.objective import RankingObjective
 
 __all__ = [
     "RankingObjective",

@@ -1,10 +1,4 @@
-"""Teacher sources: anything with ``predict(features, ids) -> raw logits`` (no grad).
-
-Sources: an in-memory module (:class:`ModuleTeacher`), a saved model or pickled module
-(:func:`load_teacher`), an ensemble (:class:`EnsembleTeacher`) and cached scores
-(:class:`distill.score_cache.CachedScores`, re-exported here with :func:`score` and
-:func:`fingerprint_dataset`).
-"""
+"""Teachers that are torch modules: in memory, loaded from disk, or an ensemble of them."""
 
 from __future__ import annotations
 
@@ -22,20 +16,10 @@ from torch import nn
 
 from distill import models
 from distill._validation import check_choice, check_number, check_positive_int
-from distill.score_cache import CachedScores, fingerprint_dataset, fingerprint_tensors, score
+from distill.teachers.cache import fingerprint_tensors
 from distill.temperature import log_softmax_t, softmax_t, top_k_probs
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl")
-__all__ = [
-    "CachedScores",
-    "EnsembleTeacher",
-    "ModuleTeacher",
-    "Teacher",
-    "fingerprint_dataset",
-    "fingerprint_module",
-    "load_teacher",
-    "score",
-]
 
 
 @runtime_checkable

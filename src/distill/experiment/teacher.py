@@ -12,9 +12,9 @@ from torch import nn
 from distill import models, teachers
 from distill.config import ConfigError, RunConfig, Variant
 from distill.data import parse_feature_spec
+from distill.experiment.setup import RunData, train_options
 from distill.train.loop import fit
 from distill.train.objective import Objective, make_term
-from distill.train.run_setup import RunData, train_options
 
 SCORES_DIR = "scores/train"
 """The teacher's score cache of the training rows, inside the run folder."""

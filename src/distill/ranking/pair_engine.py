@@ -1,7 +1,7 @@
 """Weighted sums of a per-pair term over ragged groups: one engine, two internal paths.
 
 ``pair_sum`` evaluates ``Σ_pairs w_p · term(first item, second item)`` for the pairs of
-:func:`distill.pairs.make_pairs`. Two paths give the same value:
+:func:`distill.ranking.pairs.make_pairs`. Two paths give the same value:
 
 - **dense**: groups are padded into a few size buckets (padding ≤ 25 % per side) and every
   bucket is one broadcast ``(G_b, M_b, M_b)`` block with a 0/1 pair mask (no gathers, and the
@@ -26,7 +26,7 @@ import torch
 
 from distill._reduce import reduce_loss
 from distill._validation import check_choice
-from distill.pairs import (
+from distill.ranking.pairs import (
     PAIR_SETS,
     ContentCache,
     GroupLayout,
@@ -210,11 +210,11 @@ def pair_sum(
             one value per pair (K summed away).
         group_ids: ``(N,)`` integer group ids; labels ``(N,)`` for ``pairs="unequal"``.
         term: elementwise, broadcasting function of the two tuples.
-        pairs: ``"all"``, ``"unequal"`` or an explicit :class:`~distill.pairs.Pairs`.
+        pairs: ``"all"``, ``"unequal"`` or an explicit :class:`~distill.ranking.pairs.Pairs`.
         normalize: ``"pair"`` (mean over all pairs) or ``"group"`` (mean of per-group means
             over the groups that have pairs).
         reduction: ``"none"`` returns the weighted per-pair values in
-            :func:`~distill.pairs.make_pairs` order; ``"sum"`` their sum; ``"mean"`` the sum
+            :func:`~distill.ranking.pairs.make_pairs` order; ``"sum"`` their sum; ``"mean"`` the sum
             over the number of pairs (``"pair"``) or of groups with pairs (``"group"``).
         path: ``"auto"`` (per size bucket and device), ``"dense"`` or ``"ragged"``.
 

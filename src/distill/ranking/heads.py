@@ -19,7 +19,7 @@ from torch import nn
 from distill import penalties
 from distill._reduce import Reduction, reduce_loss
 from distill._validation import check_choice, check_number, check_pair, check_positive_int
-from distill.ranking_losses import PenaltySpec
+from distill.ranking.losses import PenaltySpec
 
 HeadMode = Literal["affine", "linear"]
 

@@ -4,7 +4,7 @@ Public through :mod:`distill.ranking`.
 
 The student matches the teacher's score *differences* of item pairs inside each group:
 ``loss = mean over pairs of ρ(Δ_teacher − Δ_student)``, with any penalty ρ of
-:mod:`distill.penalties`. Pairs are evaluated by :func:`distill.pair_engine.pair_sum`
+:mod:`distill.penalties`. Pairs are evaluated by :func:`distill.ranking.pair_engine.pair_sum`
 (vectorised over ragged groups, O(pairs) memory).
 """
 
@@ -25,8 +25,8 @@ from distill._validation import (
     check_number,
     check_pair,
 )
-from distill.pair_engine import Normalize, pair_sum
-from distill.pairs import (
+from distill.ranking.pair_engine import Normalize, pair_sum
+from distill.ranking.pairs import (
     SIGNALS,
     Pairs,
     PairSet,
@@ -95,7 +95,7 @@ def pairwise_distillation_loss(
 ) -> torch.Tensor:
     """Pairwise distillation: ``mean over pairs of ρ(Δ_teacher − Δ_student)`` (FORMULAS §5).
 
-    ``Δ`` is the pair's difference signal (see :func:`distill.pairs.difference`): ``logit``
+    ``Δ`` is the pair's difference signal (see :func:`distill.ranking.pairs.difference`): ``logit``
     ``s_i − s_j``, ``prob`` ``σ(s_i) − σ(s_j)``, ``pair_prob`` ``σ(s_i − s_j)``, ``squared``
     ``s_i² − s_j²``, optionally ``|Δ|``. Squared = Eq. 3, pinball on logit/prob/pair_prob =
     Eqs. 5/6/7, absolute = Eq. 8; Huber, log-cosh, G-SmeLU, smoothed pinball also work.
@@ -110,11 +110,11 @@ def pairwise_distillation_loss(
         signal: ``"logit"``, ``"prob"``, ``"pair_prob"`` or ``"squared"``.
         absolute: use ``|Δ|`` for both teacher and student.
         pairs: ``"all"``, ``"unequal"`` (``labels[i] > labels[j]``) or explicit
-            :class:`~distill.pairs.Pairs` (e.g. sampled with ``max_pairs_per_group``).
+            :class:`~distill.ranking.pairs.Pairs` (e.g. sampled with ``max_pairs_per_group``).
         normalize: ``"pair"`` (mean over the batch's pairs) or ``"group"`` (mean of per-group
             means over the groups that have pairs).
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per pair, in
-            :func:`~distill.pairs.make_pairs` order; with ``"group"`` each divided by its
+            :func:`~distill.ranking.pairs.make_pairs` order; with ``"group"`` each divided by its
             group's pair count).
 
     Returns:
@@ -254,7 +254,7 @@ def quantile_ranking_loss(
 
     Args:
         quantile_scores: ``(N, K)`` head outputs (e.g. from
-            :func:`distill.heads.with_quantile_heads`).
+            :func:`distill.ranking.heads.with_quantile_heads`).
         teacher_scores: ``(N,)`` teacher logits, same dtype and device.
         group_ids, labels, signal, pairs, normalize, reduction: as in
             :func:`pairwise_distillation_loss`.

@@ -11,14 +11,14 @@ import torch.nn.functional as F
 from distill import penalties
 from distill._validation import check_choice, check_number
 from distill.losses import pointwise_distillation_loss
-from distill.pair_engine import Normalize
-from distill.pairs import SIGNALS, PairSet, Signal
-from distill.ranking_losses import (
+from distill.ranking.losses import (
     PenaltySpec,
     pairwise_distillation_loss,
     pairwise_logistic_loss,
     quantile_ranking_loss,
 )
+from distill.ranking.pair_engine import Normalize
+from distill.ranking.pairs import SIGNALS, PairSet, Signal
 
 LabelTerm = Literal["bce", "pairwise_logistic"]
 TERMS = ("label", "pointwise", "pairwise", "quantile")
@@ -32,7 +32,7 @@ class RankingObjective:
     - ``pointwise``: :func:`distill.losses.pointwise_distillation_loss` with this penalty;
     - ``pairwise``: :func:`~distill.ranking.pairwise_distillation_loss` with this penalty;
     - ``quantile``: :func:`~distill.ranking.quantile_ranking_loss` on the quantile heads'
-      scores (FIG. 4/5, :func:`distill.heads.with_quantile_heads`), one τ per head.
+      scores (FIG. 4/5, :func:`distill.ranking.heads.with_quantile_heads`), one τ per head.
 
     A term set to ``None`` is off. Weights default to 1 for every enabled term.
 

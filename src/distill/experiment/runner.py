@@ -23,12 +23,9 @@ from torch import nn
 
 from distill import models, teachers
 from distill.config import ConfigError, LabelsTerm, Objective, RunConfig, Variant, write_config
-from distill.train.distributed import DistributedContext, barrier, setup_distributed
-from distill.train.joint import JointObjective
-from distill.train.loop import fit
-from distill.train.run_metrics import track_metrics
-from distill.train.run_results import read_results, write_row
-from distill.train.run_setup import (
+from distill.experiment.metrics import track_metrics
+from distill.experiment.results import read_results, write_row
+from distill.experiment.setup import (
     RunData,
     build_model,
     build_seeded,
@@ -36,13 +33,16 @@ from distill.train.run_setup import (
     load_run_data,
     train_options,
 )
-from distill.train.run_teachers import (
+from distill.experiment.teacher import (
     SCORES_DIR,
     given_teacher,
     load_model,
     median_teacher,
     teacher_source,
 )
+from distill.train.distributed import DistributedContext, barrier, setup_distributed
+from distill.train.joint import JointObjective
+from distill.train.loop import fit
 
 
 def run_experiment(cfg: RunConfig) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """From a validated run config to what :func:`distill.train.fit` takes: data, models, options.
 
-Used by :mod:`distill.train.runs`; converts pydantic sections into plain objects so that
+Used by :mod:`distill.experiment.runner`; converts pydantic sections into plain objects so that
 ``fit`` never depends on the config schema (contracts.md, "Config placement").
 """
 

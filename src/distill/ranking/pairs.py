@@ -4,7 +4,8 @@ Input is flat: one row per item with a group id (a query, or a set of items reco
 together). Pairs are enumerated without a Python loop over groups, in O(number of pairs) memory:
 items are stably sorted by group, and each group's upper-triangular pairs are laid out with
 ``repeat_interleave``/``cumsum`` arithmetic. Repeated batch layouts hit a small LRU cache.
-A per-group bound samples pair numbers (:mod:`distill.pair_sampling`) instead of listing pairs.
+A per-group bound samples pair numbers (:mod:`distill.ranking.pair_sampling`) instead of
+listing pairs.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from distill._validation import (
     check_same_shape,
     check_tensor,
 )
-from distill.pair_sampling import sample_numbers
+from distill.ranking.pair_sampling import sample_numbers
 
 PairSet = Literal["all", "unequal"]
 Signal = Literal["logit", "prob", "pair_prob", "squared"]
@@ -145,7 +146,7 @@ def _sample_pairs(
     Items are laid out so that each item's partners are one run up to its group's end (the
     later items for ``all``; the lower-labelled items for ``unequal``, labels sorted
     descending), which numbers a group's pairs ``0 .. P_g − 1`` without listing them.
-    :func:`~distill.pair_sampling.sample_numbers` picks the numbers; a binary search on the
+    :func:`~distill.ranking.pair_sampling.sample_numbers` picks the numbers; a binary search on the
     cumulative partner counts maps each back to its two items. The pairs come out as a
     subsequence of :func:`enumerate_pairs`'s (same orientation and order).
     """
