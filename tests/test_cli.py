@@ -58,7 +58,7 @@ def test_bad_config_value_exits_2_with_one_located_line(command):
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert lines[0] == (
-        f"error: {EXAMPLE}: variants[1].objective.kd.alpha: must be in [0, 1], got 1.5"
+        f"error: {EXAMPLE}: variants.1.objective.kd.alpha: must be in [0, 1], got 1.5"
     )
     assert "Traceback" not in result.output
 

@@ -63,5 +63,5 @@ app.command()(bench.bench)
 
 
 def main() -> None:
-    """Console-script entry point (``distill = "distill.cli:main"``)."""
+    """Run the typer app (the ``distill`` script enters through ``distill.__main__:main``)."""
     app()

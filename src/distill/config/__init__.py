@@ -3,7 +3,7 @@
 A config names the run, the data, the teacher, the student and the student *variants* to
 compare (each a weighted sum of objective terms). Every key is checked before any training:
 a mistyped key, a wrong type or an out-of-range value raises :class:`ConfigError`, whose lines
-read ``variants[2].objective.pairwise.penalty.tau: must be in (0, 1), got 1.5``.
+read ``variants.2.objective.pairwise.penalty.tau: must be in (0, 1), got 1.5``.
 
 This module imports only pydantic, the standard library and layer-1 modules (penalties), so
 ``distill.train.fit`` never depends on it (contracts.md, "Config placement").
@@ -43,7 +43,6 @@ from distill.config.schema import (
     TwoStepMedianTerm,
     Variant,
 )
-from distill.config.toml_writer import dumps_toml
 
 __all__ = [
     "DEFAULT_METRIC",
@@ -68,7 +67,6 @@ __all__ = [
     "Variant",
     "apply_overrides",
     "config_to_toml",
-    "dumps_toml",
     "load_config",
     "parse_config",
     "write_config",

@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import tomli_w
 from pydantic import BaseModel, ValidationError
 
 from distill._io import write_atomic
 from distill.config.schema import RunConfig
-from distill.config.toml_writer import dumps_toml
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -41,7 +41,7 @@ def parse_config(raw: dict[str, Any], *, source: str | None = None) -> RunConfig
 
     Raises:
         ConfigError: one ``dotted.path: problem`` line per problem, e.g.
-            ``variants[1].objective.pairwise.penalty.tau: must be in [0, 1], got 1.5``.
+            ``variants.1.objective.pairwise.penalty.tau: must be in [0, 1], got 1.5``.
 
     Example:
         >>> parse_config({"run": {"name": "x", "track": "vision"}})  # doctest: +SKIP
@@ -184,10 +184,8 @@ def _model_of(annotation: Any) -> Any:
 
 
 def _dotted(loc: list) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
+    """``variants.1.objective.kd`` — the path ``--set`` accepts for the same key."""
+    return ".".join(str(part) for part in loc)
 
 
 def config_to_toml(cfg: RunConfig) -> str:
@@ -199,7 +197,7 @@ def config_to_toml(cfg: RunConfig) -> str:
         >>> parse_config(tomllib.loads(config_to_toml(cfg))) == cfg  # doctest: +SKIP
         True
     """
-    return dumps_toml(cfg.model_dump(mode="json", exclude_none=True))
+    return tomli_w.dumps(cfg.model_dump(mode="json", exclude_none=True))
 
 
 def write_config(cfg: RunConfig, path: str | Path) -> Path:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import torch
 
+from distill._extras import require
 from distill._validation import check_choice, check_number, check_positive_int
 from distill.data.dataset import Dataset
 
@@ -42,9 +43,7 @@ def digits() -> Dataset:
         >>> digits().features.shape
         torch.Size([1797, 64])
     """
-    from sklearn.datasets import load_digits  # deferred: sklearn.datasets imports slowly
-
-    bunch = load_digits()
+    bunch = require("sklearn.datasets", extra="data").load_digits()
     return Dataset(
         features=torch.from_numpy(bunch.data / 16.0).float(),
         labels=torch.from_numpy(bunch.target).long(),

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from distill._extras import require, require_extra
 from distill._io import atomic_path
 from distill._validation import check_number
 from distill.export._inputs import Inputs, as_tuple
@@ -31,8 +32,7 @@ class OnnxModel:
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
-        import onnxruntime
-
+        onnxruntime = require("onnxruntime", extra="export")
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         self.path = Path(path)
@@ -91,6 +91,7 @@ def export_onnx(
     Raises:
         ValueError: the difference exceeds ``atol`` (nothing is written), or ``example_input``
             has fewer than 2 rows or does not fit ``forward``.
+        ModuleNotFoundError: without the ``export`` extra (onnx, onnxruntime, onnxscript).
 
     Reference: ONNX (onnx.ai); onnxruntime CPU execution provider.
 
@@ -100,6 +101,7 @@ def export_onnx(
         True
     """
     check_number("atol", atol, low=0)
+    require_extra("export")
     inputs = as_tuple("example_input", example_input)
     if len(inputs[0]) < 2:
         raise ValueError(
@@ -147,8 +149,7 @@ def _write_graph(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: str) 
 def _strip_debug_metadata(path: str) -> None:
     """Drop per-node debug data (Python stack traces with local paths, FX node text): it is
     not needed to run the graph and would ship the build machine's file layout."""
-    import onnx
-
+    onnx = require("onnx", extra="export")
     graph = onnx.load(path)
     for node in graph.graph.node:
         del node.metadata_props[:]

@@ -17,6 +17,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
+from distill._extras import require
 from distill._io import write_atomic
 from distill._validation import check_positive_int
 from distill.export._inputs import Inputs, as_tuple, batch_of
@@ -153,9 +154,7 @@ def _predictor(model: Any) -> Predict:
 
 def _params(model: Any) -> int:
     if isinstance(model, OnnxModel):
-        import onnx
-
-        graph = onnx.load(str(model.path)).graph
+        graph = require("onnx", extra="export").load(str(model.path)).graph
         return sum(int(torch.Size(tensor.dims).numel()) for tensor in graph.initializer)
     int8 = [m for m in model.modules() if isinstance(m, (Int8Linear, Int8Embedding))]
     weights = sum(m.weight_int8.numel() for m in int8)
@@ -216,8 +215,8 @@ def to_markdown(rows: list[CompressionRow], *, metric: str = "metric") -> str:
 def print_table(rows: list[CompressionRow], *, metric: str = "metric", console=None) -> None:
     """Print the table with rich (to ``console``, default stdout); at least 120 columns wide
     when the output is not a terminal (logs, pipes), the terminal's width otherwise."""
-    from rich.console import Console
-    from rich.table import Table
+    Console = require("rich.console", extra="cli").Console
+    Table = require("rich.table", extra="cli").Table
 
     table = Table(title="Compression (ratios vs the reference row)")
     for header in _headers(metric):

@@ -11,16 +11,18 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
+from distill._extras import require
 from distill._io import atomic_path
 from distill._validation import check_positive_int, value_range
 from distill.data.dataset import Dataset
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 FINGERPRINT_KEY = b"distill.fingerprint"
 SHARD_PATTERN = re.compile(r"scores-(\d{5})-of-(\d{5})\.parquet")
@@ -111,6 +113,8 @@ def score(
         "rank": rank,
         "world_size": world_size,
     }
+    pa = require("pyarrow", extra="data")
+    pq = require("pyarrow.parquet", extra="data")
     table = pa.table({"id": dataset.ids[rows].numpy(), "logits": _logits_array(logits)})
     table = table.replace_schema_metadata({FINGERPRINT_KEY: json.dumps(fingerprint).encode()})
     directory = Path(path)
@@ -129,6 +133,7 @@ def _predict(teacher: Any, dataset: Dataset, rows: torch.Tensor) -> torch.Tensor
 
 
 def _logits_array(logits: torch.Tensor) -> pa.Array:
+    pa = require("pyarrow", extra="data")
     values = pa.array(logits.reshape(-1).numpy(), type=pa.float32())
     if logits.ndim == 1:
         return values
@@ -212,6 +217,7 @@ def _read_shards(directory: Path) -> list[tuple[Path, dict, pa.Table]]:
     files = sorted(f for f in directory.glob("scores-*.parquet") if SHARD_PATTERN.fullmatch(f.name))
     if not files:
         raise FileNotFoundError(f"{directory}: no score shards (scores-*-of-*.parquet)")
+    pq = require("pyarrow.parquet", extra="data")
     shards = []
     for file in files:
         table = pq.read_table(file)
@@ -249,6 +255,7 @@ def _short(value: Any) -> str:
 
 
 def _logits_tensor(fingerprint: dict, table: pa.Table) -> torch.Tensor:
+    pa = require("pyarrow", extra="data")
     column = table["logits"].combine_chunks()
     if pa.types.is_fixed_size_list(column.type):
         column = column.flatten()

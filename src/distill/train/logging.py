@@ -1,15 +1,14 @@
-"""Run logs: ``metrics.jsonl`` lines, a rich progress bar, optional TensorBoard."""
+"""Run logs: ``metrics.jsonl`` lines, a rich progress bar (``cli`` extra), TensorBoard."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
 import sys
 from pathlib import Path
 from typing import Any
-
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from distill._io import write_atomic
 
@@ -100,32 +99,48 @@ class MetricsLog:
 
 
 class ProgressBar:
-    """A rich progress bar with the live loss terms; silent when disabled or not on a TTY."""
+    """A rich progress bar with the live loss terms.
+
+    Silent when disabled, off a terminal, or without ``rich`` (the ``cli`` extra): a core
+    install trains the same, without the bar.
+    """
 
     def __init__(self, total: int, description: str, *, enabled: bool | None = None):
         if enabled is None:
             enabled = sys.stdout.isatty()
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[status]}"),
-            disable=not enabled,
-        )
-        self._task = self._progress.add_task(description, total=total, status="")
+        self._progress = None
+        if enabled and importlib.util.find_spec("rich") is not None:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[status]}"),
+            )
+            self._task = self._progress.add_task(description, total=total, status="")
 
     def __enter__(self) -> ProgressBar:
-        self._progress.start()
+        if self._progress is not None:
+            self._progress.start()
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self._progress.stop()
+        if self._progress is not None:
+            self._progress.stop()
 
     def update(self, completed: int, values: dict[str, float]) -> None:
         """Move to ``completed`` steps and show ``values`` (e.g. ``loss/kd=0.123``)."""
-        status = " ".join(f"{key}={value:.4g}" for key, value in values.items())
-        self._progress.update(self._task, completed=completed, status=status)
+        if self._progress is not None:
+            status = " ".join(f"{key}={value:.4g}" for key, value in values.items())
+            self._progress.update(self._task, completed=completed, status=status)
 
 
 def _summary_writer(log_dir: Path):
