@@ -74,7 +74,7 @@ def tasks(quick: bool) -> dict[str, dict[str, Any]]:
             "student": lambda: MLP(16, (64,), 1),
             "teacher": lambda: MLP(16, (512, 512), 1),
             "labels": Objective([LabelsTerm("bce")]),
-            "kd": Objective([BinaryKDTerm(temperature=2.0, alpha=0.5)]),
+            "kd": Objective([BinaryKDTerm(temperature=2.0, soft_weight=0.5)]),
         },
     }
 

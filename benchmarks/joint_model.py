@@ -161,7 +161,7 @@ def _plans(steps: int, cached: teachers.CachedScores) -> dict[str, tuple]:
     plans = {"student alone": (False, Objective([LabelsTerm("bce")]), None)}
     switch = max(int(STATIC_SHARE * steps), 1)
     for w, t in SETTINGS:
-        kd = Objective([BinaryKDTerm(temperature=t, alpha=w)])
+        kd = Objective([BinaryKDTerm(temperature=t, soft_weight=w)])
         plans |= {
             variant_name("static (offline)", w, t): (False, kd, cached),
             variant_name("joint, static only", w, t): (True, _joint(w, t, steps), cached),
@@ -181,7 +181,7 @@ COMPARED = ("teacher alone", *VARIANTS)
 
 
 def _joint(w: float, t: float, warmup_steps: int) -> JointObjective:
-    return JointObjective(alpha=w, temperature=t, warmup_steps=warmup_steps)
+    return JointObjective(soft_weight=w, temperature=t, warmup_steps=warmup_steps)
 
 
 def _steps(train: Dataset, config: dict[str, Any]) -> int:

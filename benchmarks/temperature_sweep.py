@@ -122,7 +122,7 @@ def ctr_seed(seed: int, rate: float, config: dict[str, Any], folder: Path) -> di
     longer = {**common, "epochs": round(LONGER * common["epochs"])}
     out[LONG] = _fit_ctr(models.student(), train, test, labels, **longer)
     for t in config["temperatures"]:
-        kd = Objective([BinaryKDTerm(temperature=t, alpha=CTR_W)])
+        kd = Objective([BinaryKDTerm(temperature=t, soft_weight=CTR_W)])
         out[f"{t:g}"] = _fit_ctr(models.student(), train, test, kd, cached, **common)
     return out
 

@@ -37,7 +37,7 @@ def joint_loss(outputs, y):
     teacher_logit, student_logit = outputs
     teacher_loss = F.binary_cross_entropy_with_logits(teacher_logit, y)
     student_loss = distill.binary_kd_loss(
-        student_logit, teacher_logit.detach(), y, temperature=2.0, weight=0.5
+        student_logit, teacher_logit.detach(), y, temperature=2.0, soft_weight=0.5
     )
     return teacher_loss + student_loss
 

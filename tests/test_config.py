@@ -1,6 +1,5 @@
 """Run-config schema, overrides, error lines and the TOML writer."""
 
-import math
 from pathlib import Path
 
 import pytest

@@ -185,12 +185,12 @@ def test_binary_kd_against_numpy():
     for T, W in ((1.0, 0.5), (3.0, 0.8), (0.2, 0.0)):
         teacher = 1 / (1 + np.exp(-vn / T))
         expected = W * np_bce(teacher, zn) + (1 - W) * np_bce(yn, zn)
-        out = binary_kd_loss(z, v, y, temperature=T, weight=W, reduction="none")
+        out = binary_kd_loss(z, v, y, temperature=T, soft_weight=W, reduction="none")
         np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10)
         tempered = W * T**2 * np_bce(teacher, zn / T) + (1 - W) * np_bce(yn, zn)
-        out = binary_kd_loss(z, v, y.double(), temperature=T, weight=W, temper_student=True)
+        out = binary_kd_loss(z, v, y.double(), temperature=T, soft_weight=W, temper_student=True)
         assert out.item() == pytest.approx(tempered.mean(), rel=1e-10)
-        soft_only = binary_kd_loss(z[:, 0], v[:, 0], temperature=T, weight=W, reduction="sum")
+        soft_only = binary_kd_loss(z[:, 0], v[:, 0], temperature=T, soft_weight=W, reduction="sum")
         assert soft_only.item() == pytest.approx(np_bce(teacher[:, 0], zn[:, 0]).sum(), rel=1e-10)
     step = binary_kd_loss(z, v, temperature=0.0, reduction="none")
     np.testing.assert_allclose(step.numpy(), np_bce((vn > 0).astype(float), zn), rtol=1e-10)
@@ -296,8 +296,8 @@ def test_bad_inputs_binary_and_pointwise():
         binary_kd_loss(z, v, temperature=-2.0)
     with pytest.raises(ValueError, match=r"`temperature` must be in \(0, inf\), got 0"):
         binary_kd_loss(z, v, temperature=0.0, temper_student=True)
-    with pytest.raises(ValueError, match=r"`weight` must be in \[0, 1\], got -0.1"):
-        binary_kd_loss(z, v, weight=-0.1)
+    with pytest.raises(ValueError, match=r"`soft_weight` must be in \[0, 1\], got -0.1"):
+        binary_kd_loss(z, v, soft_weight=-0.1)
     with pytest.raises(ValueError, match=r"`target` values must be in \[0, 1\], got 2"):
         binary_kd_loss(z, v, torch.tensor([0, 1, 2, 0, 1, 0]))
     with pytest.raises(

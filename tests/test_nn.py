@@ -33,13 +33,14 @@ def test_kd_module_value_against_numpy_and_repr():
 
 def test_binary_module_value_and_repr():
     z, v, y = torch.tensor([0.5, -1.0]), torch.tensor([2.0, 0.0]), torch.tensor([1.0, 0.0])
-    loss_fn = BinaryKDLoss(temperature=2.0, weight=0.25, reduction="sum")
+    loss_fn = BinaryKDLoss(temperature=2.0, soft_weight=0.25, reduction="sum")
     t = 1 / (1 + np.exp(-v.numpy() / 2))
     zn = z.numpy()
     bce = lambda a: a * np.logaddexp(0, -zn) + (1 - a) * np.logaddexp(0, zn)  # noqa: E731
     expected = (0.25 * bce(t) + 0.75 * bce(y.numpy())).sum()
     assert loss_fn(z, v, y).item() == pytest.approx(expected, rel=1e-6)
-    assert "temperature=2.0, weight=0.25, temper_student=False, reduction='sum'" in repr(loss_fn)
+    expected_repr = "temperature=2.0, soft_weight=0.25, temper_student=False, reduction='sum'"
+    assert expected_repr in repr(loss_fn)
 
 
 def test_logit_and_pointwise_modules():
@@ -77,8 +78,8 @@ def test_validation_at_construction():
         KDLoss(alpha=2)
     with pytest.raises(ValueError, match=r"`temperature` must be in \(0, inf\), got inf"):
         BinaryKDLoss(temperature=math.inf, temper_student=True)
-    with pytest.raises(ValueError, match=r"`weight` must be in \[0, 1\], got 1.5"):
-        BinaryKDLoss(weight=1.5)
+    with pytest.raises(ValueError, match=r"`soft_weight` must be in \[0, 1\], got 1.5"):
+        BinaryKDLoss(soft_weight=1.5)
     with pytest.raises(ValueError, match="`reduction` must be one of 'none', 'mean', 'sum'"):
         LogitMatchingLoss(reduction="avg")
     with pytest.raises(ValueError, match="penalty 'huber' got unknown key"):

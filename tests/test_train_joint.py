@@ -43,7 +43,7 @@ def student_loss(student, teacher, labels, w, t):
 
 
 def test_phases_and_targets_static_then_dynamic():
-    objective = JointObjective(alpha=0.3, temperature=2.0, warmup_steps=2)
+    objective = JointObjective(soft_weight=0.3, temperature=2.0, warmup_steps=2)
     assert [objective.phase(s) for s in (1, 2, 3)] == ["static", "static", "dynamic"]
     assert [objective.needs_teacher(s) for s in (1, 2, 3)] == [True, True, False]
     tower = torch.nn.Linear(3, 1).double()
@@ -81,7 +81,7 @@ def test_joint_fit_switches_phase_at_warmup_end(tmp_path):
     result = fit(
         model,
         data,
-        objective=JointObjective(alpha=0.5, warmup_steps=4),
+        objective=JointObjective(soft_weight=0.5, warmup_steps=4),
         options=options,
         teacher=static_teacher,
         valid=data,
@@ -122,8 +122,8 @@ def test_static_phase_reads_the_cached_scores_of_the_batch_rows(tmp_path):
 
 
 def test_joint_objective_validates():
-    with pytest.raises(ValueError, match=r"`alpha` must be in \[0, 1\], got 1.5"):
-        JointObjective(alpha=1.5)
+    with pytest.raises(ValueError, match=r"`soft_weight` must be in \[0, 1\], got 1.5"):
+        JointObjective(soft_weight=1.5)
     with pytest.raises(ValueError, match=r"`temperature` must be in \(0, inf\), got 0"):
         JointObjective(temperature=0.0)
     with pytest.raises(ValueError, match="`warmup_steps` must be >= 0, got -1"):
@@ -153,7 +153,7 @@ def test_joint_student_beats_label_only_student_on_synthetic_ctr():
         joint = ctr_joint_model(data.num_embeddings, 8, student_hidden=(8,))
         alone = WideAndDeep(data.num_embeddings, 8, hidden=(8,))
         alone.load_state_dict(joint.student().state_dict())  # the same initial student
-        objective = JointObjective(alpha=0.5, temperature=1.0)
+        objective = JointObjective(soft_weight=0.5, temperature=1.0)
         fit(joint, train, objective=objective, options=options, valid=valid)
         joint_auc.append(auc(predict(joint.student(), test), test.labels))
         teacher_auc.append(auc(predict(joint.teacher(), test), test.labels))

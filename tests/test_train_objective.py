@@ -105,7 +105,7 @@ def test_binary_kd_term_matches_joint_model_formula():
             for zi, vi, yi in zip(z, v, y, strict=True)
         ]
     )
-    term = BinaryKDTerm(temperature=t, alpha=w)
+    term = BinaryKDTerm(temperature=t, soft_weight=w)
     assert float(term(z, batch, v)) == pytest.approx(expected)
 
 

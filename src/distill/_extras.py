@@ -28,7 +28,7 @@ _DISTRIBUTIONS = {"sklearn": "scikit-learn", "tomli_w": "tomli-w"}
 
 
 def _missing(modules: tuple[str, ...]) -> list[str]:
-    return [m for m in modules if m not in sys.modules and importlib.util.find_spec(m) is None]
+    return [m for m in modules if sys.modules.get(m) is None and not importlib.util.find_spec(m)]
 
 
 def _install_error(missing: list[str], extras: tuple[str, ...]) -> ModuleNotFoundError:

@@ -180,7 +180,9 @@ def _term_weight(weight: float, reduction: Reduction, count: int) -> float:
     return weight / max(count, 1) if reduction == "mean" else weight
 
 
-def _check_binary_options(temperature: float, weight: float, temper_student: bool, reduction: str):
+def _check_binary_options(
+    temperature: float, soft_weight: float, temper_student: bool, reduction: str
+):
     """Validate :func:`binary_kd_loss` hyperparameters (tempering the student needs 0 < T < inf)."""
     check_choice("reduction", reduction, REDUCTIONS)
     if temper_student:
@@ -189,7 +191,7 @@ def _check_binary_options(temperature: float, weight: float, temper_student: boo
         )
     else:
         temperature = check_number("temperature", temperature, low=0.0)
-    return temperature, check_number("weight", weight, low=0.0, high=1.0)
+    return temperature, check_number("soft_weight", soft_weight, low=0.0, high=1.0)
 
 
 def _binary_target(target: Any, student_logits: torch.Tensor) -> torch.Tensor:
@@ -210,7 +212,7 @@ def binary_kd_loss(
     target: torch.Tensor | None = None,
     *,
     temperature: float = 1.0,
-    weight: float = 0.5,
+    soft_weight: float = 0.5,
     temper_student: bool = False,
     reduction: Reduction = "mean",
 ) -> torch.Tensor:
@@ -230,7 +232,8 @@ def binary_kd_loss(
             teacher, also in joint training).
         target: labels in ``[0, 1]`` of the same shape (integer/bool labels are cast).
         temperature: ``T`` in ``[0, inf]`` (``(0, inf)`` when ``temper_student``).
-        weight: ``W`` in ``[0, 1]``, the weight of the teacher term.
+        soft_weight: ``W`` in ``[0, 1]``, the weight of the teacher's soft target (the same
+            name in ``BinaryKDTerm``, ``JointObjective`` and the config's ``binary_kd``/``joint``).
         temper_student: temper the student's logit too and apply ``T²``.
         reduction: ``"mean"`` (over elements), ``"sum"`` or ``"none"`` (elementwise).
 
@@ -245,18 +248,20 @@ def binary_kd_loss(
 
     Example:
         >>> z, v = torch.tensor([0.0, 2.0]), torch.tensor([1.0, 3.0])
-        >>> binary_kd_loss(z, v, torch.tensor([1.0, 1.0]), temperature=2.0, weight=0.5)
+        >>> binary_kd_loss(z, v, torch.tensor([1.0, 1.0]), temperature=2.0, soft_weight=0.5)
         tensor(0.5013)
     """
     check_float_tensor("student_logits", student_logits)
     check_pair("teacher_logits", teacher_logits, "student_logits", student_logits)
-    temperature, weight = _check_binary_options(temperature, weight, temper_student, reduction)
+    temperature, soft_weight = _check_binary_options(
+        temperature, soft_weight, temper_student, reduction
+    )
     student = _upcast(student_logits)
     teacher = sigmoid_t(_upcast(teacher_logits.detach()), temperature)
     if target is not None:
         labels = _upcast(_binary_target(target, student_logits))
         if not temper_student:  # H is linear in its target: one BCE against the mixed target
-            mixed = torch.lerp(labels, teacher, weight)
+            mixed = torch.lerp(labels, teacher, soft_weight)
             loss = F.binary_cross_entropy_with_logits(student, mixed, reduction="none")
             return reduce_loss(loss, reduction).to(student_logits.dtype)
     tempered = student / temperature if temper_student else student
@@ -266,7 +271,8 @@ def binary_kd_loss(
     if target is None:
         return reduce_loss(soft, reduction).to(student_logits.dtype)
     hard = F.binary_cross_entropy_with_logits(student, labels, reduction="none")
-    return reduce_loss(weight * soft + (1 - weight) * hard, reduction).to(student_logits.dtype)
+    loss = soft_weight * soft + (1 - soft_weight) * hard
+    return reduce_loss(loss, reduction).to(student_logits.dtype)
 
 
 def _check_center(center: bool, student_logits: torch.Tensor) -> None:

@@ -91,7 +91,7 @@ class BinaryKDLoss(nn.Module):
     ``W · H(σ(v/T), σ(z)) + (1 − W) · H(y, σ(z))``.
 
     Args:
-        temperature, weight, temper_student, reduction: as in :func:`binary_kd_loss`.
+        temperature, soft_weight, temper_student, reduction: as in :func:`binary_kd_loss`.
 
     Raises:
         ValueError: bad hyperparameters (at construction).
@@ -107,13 +107,13 @@ class BinaryKDLoss(nn.Module):
         self,
         *,
         temperature: float = 1.0,
-        weight: float = 0.5,
+        soft_weight: float = 0.5,
         temper_student: bool = False,
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__()
-        self.temperature, self.weight = _check_binary_options(
-            temperature, weight, temper_student, reduction
+        self.temperature, self.soft_weight = _check_binary_options(
+            temperature, soft_weight, temper_student, reduction
         )
         self.temper_student, self.reduction = temper_student, reduction
 
@@ -128,14 +128,14 @@ class BinaryKDLoss(nn.Module):
             teacher_logits,
             target,
             temperature=self.temperature,
-            weight=self.weight,
+            soft_weight=self.soft_weight,
             temper_student=self.temper_student,
             reduction=self.reduction,
         )
 
     def extra_repr(self) -> str:
         return (
-            f"temperature={self.temperature}, weight={self.weight}, "
+            f"temperature={self.temperature}, soft_weight={self.soft_weight}, "
             f"temper_student={self.temper_student}, reduction={self.reduction!r}"
         )
 

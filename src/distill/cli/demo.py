@@ -123,7 +123,7 @@ def ctr_config(quick: bool) -> dict[str, Any]:
         "train": train,
         "variants": [{"name": "student_alone", "objective": {"labels": {}}}],
         "joint": {
-            "w": 0.5,
+            "soft_weight": 0.5,
             "temperature": 1.0,
             "warmup_steps": steps // 5,
             "teacher_hidden": [256, 128, 64],

@@ -169,11 +169,14 @@ class KDTerm(_Section):
 
 
 class BinaryKDTerm(_Section):
-    """Binary/CTR KD E(x|T) (FORMULAS §3); ``w`` weights the teacher term."""
+    """Binary/CTR KD E(x|T) (docs/formulas.md, "Binary KD"); ``soft_weight`` is W.
+
+    ``W·H(σ(v/T), σ(z)) + (1 − W)·H(y, σ(z))``; ``weight`` is the term's weight in the sum.
+    """
 
     weight: NonNegative = 1.0
     temperature: Positive = 1.0
-    w: UnitClosed = 0.5
+    soft_weight: UnitClosed = 0.5
 
 
 class LogitMatchingTerm(_Section):
@@ -302,11 +305,12 @@ class JointSection(_Section):
 
     One model: a shared embedding bottom, a deep teacher tower (``teacher_hidden``) and the
     student tower of ``[student.model]`` (a ``WideAndDeep``: its ``embed_dim``/``hidden``).
-    The student learns ``w·H(σ(teacher/T), s) + (1 − w)·H(y, s)``: from the saved teacher's
-    cached scores for ``warmup_steps`` (static), then from the concurrent teacher (dynamic).
+    The student learns ``W·H(σ(teacher/T), s) + (1 − W)·H(y, s)`` (``soft_weight`` is W):
+    from the saved teacher's cached scores for ``warmup_steps`` (static), then from the
+    concurrent teacher (dynamic).
     """
 
-    w: UnitClosed = 0.5
+    soft_weight: UnitClosed = 0.5
     temperature: Positive = 1.0
     warmup_steps: NonNegativeInt = 0
     teacher_hidden: Annotated[list[PositiveInt], Field(min_length=1)] = [256, 128, 64]

@@ -220,7 +220,9 @@ def run_joint(cfg: RunConfig, *, data: RunData | None = None) -> dict[str, Any]:
     data = data or load_run_data(cfg)
     model = _joint_model(cfg, data.train)
     objective = JointObjective(
-        alpha=cfg.joint.w, temperature=cfg.joint.temperature, warmup_steps=cfg.joint.warmup_steps
+        soft_weight=cfg.joint.soft_weight,
+        temperature=cfg.joint.temperature,
+        warmup_steps=cfg.joint.warmup_steps,
     )
     result = fit(
         model,

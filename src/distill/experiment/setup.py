@@ -215,8 +215,6 @@ def fit_objective(objective: Objective, track: str) -> FitObjective:
         values = term.model_dump()
         if name == "labels" and values["loss"] == "auto":
             values["loss"] = LABEL_LOSS[track]
-        if name == "binary_kd":
-            values["alpha"] = values.pop("w")
         if name == "quantile_heads":
             values["pairs"] = None if values.pop("target") == "pointwise" else values["pairs"]
         if name == "two_step_median":  # step 2: a smooth pull to the median "teacher"

@@ -31,7 +31,7 @@ class JointObjective(Objective):
     static → dynamic").
 
     Args:
-        alpha: W, the weight of the teacher term in the student loss, in [0, 1].
+        soft_weight: W, the weight of the teacher's soft target in the student loss, in [0, 1].
         temperature: T > 0 of ``σ(v/T)``.
         warmup_steps: length of the static phase (0: dynamic from the start, no teacher source).
         teacher_weight: weight of the teacher tower's BCE.
@@ -42,7 +42,7 @@ class JointObjective(Objective):
     Reference: Zhou et al. 2018, "Rocket Launching"; the joint-model seed (FORMULAS §3).
 
     Example:
-        >>> objective = JointObjective(alpha=0.5, temperature=2.0, warmup_steps=100)
+        >>> objective = JointObjective(soft_weight=0.5, temperature=2.0, warmup_steps=100)
         >>> objective.phase(100), objective.phase(101)
         ('static', 'dynamic')
     """
@@ -50,16 +50,16 @@ class JointObjective(Objective):
     def __init__(
         self,
         *,
-        alpha: float = 0.5,
+        soft_weight: float = 0.5,
         temperature: float = 1.0,
         warmup_steps: int = 0,
         teacher_weight: float = 1.0,
     ) -> None:
-        check_number("alpha", alpha, low=0.0, high=1.0)
+        check_number("soft_weight", soft_weight, low=0.0, high=1.0)
         check_number("temperature", temperature, low=0.0, low_open=True)
         self.warmup_steps = check_positive_int("warmup_steps", warmup_steps, minimum=0)
         self.teacher_term = LabelsTerm("bce", weight=teacher_weight)
-        self.student_term = BinaryKDTerm(temperature=temperature, alpha=alpha)
+        self.student_term = BinaryKDTerm(temperature=temperature, soft_weight=soft_weight)
         super().__init__([self.teacher_term, self.student_term])
 
     @property
@@ -95,7 +95,7 @@ class JointObjective(Objective):
 
     def __repr__(self) -> str:
         return (
-            f"JointObjective(alpha={self.student_term.alpha}, "
+            f"JointObjective(soft_weight={self.student_term.soft_weight}, "
             f"temperature={self.student_term.temperature}, warmup_steps={self.warmup_steps}, "
             f"teacher_weight={self.teacher_term.weight})"
         )

@@ -75,11 +75,11 @@ class KDTerm:
 class BinaryKDTerm:
     """Binary (CTR) KD, ``distill.losses.binary_kd_loss``: W·H(σ(v/T), σ(z)) + (1−W)·H(y, σ(z)).
 
-    ``alpha`` is W (the loss function's ``weight``); ``weight`` is the term's objective weight.
+    ``soft_weight`` is W (as in the loss); ``weight`` is the term's weight in the objective.
     """
 
     temperature: float = 1.0
-    alpha: float = 0.5
+    soft_weight: float = 0.5
     temper_student: bool = False
     weight: float = 1.0
     name: ClassVar[str] = "binary_kd"
@@ -92,7 +92,7 @@ class BinaryKDTerm:
             teacher_logits,
             batch.labels.to(score.dtype),
             temperature=self.temperature,
-            weight=self.alpha,
+            soft_weight=self.soft_weight,
             temper_student=self.temper_student,
         )
 
