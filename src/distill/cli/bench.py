@@ -1,4 +1,7 @@
-"""``distill bench NAME``: run ``benchmarks/NAME.py`` from the current directory."""
+"""``distill bench NAME``: run ``benchmarks/NAME.py`` from a checkout (development only).
+
+The benchmarks are not part of the installed package; see BENCHMARKS.md in the repository.
+"""
 
 from __future__ import annotations
 
@@ -25,14 +28,22 @@ def bench(
         typer.Argument(help="Arguments passed on to the benchmark.", show_default=False),
     ] = None,
 ) -> None:
-    """Run a benchmark (python -m benchmarks.NAME) from a checkout of the repository.
+    """Development only: run benchmarks/NAME.py from a checkout of the repository.
 
+    The benchmarks do not ship with the installed package; run this from the repository root.
     Results go to benchmarks/results/NAME.json; see BENCHMARKS.md.
     """
     root = Path.cwd()
     names = available_benchmarks(root)
     if name not in names:
-        listing = ", ".join(names) if names else "none (run from the repository root)"
+        listing = (
+            ", ".join(names)
+            if names
+            else (
+                "none: `distill bench` is development-only, run it from the root of a checkout "
+                "of the repository"
+            )
+        )
         error_console.print(
             f"[bold red]error:[/] no benchmark {name!r} in {root / 'benchmarks'}; "
             f"available: {listing}",
