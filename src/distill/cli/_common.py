@@ -8,13 +8,14 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from distill.config import ConfigError, RunConfig, load_config
+if TYPE_CHECKING:  # pydantic loads when a command reads a config, not for --help
+    from distill.config import RunConfig
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -57,6 +58,8 @@ def guard() -> Iterator[None]:
 
     Exit codes: 2 for a bad config or usage (:class:`ConfigError`), 1 for a failed run.
     """
+    from distill.config import ConfigError
+
     try:
         yield
     except (typer.Exit, typer.Abort):
@@ -87,6 +90,8 @@ def is_main_process() -> bool:
 
 def read_config(path: Path, overrides: list[str] | None) -> RunConfig:
     """Load and validate a config with ``--set`` overrides (raises :class:`ConfigError`)."""
+    from distill.config import load_config
+
     return load_config(path, overrides=list(overrides or []))
 
 

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import torch
 import typer
 
-from distill.config import RunConfig, parse_config
+if TYPE_CHECKING:
+    from distill.config import RunConfig
 
 KD_TEMPERATURES = (2, 4, 8, 20)
 QR9 = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
@@ -133,6 +134,8 @@ def ctr_config(quick: bool) -> dict[str, Any]:
 
 def demo_configs(*, quick: bool, out_dir: str, seed: int) -> list[RunConfig]:
     """The demo's three validated run configs."""
+    from distill.config import parse_config
+
     configs = []
     for build in (classification_config, ranking_config, ctr_config):
         raw = build(quick)

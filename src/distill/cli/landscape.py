@@ -5,29 +5,18 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from scipy.special import expit
 
 from distill._io import write_atomic
-from distill.landscape import (
-    DEFAULT_NODES,
-    LossLandscape,
-    TeacherDistribution,
-    bimodal,
-    expected_loss_landscape,
-    huber_beta_for_prob_mean,
-    normal,
-    parse_loss,
-    plot_landscape,
-    read_sample,
-    skew_normal,
-    skewed_laplace,
-)
+from distill.landscape import DEFAULT_NODES
+
+if TYPE_CHECKING:  # the lab (scipy, matplotlib) loads when the command runs, not for --help
+    from distill.landscape import LossLandscape, TeacherDistribution
 
 EXIT_USAGE = 2
 DEFAULT_LOSSES = ["squared", "absolute", "logistic", "pinball:0.1,0.5,0.9", "huber:1.0"]
@@ -51,10 +40,10 @@ class DomainName(str, Enum):
 
 
 _FAMILIES = {
-    DistName.normal: (normal, {"loc", "scale"}),
-    DistName.skew_normal: (skew_normal, {"skew", "loc", "scale"}),
-    DistName.skewed_laplace: (skewed_laplace, {"skew", "loc", "scale"}),
-    DistName.bimodal: (bimodal, {"loc", "scale", "loc2", "scale2", "weight"}),
+    DistName.normal: ("normal", {"loc", "scale"}),
+    DistName.skew_normal: ("skew_normal", {"skew", "loc", "scale"}),
+    DistName.skewed_laplace: ("skewed_laplace", {"skew", "loc", "scale"}),
+    DistName.bimodal: ("bimodal", {"loc", "scale", "loc2", "scale2", "weight"}),
 }
 
 
@@ -98,21 +87,23 @@ def landscape(
         bool, typer.Option("--huber-beta", help="Also find the Huber β hitting the prob mean.")
     ] = False,
 ) -> None:
-    """Plot E[ρ(t − s)] against the student's value s for a teacher distribution (patent
-    FIGS. 6–15) and print where each loss is minimised, next to the teacher's logit mean,
-    probability mean and median.
+    """Plot E[ρ(t − s)] against the student's value s for a teacher distribution and print
+    where each loss is minimised, next to the teacher's logit mean, probability mean and median
+    (docs/formulas.md, "Expected-loss landscape").
 
     Example: distill landscape --dist skew-normal --skew 4 --loss squared --loss absolute
     --loss pinball:0.1,0.5,0.9 --loss huber:1.0 --out landscape.png
     """
     options = {"skew": skew, "loc": loc, "scale": scale, "loc2": loc2, "scale2": scale2}
     options["weight"] = weight
+    from distill import landscape as lab
+
     try:
         teacher = _distribution(dist, sample, column, options, nodes)
-        specs = [parse_loss(text) for text in loss or DEFAULT_LOSSES]
-        result = expected_loss_landscape(teacher, specs, domain=domain.value)
+        specs = [lab.parse_loss(text) for text in loss or DEFAULT_LOSSES]
+        result = lab.expected_loss_landscape(teacher, specs, domain=domain.value)
         beta = _huber_beta(teacher) if huber_beta else None
-        plot_landscape(result, out)
+        lab.plot_landscape(result, out)
         json_path = write_atomic(out.with_suffix(".json"), _json(result, beta))
     except (ValueError, TypeError, OSError) as error:
         Console(stderr=True, soft_wrap=True).print(
@@ -135,23 +126,27 @@ def _distribution(
     options: dict[str, float | None],
     nodes: int,
 ) -> TeacherDistribution:
+    from distill import landscape as lab
+
     given = {key for key, value in options.items() if value is not None}
     if dist is DistName.empirical or sample is not None:
         if sample is None or dist is not DistName.empirical:
             raise ValueError("use --sample PATH together with --dist empirical")
         if given:
             raise ValueError(f"--{sorted(given)[0]} does not apply to --dist empirical")
-        return read_sample(sample, column=column)
+        return lab.read_sample(sample, column=column)
     family, allowed = _FAMILIES[dist]
     if given - allowed:
         raise ValueError(f"--{sorted(given - allowed)[0]} does not apply to --dist {dist.value}")
     if "skew" in allowed and "skew" not in given:
         raise ValueError(f"--dist {dist.value} needs --skew (0 is symmetric)")
-    return family(**{key: options[key] for key in given}, num_nodes=nodes)
+    return getattr(lab, family)(**{key: options[key] for key in given}, num_nodes=nodes)
 
 
 def minimiser_table(result: LossLandscape) -> Table:
     """A rich table: each loss's minimiser (logit and probability), then the reference points."""
+    from scipy.special import expit
+
     name = result.distribution.name
     table = Table(title=f"Minimisers of E[ρ] for {name} teacher logits ({result.domain} domain)")
     for header in ("loss", "argmin s", "σ(argmin)", "expected loss there"):
@@ -167,6 +162,8 @@ def minimiser_table(result: LossLandscape) -> Table:
 
 def _huber_beta(teacher: TeacherDistribution) -> float | str:
     """β for the probability mean, or why there is none (a finding, not an error)."""
+    from distill.landscape import huber_beta_for_prob_mean
+
     try:
         return huber_beta_for_prob_mean(teacher)
     except ValueError as error:

@@ -13,14 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from scipy import special, stats
 
+from distill._extras import require
 from distill._validation import check_number, check_positive_int
-
-DEFAULT_NODES = 10_001
+from distill.landscape import DEFAULT_NODES
 
 
 @dataclass(frozen=True, eq=False)
@@ -206,7 +204,8 @@ def read_sample(path: str | Path, *, column: str = "logits") -> TeacherDistribut
 def _parquet_column(path: Path, column: str) -> np.ndarray:
     if path.is_dir() and not any(path.glob("*.parquet")):
         raise ValueError(f"{path}: no .parquet files in this folder")
-    table = pq.read_table(path)
+    pa = require("pyarrow", extra="data")
+    table = require("pyarrow.parquet", extra="data").read_table(path)
     if column not in table.column_names:
         raise ValueError(f"{path}: `column` must be one of {table.column_names}, got {column!r}")
     data = table.column(column)
