@@ -18,6 +18,26 @@ from matplotlib.figure import Figure
 from distill.metrics import ece
 from distill.temperature import softmax_t
 
+# Margins in inches (left, right, bottom, top): fixed, so a figure is drawn once when saved
+# (a layout engine such as "constrained" lays it out with a second draw, about half the time).
+_MARGINS = (0.75, 0.2, 0.6, 0.6)
+
+
+def _figure(width: float, height: float, *, bottom: float = _MARGINS[2]) -> Figure:
+    """A figure of ``width × height`` inches with fixed margins and no layout engine."""
+    left, right, _, top = _MARGINS
+    figure = Figure(figsize=(width, height))
+    figure.subplots_adjust(
+        left=left / width,
+        right=1 - right / width,
+        bottom=bottom / height,
+        top=1 - top / height,
+        wspace=0.3,
+        hspace=0.35,
+    )
+    return figure
+
+
 _NOT_METRICS = {"variant", "step", "split", "phase", "lr", "epoch", "wall_time_s"}
 
 
@@ -39,7 +59,7 @@ def plot_training_curves(rows: Iterable[Mapping[str, Any]], *, title: str = "") 
     Example: ``plot_training_curves(read_metrics("runs/demo/metrics.jsonl"))``
     """
     rows = [_checked(row) for row in rows]
-    figure = Figure(figsize=(11, 4), layout="constrained")
+    figure = _figure(9, 3.4)
     loss_axes, metric_axes = figure.subplots(1, 2)
     _plot_series(loss_axes, rows, "train", lambda key: key == "loss" or key.startswith("loss/"))
     _plot_series(metric_axes, rows, "valid", lambda key: not key.startswith("loss"))
@@ -125,7 +145,7 @@ def plot_soft_targets(
     names = [str(i) for i in range(classes)] if class_names is None else list(class_names)
     if len(names) != classes:
         raise ValueError(f"`class_names` must have {classes} entries, got {len(names)}")
-    figure = Figure(figsize=(11, 2.2 * examples + 0.6), layout="constrained")
+    figure = _figure(9, 1.6 * examples + 1.0)
     axes_list = np.atleast_1d(figure.subplots(examples, 1, sharex=True))
     width = 0.8 / len(temperatures)
     for example, axes in enumerate(axes_list):
@@ -167,7 +187,7 @@ def plot_reliability(
     calibration_error = ece(
         torch.as_tensor(probs), torch.as_tensor(labels), n_bins=n_bins, kind="probs"
     )
-    figure = Figure(figsize=(5, 6), layout="constrained")
+    figure = _figure(4.5, 5)
     diagram, histogram = figure.subplots(2, 1, height_ratios=(3, 1), sharex=True)
     filled = counts > 0
     diagram.bar(edges[:-1][filled], mean_hit[filled], width=1 / n_bins, align="edge", alpha=0.7)
@@ -203,7 +223,7 @@ def plot_ndcg_bars(ndcg: Mapping[str, Mapping[Any, float]], *, title: str = "NDC
     Example: ``plot_ndcg_bars({"labels": {1: 0.61, 5: 0.66}, "pairwise L1": {1: 0.7, 5: 0.72}})``
     """
     cutoffs = sorted({k for values in ndcg.values() for k in values}, key=str)
-    figure = Figure(figsize=(max(6, 1.2 * len(ndcg) + 3), 4), layout="constrained")
+    figure = _figure(max(5.5, 1.0 * len(ndcg) + 2.5), 3.6, bottom=1.1)
     axes = figure.subplots()
     width = 0.8 / max(len(cutoffs), 1)
     for index, k in enumerate(cutoffs):
@@ -245,7 +265,7 @@ def plot_pair_scatter(
             f"shape {teacher.shape}"
         )
     stride = max(1, -(-len(teacher) // max_points))
-    figure = Figure(figsize=(5, 5), layout="constrained")
+    figure = _figure(4.5, 4.5)
     axes = figure.subplots()
     axes.scatter(teacher[::stride], student[::stride], s=4, alpha=0.4)
     both = np.concatenate([teacher, student]) if len(teacher) else np.zeros(1)

@@ -12,14 +12,14 @@ from matplotlib.figure import Figure
 from distill._io import write_atomic
 
 
-def figure_png(figure: Figure, *, dpi: int = 100) -> bytes:
+def figure_png(figure: Figure, *, dpi: int = 80) -> bytes:
     """The PNG bytes of a matplotlib figure."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
 
 
-def save_figure(figure: Figure, path: str | Path, *, dpi: int = 100) -> Path:
+def save_figure(figure: Figure, path: str | Path, *, dpi: int = 80) -> Path:
     """Save ``figure`` as a PNG at ``path`` atomically."""
     return write_atomic(path, figure_png(figure, dpi=dpi))
 
