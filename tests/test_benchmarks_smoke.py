@@ -8,6 +8,7 @@ never go in unit tests). Each run writes into a temporary results folder, never 
 import json
 import math
 
+import pytest
 from benchmarks import (
     _common,
     distill_overhead,
@@ -144,3 +145,12 @@ def test_time_interleaved_runs_round_robin():
     )
     assert calls == ["a", "b"] * 3
     assert len(times["a"]["times_s"]) == 2
+
+
+@pytest.mark.slow
+def test_startup_quick(tmp_path):
+    from benchmarks import startup
+
+    document = run_quick(startup, tmp_path)
+    assert set(document["help_over_torch_s"]) == {"this tree"}
+    assert document["report_figures"]["this tree"]["bytes"] > 0

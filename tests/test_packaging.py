@@ -84,8 +84,10 @@ def test_a_missing_extra_names_its_pip_install_line(use, extra):
 
 
 def test_the_command_without_the_cli_extra_prints_the_install_line():
-    result = _run(BLOCK + "import sys; sys.argv = ['distill', '--help']\nimport runpy\n"
-                  "runpy.run_module('distill', run_name='__main__')\n")
+    result = _run(
+        BLOCK + "import sys; sys.argv = ['distill', '--help']\nimport runpy\n"
+        "runpy.run_module('distill', run_name='__main__')\n"
+    )
     assert result.returncode == 2
     assert "pip install 'distill[cli]'" in result.stderr
     assert "Traceback" not in result.stderr
