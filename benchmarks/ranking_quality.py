@@ -13,10 +13,10 @@ Every student is a variant of one run config (``distill.experiment.run_experimen
 - ``<penalty>/<signal>/<pairs>``: ``pairwise`` with penalty squared, absolute, huber or
   smoothed QR-9 (pinball averaged over τ = 0.1 … 0.9 with the softplus φ) on the logit, prob
   and pair_prob signals;
-- ``qr9-affine`` / ``qr9-linear``: nine quantile heads (patent FIG. 4 / FIG. 5); the linear
+- ``qr9-affine`` / ``qr9-linear``: nine quantile heads (US 2023/0252281 FIG. 4 / FIG. 5); the linear
   heads do not train the main score, so that variant adds the pairwise absolute term on it;
 - ``two-step/logit/all``: a median copy of the student (L1 to the teacher), then pairwise
-  Huber to that frozen median (¶0124).
+  Huber to that frozen median (US 2023/0252281 ¶0124).
 
 Pairs ``all``: the variant fits the teacher's scores of every training row (transfer set, no
 labels term). Pairs ``unequal`` need labels, so those variants train on the labelled rows only.

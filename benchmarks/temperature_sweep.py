@@ -9,7 +9,8 @@ joint-model benchmark's sizes and training, read from :func:`benchmarks.joint_mo
 learns with ``BinaryKDTerm`` (W = 0.5, student not tempered) from cached scores of the deep
 teacher (shared-embedding bottom + deep tower, trained alone). lr 1e-2, best validation AUC
 checkpoint; within a seed every student starts from the same initial weights and sees the same
-batches (paired). The seed's guidance (FORMULAS §3) says a high T suits a teacher with a small
+batches (paired). The guidance in docs/formulas.md#binary-kd says a high T suits a teacher with a
+small
 positive/negative ratio; the best T per click rate, with paired t-tests between T's, tests it.
 
 Run: ``python -m benchmarks.temperature_sweep [--quick] [--seeds 5]``.

@@ -1,4 +1,4 @@
-"""Joint CTR training with dynamic distillation in your own loop (FORMULAS §3).
+"""Joint CTR training with dynamic distillation in your own loop (docs/formulas.md#binary-kd).
 
 One model: shared embeddings, a deep teacher tower and a small Wide & Deep student tower. Each
 step the teacher learns the clicks and the student learns ``distill.binary_kd_loss`` =

@@ -2,7 +2,7 @@
 
 The teacher sees all 16 features of the built-in synthetic recommender; the student only the
 first 4 (a misspecified student). It matches the teacher's score differences inside each group
-with an L1 penalty (patent Eq. 8). Run: ``python examples/ranking_pairwise.py``.
+with an L1 penalty (US 2023/0252281 Eq. 8). Run: ``python examples/ranking_pairwise.py``.
 """
 
 import torch

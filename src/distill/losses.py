@@ -1,9 +1,9 @@
 """Core distillation losses: Hinton KD, binary/CTR KD, logit matching, pointwise penalties.
 
-FORMULAS §2–4. Every loss treats the teacher as a constant (its inputs are detached), computes
-an unreduced loss and reduces it once with :func:`distill._reduce.reduce_loss` (``kd_loss``
-reduces inside its two fused torch kernels instead; same convention). float16 and
-bfloat16 inputs are computed in float32 and the result is cast back.
+Maths: docs/formulas.md (#classification-kd, #binary-kd, #penalties). Every loss treats the teacher
+as a constant (its inputs are detached), computes an unreduced loss and reduces it once with
+:func:`distill._reduce.reduce_loss` (``kd_loss`` reduces inside its two fused torch kernels instead;
+same convention). float16 and bfloat16 inputs are computed in float32 and the result is cast back.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def kd_loss(
             not sum to 1, class index out of range, bad ``temperature``/``alpha``/``reduction``.
 
     Reference: Hinton, Vinyals & Dean (2015), "Distilling the Knowledge in a Neural Network";
-    FORMULAS §2.
+    docs/formulas.md#classification-kd.
 
     Example:
         >>> z, v = torch.tensor([[1.0, 0.0, -1.0]]), torch.tensor([[2.0, 0.0, -2.0]])
@@ -244,7 +244,8 @@ def binary_kd_loss(
         TypeError: non-float logits or dtype mismatch.
         ValueError: shape/device mismatch, labels outside ``[0, 1]``, bad hyperparameters.
 
-    Reference: joint optimisation model (FORMULAS §3), E(x | T); Hinton et al. (2015).
+    Reference: docs/formulas.md#binary-kd; Hinton et al. (2015); Zhou et al.
+    (2018), "Rocket Launching".
 
     Example:
         >>> z, v = torch.tensor([0.0, 2.0]), torch.tensor([1.0, 3.0])
@@ -309,7 +310,8 @@ def logit_matching_loss(
         TypeError: non-float logits or dtype mismatch.
         ValueError: shape/device mismatch, ``center`` without a class axis, bad ``reduction``.
 
-    Reference: Ba & Caruana (2014), "Do Deep Nets Really Need to be Deep?"; FORMULAS §2.
+    Reference: Ba & Caruana (2014), "Do Deep Nets Really Need to be Deep?";
+    docs/formulas.md#classification-kd.
 
     Example:
         >>> logit_matching_loss(torch.tensor([[1.0, 3.0]]), torch.tensor([[2.0, 2.0]]))
@@ -354,7 +356,8 @@ def pointwise_distillation_loss(
         TypeError: non-float scores, dtype mismatch, bad ``penalty`` type.
         ValueError: shape/device mismatch, unknown penalty/keys/values, bad ``signal``.
 
-    Reference: patent ¶0052, ¶0103 (pointwise distillation with robust penalties); FORMULAS §4.
+    Reference: US 2023/0252281 ¶0052, ¶0103 (pointwise distillation with robust penalties);
+    docs/formulas.md#penalties.
 
     Example:
         >>> s, t = torch.tensor([0.0, 1.0]), torch.tensor([1.0, 3.0])

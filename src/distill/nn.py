@@ -27,7 +27,8 @@ from distill.ranking.pairs import Signal as PairSignal
 
 
 class KDLoss(nn.Module):
-    """Module form of :func:`distill.losses.kd_loss` (Hinton KD, FORMULAS §2).
+    """Module form of :func:`distill.losses.kd_loss` (Hinton KD,
+    docs/formulas.md#classification-kd).
 
     ``α · T² · KL(softmax_T(v) ‖ softmax_T(z)) + (1 − α) · CE(y, softmax(z))``, batchmean.
 
@@ -96,7 +97,7 @@ class BinaryKDLoss(nn.Module):
     Raises:
         ValueError: bad hyperparameters (at construction).
 
-    Reference: joint optimisation model, FORMULAS §3.
+    Reference: docs/formulas.md#binary-kd.
 
     Example:
         >>> BinaryKDLoss(temperature=2.0)(torch.zeros(3), torch.zeros(3), torch.ones(3))
@@ -179,7 +180,7 @@ class PointwiseDistillationLoss(nn.Module):
     Raises:
         TypeError, ValueError: bad penalty spec, ``signal`` or ``reduction`` (at construction).
 
-    Reference: patent ¶0052, ¶0103.
+    Reference: US 2023/0252281 ¶0052, ¶0103.
 
     Example:
         >>> loss_fn = PointwiseDistillationLoss(penalty={"name": "huber", "beta": 0.5})
@@ -211,7 +212,7 @@ class PointwiseDistillationLoss(nn.Module):
 class PairwiseDistillationLoss(nn.Module):
     """Module form of :func:`distill.ranking.pairwise_distillation_loss`.
 
-    ``mean over pairs (i, j) in a group of ρ(Δ_teacher − Δ_student)`` (FORMULAS §5).
+    ``mean over pairs (i, j) in a group of ρ(Δ_teacher − Δ_student)`` (docs/formulas.md#pairs).
 
     Args:
         penalty: anything :func:`distill.penalties.get` accepts (parsed at construction).
@@ -221,7 +222,7 @@ class PairwiseDistillationLoss(nn.Module):
     Raises:
         TypeError, ValueError: bad penalty spec or option (at construction).
 
-    Reference: patent Eqs. 3, 5–8.
+    Reference: US 2023/0252281 Eqs. 3, 5–8.
 
     Example:
         >>> loss_fn = PairwiseDistillationLoss(penalty="absolute")
@@ -270,7 +271,7 @@ class PairwiseDistillationLoss(nn.Module):
 class PairwiseLogisticLoss(nn.Module):
     """Module form of :func:`distill.ranking.pairwise_logistic_loss` (RankNet, labels only).
 
-    ``BCE(σ(s_i − s_j), P(i ≻ j))`` over the pairs of each group (FORMULAS §5).
+    ``BCE(σ(s_i − s_j), P(i ≻ j))`` over the pairs of each group (docs/formulas.md#pairs).
 
     Args:
         ties, normalize, reduction: as in :func:`~distill.ranking.pairwise_logistic_loss`.

@@ -1,4 +1,4 @@
-"""Penalties ρ(r) on a residual ``r = teacher − student`` (FORMULAS §4).
+"""Penalties ρ(r) on a residual ``r = teacher − student`` (docs/formulas.md#penalties).
 
 Elementwise: the result has ``r``'s shape; a 1-D ``tau`` of K quantiles adds a trailing axis.
 :func:`get` turns a config spec into a :class:`Penalty` (printable, comparable, r -> r's shape).
@@ -22,7 +22,8 @@ Tau = float | Sequence[float] | torch.Tensor
 
 
 def squared(r: torch.Tensor) -> torch.Tensor:
-    """Squared error ``ρ(r) = r²``, minimised in expectation at the mean (FORMULAS §4; Eq. 3).
+    """Squared error ``ρ(r) = r²``, minimised in expectation at the mean
+    (docs/formulas.md#penalties; Eq. 3).
 
     Args:
         r: residual, float tensor of any shape.
@@ -41,7 +42,9 @@ def squared(r: torch.Tensor) -> torch.Tensor:
 
 
 def absolute(r: torch.Tensor) -> torch.Tensor:
-    """Absolute error ``ρ(r) = |r|``, minimised in expectation at the median (patent Eq. 8).
+    """Absolute error ``ρ(r) = |r|``, minimised in expectation at the median.
+
+    Reference: US 2023/0252281 Eq. 8; docs/formulas.md#penalties.
 
     Args:
         r: residual, float tensor of any shape.
@@ -81,7 +84,8 @@ def pinball(r: torch.Tensor, tau: Tau) -> torch.Tensor:
     """Pinball (quantile) loss ``ρ_τ(r) = max(τ·r, (τ − 1)·r) = τ·ReLU(r) + (1 − τ)·ReLU(−r)``.
 
     Its expected value over ``t`` is minimised at the τ-quantile of ``t``. A 1-D ``tau`` of K
-    quantiles is broadcast on a new trailing axis. Koenker & Bassett (1978); patent Eqs. 5–7.
+    quantiles is broadcast on a new trailing axis. Koenker & Bassett (1978);
+    US 2023/0252281 Eqs. 5–7.
 
     Args:
         r: residual ``(...)``.
@@ -109,7 +113,8 @@ def huber(r: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
     """Huber penalty in smooth-L1 form, ``torch.nn.functional.smooth_l1_loss(r, 0, beta=β)``.
 
     ``ρ(r) = r²/(2β)`` if ``|r| < β`` else ``|r| − β/2``; equals ``huber_loss(delta=β) / β``.
-    Its minimiser lies between the median (β → 0) and the mean (β → ∞). Huber (1964); ¶0124.
+    Its minimiser lies between the median (β → 0) and the mean (β → ∞). Huber (1964);
+    US 2023/0252281 ¶0124.
 
     Args:
         r: residual, any shape.
@@ -135,7 +140,7 @@ def log_cosh(r: torch.Tensor) -> torch.Tensor:
     """Log-cosh penalty ``ρ(r) = log cosh r = |r| + softplus(−2|r|) − log 2``.
 
     The second form never overflows (float32 ``cosh`` overflows for ``|r| > 89``). Its minimiser
-    lies between the median and the mean (FORMULAS §4; patent ¶0124).
+    lies between the median and the mean (docs/formulas.md#penalties; US 2023/0252281 ¶0124).
 
     Args:
         r: residual, any shape.
@@ -234,7 +239,7 @@ def gsmelu(
         TypeError: ``x`` is not floating point or a parameter is not a number.
         ValueError: ``α + β ≤ 0``, or ``center=True`` with slopes that give no minimum.
 
-    Reference: Shamir & Lin (2022), G-SmeLU; patent ¶0103.
+    Reference: Shamir & Lin (2022), G-SmeLU; US 2023/0252281 ¶0103.
 
     Example:
         >>> gsmelu(torch.tensor([-2.0, 0.0, 2.0]), alpha=1.0, beta=1.0, g_minus=0.0, g_plus=1.0)
@@ -270,8 +275,8 @@ def smoothed_pinball(
     φ is ``smelu(β)`` (Huberised pinball: equals pinball outside ``[−β, β]`` and equals
     ``gsmelu(g₋=τ−1, g₊=τ, α=β, t=(1−τ)β)``), ``softplus`` (``β·log(1 + exp(x/β))``),
     ``relu2`` (``ReLU(x)²``: expectile regression; ``beta`` is not used) or ``swish``
-    (``x·σ(x/β)``). A 1-D ``tau`` adds a trailing axis as in :func:`pinball`. FORMULAS §4;
-    Newey & Powell (1987) for expectiles.
+    (``x·σ(x/β)``). A 1-D ``tau`` adds a trailing axis as in :func:`pinball`. Reference:
+    docs/formulas.md#penalties; Newey & Powell (1987) for expectiles.
 
     Args:
         r: residual ``(...)``.
@@ -316,7 +321,8 @@ class Penalty:
     """A named penalty with its parameters, built and validated by :func:`get`.
 
     Calling it applies ``PENALTIES[name](r, **params)`` and averages a trailing quantile axis
-    (multi-quantile = ``mean_k pinball(τ_k)``, FORMULAS §4): the result has ``r``'s shape.
+    (multi-quantile = ``mean_k pinball(τ_k)``, docs/formulas.md#penalties): the result has
+    ``r``'s shape.
     """
 
     name: str
@@ -370,7 +376,7 @@ def get(spec: str | Mapping[str, Any] | Penalty) -> Penalty:
         spec: name, mapping or Penalty.
 
     Returns:
-        A Penalty: ``r -> tensor of r's shape`` (FORMULAS §4).
+        A Penalty: ``r -> tensor of r's shape`` (docs/formulas.md#penalties).
 
     Raises:
         TypeError: ``spec`` of another type, or a parameter of the wrong type.

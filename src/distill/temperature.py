@@ -1,7 +1,8 @@
 """Temperature-scaled probabilities, ensemble means, top-k teachers and label smoothing.
 
-FORMULAS §1–2. ``temperature`` is a number in ``[0, inf]``: ``0`` is the hard limit (one-hot
-argmax / step) and ``inf`` the uniform limit; a negative or NaN temperature raises.
+Maths: docs/formulas.md (#temperature, #classification-kd). ``temperature`` is a number in
+``[0, inf]``: ``0`` is the hard limit (one-hot argmax / step) and ``inf`` the uniform limit; a
+negative or NaN temperature raises.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def sigmoid_t(logits: torch.Tensor, temperature: float) -> torch.Tensor:
         TypeError: ``logits`` is not a floating-point tensor.
         ValueError: ``temperature`` is negative or NaN.
 
-    Reference: FORMULAS §1; the joint optimisation model's tempered teacher label (FORMULAS §3).
+    Reference: docs/formulas.md#temperature and #binary-kd (the tempered teacher label).
 
     Example:
         >>> sigmoid_t(torch.tensor([-1.0, 0.0, 1.0]), 0.0)
@@ -188,7 +189,7 @@ def ensemble_probs(
         TypeError: logits are not floating point, or members differ in dtype.
         ValueError: no members, mismatched member shapes/devices, bad ``temperature``/``mean``.
 
-    Reference: Hinton et al. (2015), §2 (ensembles); FORMULAS §2 "Ensemble teachers".
+    Reference: Hinton et al. (2015), §2 (ensembles); docs/formulas.md#classification-kd.
 
     Example:
         >>> members = [torch.tensor([[0.0, 1.0]]), torch.tensor([[1.0, 0.0]])]
@@ -253,7 +254,8 @@ def smooth_labels(
         TypeError: ``target`` is not an integer tensor.
         ValueError: ``epsilon`` outside ``[0, 1]`` or a class index outside ``[0, K)``.
 
-    Reference: Szegedy et al. (2016), "Rethinking the Inception Architecture", §7; FORMULAS §2.
+    Reference: Szegedy et al. (2016), "Rethinking the Inception Architecture", §7;
+    docs/formulas.md#classification-kd.
 
     Example:
         >>> smooth_labels(torch.tensor([1]), 4, 0.2)

@@ -6,7 +6,7 @@ a mistyped key, a wrong type or an out-of-range value raises :class:`ConfigError
 read ``variants.2.objective.pairwise.penalty.tau: must be in (0, 1), got 1.5``.
 
 This module imports only pydantic, the standard library and layer-1 modules (penalties), so
-``distill.train.fit`` never depends on it (contracts.md, "Config placement").
+``distill.train.fit`` never depends on it (``fit`` takes plain options, not a config).
 
 Example:
     >>> cfg = load_config("examples/classification.toml", overrides=["train.epochs=2"])

@@ -161,7 +161,8 @@ class LabelsTerm(_Section):
 
 
 class KDTerm(_Section):
-    """Hinton KD (FORMULAS §2); ``alpha`` weights the soft term against the labels."""
+    """Hinton KD (docs/formulas.md#classification-kd); ``alpha`` weights the soft term against the
+    labels."""
 
     weight: NonNegative = 1.0
     temperature: Positive = 4.0
@@ -187,7 +188,7 @@ class LogitMatchingTerm(_Section):
 
 
 class PointwiseTerm(_Section):
-    """ρ(teacher − student) per example (patent ¶0052, ¶0103)."""
+    """ρ(teacher − student) per example (US 2023/0252281 ¶0052, ¶0103)."""
 
     weight: NonNegative = 1.0
     penalty: PenaltySpec = "squared"
@@ -195,7 +196,7 @@ class PointwiseTerm(_Section):
 
 
 class PairwiseTerm(_Section):
-    """ρ(Δ_teacher − Δ_student) over pairs inside groups (FORMULAS §5).
+    """ρ(Δ_teacher − Δ_student) over pairs inside groups (docs/formulas.md#pairs).
 
     ``max_pairs_per_group``: sample at most that many pairs per group afresh every step
     (uniformly, without replacement); unset uses all pairs.
@@ -210,7 +211,8 @@ class PairwiseTerm(_Section):
 
 
 class QuantileHeadsTerm(_Section):
-    """K quantile heads trained with pinball(τ_k) (FORMULAS §6, patent FIG. 4/5).
+    """K quantile heads trained with pinball(τ_k) (docs/formulas.md#quantile-heads,
+    US 2023/0252281 FIG. 4/5).
 
     ``target``: the teacher's pair differences (``pairwise``) or its scores (``pointwise``).
     ``max_pairs_per_group`` (pairwise target only) samples at most that many pairs per group
@@ -233,7 +235,7 @@ class QuantileHeadsTerm(_Section):
 
 
 class TwoStepMedianTerm(_Section):
-    """Two-step median distillation (patent ¶0124, FORMULAS §6).
+    """Two-step median distillation (US 2023/0252281 ¶0124, docs/formulas.md#quantile-heads).
 
     Step 1: a copy of the student learns the teacher's median with L1 for ``median_steps``
     steps (default: as long as the student). Step 2: the student follows that fixed median
@@ -301,7 +303,7 @@ class Variant(_Section):
 
 
 class JointSection(_Section):
-    """Joint model with dynamic distillation (FORMULAS §3; the joint-model seed).
+    """Joint model with dynamic distillation (docs/formulas.md#binary-kd).
 
     One model: a shared embedding bottom, a deep teacher tower (``teacher_hidden``) and the
     student tower of ``[student.model]`` (a ``WideAndDeep``: its ``embed_dim``/``hidden``).

@@ -21,7 +21,7 @@ def load_builtin(name: str, **options: Any) -> Dataset:
     Raises:
         ValueError: an unknown name (or an option the data set rejects).
 
-    Reference: issue 4 ("Built-in, no download").
+    Reference: docs/data.md (built-in data sets, no download).
 
     Example:
         >>> ds = load_builtin("synthetic_ctr", n_rows=1000, seed=1)
@@ -62,7 +62,8 @@ def synthetic_recommender(
     noise_scale: float = 1.0,
     seed: int = 0,
 ) -> Dataset:
-    """Groups of items whose click probability is non-linear in all features (patent ¶0033).
+    """Groups of items whose click probability is non-linear in all features
+    (US 2023/0252281 ¶0033).
 
     ``clean_logit = tanh(x W) a − 1`` with a random hidden layer W (D × 32) whose rows (one per
     feature) have equal norm, so every feature matters;

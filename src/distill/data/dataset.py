@@ -38,7 +38,7 @@ class Dataset:
         TypeError: a tensor of the wrong dtype.
         ValueError: tensors whose row counts or shapes disagree.
 
-    Reference: issue 4 ("Data"); the layout follows scikit-learn's ``(X, y)`` plus LightGBM's
+    Reference: docs/data.md; the layout follows scikit-learn's ``(X, y)`` plus LightGBM's
     per-row group (query) ids.
 
     Example:

@@ -1,10 +1,10 @@
 """Runs from a config: teacher → score cache → student variants → one comparison table.
 
-Each function takes a validated :class:`distill.config.RunConfig` and writes into the run
-folder ``run.out_dir/run.name`` (layout in contracts.md): ``config.toml``, ``teacher/``,
+Each function takes a validated :class:`distill.config.RunConfig` and writes into the run folder
+``run.out_dir/run.name`` (layout in docs/index.md#run-folders): ``config.toml``, ``teacher/``,
 ``scores/``, ``students/<variant>/``, ``joint/``, ``metrics.jsonl``, ``checkpoints/`` and
-``results.json``. The HTML report is written one layer up (``distill run`` /
-``distill.report``), since reports sit above training in the layering.
+``results.json``. The HTML report is written one layer up (``distill run`` / ``distill.report``),
+since reports sit above training in the layering.
 
 Example:
     >>> from distill.config import load_config
@@ -56,7 +56,7 @@ def run_experiment(cfg: RunConfig) -> dict[str, Any]:
         cfg: the validated run config (:func:`distill.config.load_config`).
 
     Returns:
-        The results mapping written to ``results.json`` (contracts.md).
+        The results mapping written to ``results.json`` (docs/index.md#run-folders).
 
     Raises:
         ConfigError: data or variants that do not fit the track (exit code 2 in the CLI).

@@ -1,7 +1,7 @@
 """From a validated run config to what :func:`distill.train.fit` takes: data, models, options.
 
 Used by :mod:`distill.experiment.runner`; converts pydantic sections into plain objects so that
-``fit`` never depends on the config schema (contracts.md, "Config placement").
+``fit`` never depends on the config schema (it takes plain options, not a config).
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ class CompressedModel(nn.Module):
     Raises:
         TypeError: ``base`` has no ``spec()``; ValueError: unknown ``dtype``.
 
-    Reference: issue 7 (ship the student); patent ¶0010–0012 (constrained memory).
+    Reference: docs/index.md#shipping; US 2023/0252281 ¶0010–0012 (constrained memory).
 
     Example:
         >>> from distill.models import MLP
@@ -111,7 +111,8 @@ class CompressedModel(nn.Module):
 def serving_module(model: nn.Module) -> nn.Module:
     """The part of ``model`` that serving needs: a joint model's student (bottom + student tower;
     the teacher tower is dropped); the student inside a ``with_quantile_heads`` wrapper (the
-    heads only shape training, FORMULAS §6). Other models are returned as they are.
+    heads only shape training: docs/formulas.md#quantile-heads). Other models are returned
+    as they are.
 
     Example:
         >>> from distill.models import ctr_joint_model
@@ -246,7 +247,7 @@ def export_model(
         FileExistsError: ``out_dir`` exists and ``force`` is False.
         ValueError: unknown format, missing example input, bad rank, ONNX check failed.
 
-    Reference: issue 7.
+    Reference: docs/index.md#shipping.
 
     Example:
         >>> from distill.models import MLP

@@ -209,7 +209,7 @@ def recover(
         ValueError / TypeError: bad ``steps``, ``loss``, ``batch_size`` or inputs (also
             ``reference_inputs`` with another number of rows).
 
-    Reference: issue 7; Hinton et al. 2015; Ba & Caruana 2014.
+    Reference: Hinton et al. 2015; Ba & Caruana 2014; docs/index.md#shipping.
 
     Example:
         >>> reference = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 3))

@@ -1,5 +1,7 @@
-"""A run directory (``runs/<name>/``, contracts.md) as an export source: its students, its
-teacher, and its data (via the run's config) for the metric, latency inputs and recovery."""
+"""A run directory (``runs/<name>/``, docs/index.md#run-folders) as an export source.
+
+Its students, its teacher, and its data (via the run's config) for the metric, latency inputs and
+recovery."""
 
 from __future__ import annotations
 

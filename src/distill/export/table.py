@@ -85,7 +85,7 @@ def compression_table(
     Raises:
         ValueError: empty ``models``, unknown ``reference``, missing per-model inputs.
 
-    Reference: issue 7 (the compression table of the exported students).
+    Reference: docs/index.md#shipping (the compression table of the exported students).
 
     Example:
         >>> from distill.models import MLP

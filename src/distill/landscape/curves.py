@@ -1,4 +1,5 @@
-"""Expected-loss curves and their minimisers (patent FIGS. 6–15, FORMULAS §7).
+"""Expected-loss curves and their minimisers (US 2023/0252281 FIGS. 6–15,
+docs/formulas.md#landscape).
 
 For a teacher distribution D over logits t and a student logit s:
 
@@ -215,7 +216,7 @@ def expected_loss_landscape(
         A :class:`LossLandscape`. Minimisers are searched over the whole support, not the grid.
     Raises:
         ValueError: empty ``losses``, a bad ``grid``, domain or penalty spec.
-    Reference: patent FIGS. 6–15; FORMULAS §7 (known minimisers).
+    Reference: US 2023/0252281 FIGS. 6–15; docs/formulas.md#landscape (known minimisers).
     Example:
         >>> result = expected_loss_landscape(skew_normal(skew=4.0), ["squared", "absolute"])
         >>> [round(row.logit, 2) for row in result.minimisers]  # mean, median
@@ -264,7 +265,7 @@ def huber_beta_for_prob_mean(
     Raises:
         ValueError: if no β in ``bounds`` reaches the probability mean (it lies outside the
             range the Huber minimiser covers there).
-    Reference: patent ¶0109; FORMULAS §7.
+    Reference: US 2023/0252281 ¶0109; docs/formulas.md#landscape.
     Example:
         >>> round(huber_beta_for_prob_mean(skew_normal(skew=4.0)), 3)
         0.559

@@ -1,4 +1,4 @@
-"""Teacher distributions over logits for the loss-landscape lab (FORMULAS §7).
+"""Teacher distributions over logits for the loss-landscape lab (docs/formulas.md#landscape).
 
 A distribution is held as ``n`` equal-weight quantile nodes ``t_i = F⁻¹((i + ½)/n)``
 (midpoint quadrature in probability space: deterministic, exact for medians and quantiles), or
@@ -75,7 +75,8 @@ def normal(*, loc: float = 0.0, scale: float = 1.0, num_nodes: int = DEFAULT_NOD
         A :class:`TeacherDistribution` (likewise for every constructor here).
     Raises:
         ValueError: ``scale <= 0`` or ``num_nodes < 3`` (likewise below).
-    Reference: patent FIGS. 6–15 (teacher distributions over logits); FORMULAS §7.
+    Reference: US 2023/0252281 FIGS. 6–15 (teacher distributions over logits);
+    docs/formulas.md#landscape.
     Example: ``normal(loc=-1.0, scale=2.0).median  # -1.0``
     """
     check_number("loc", loc)

@@ -54,7 +54,7 @@ class JointModel(nn.Module):
 
     ``e = bottom(x)``; ``teacher_logit = teacher_tower(e)``, ``student_logit = student_tower(e)``.
     Both towers train the shared bottom; the distillation loss detaches the teacher term
-    (FORMULAS §3), so the student never pulls the teacher.
+    (docs/formulas.md#binary-kd), so the student never pulls the teacher.
 
     Args:
         shared_bottom: e.g. :class:`~distill.models.FieldEmbedding` over sparse ids.
@@ -69,7 +69,7 @@ class JointModel(nn.Module):
         TypeError: from :meth:`spec` when a part has no ``spec()``.
 
     Reference: joint optimisation of a teacher and a student with shared bottom layers
-    (Zhou et al. 2018, "Rocket Launching"; the joint-model seed of FORMULAS §3).
+    (Zhou et al. 2018, "Rocket Launching"; docs/formulas.md#binary-kd).
 
     Example:
         >>> from distill.models import ctr_joint_model

@@ -1,10 +1,12 @@
-"""Ranking distillation: the public API of the pairwise track (FORMULAS §5–6, patent Eqs. 3, 5–8).
+"""Ranking distillation: the public API of the pairwise track (docs/formulas.md#pairs,
+docs/formulas.md#quantile-heads, US 2023/0252281 Eqs. 3, 5–8).
 
 - :func:`pairwise_distillation_loss` — ``ρ(Δ_teacher − Δ_student)`` over the pairs of each group;
 - :func:`pairwise_logistic_loss` — the label-only RankNet baseline;
 - :func:`quantile_ranking_loss`, :func:`quantile_distillation_loss` — quantile-head losses;
 - :class:`RankingObjective` — label + pointwise + pairwise terms, weighted;
-- :func:`pair_agreement` — the share of pairs within a threshold of the teacher (claim 1).
+- :func:`pair_agreement` — the share of pairs within a threshold of the teacher (US 2023/0252281,
+  claim 1).
 
 The losses live in :mod:`distill.ranking.losses`, the objective in
 :mod:`distill.ranking.objective`; pairs and heads are :mod:`distill.ranking.pairs` and

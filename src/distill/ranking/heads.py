@@ -1,4 +1,5 @@
-"""Quantile heads (patent FIG. 4 / FIG. 5) and two-step median distillation (patent ¶0124).
+"""Quantile heads (US 2023/0252281 FIG. 4 / FIG. 5) and two-step median distillation
+(US 2023/0252281 ¶0124).
 
 The student gets K extra outputs, one per quantile τ_k, trained with ``pinball(τ_k)`` by
 :func:`distill.ranking.quantile_ranking_loss` (pairwise) or
@@ -50,7 +51,8 @@ class QuantileHeads(nn.Module):
         ValueError: empty or out-of-range ``taus``; ``in_features`` missing for ``"linear"`` or
             given for ``"affine"``; unknown ``mode``.
 
-    Reference: patent FIG. 4 (affine heads), FIG. 5 (linear heads); FORMULAS §6.
+    Reference: US 2023/0252281 FIG. 4 (affine heads), FIG. 5 (linear heads);
+    docs/formulas.md#quantile-heads.
 
     Example:
         >>> QuantileHeads([0.25, 0.75])(torch.tensor([1.0, 2.0]))
@@ -95,7 +97,7 @@ class QuantileHeadModel(nn.Module):
     Shapes:
         training: inputs → ``((N,), (N, K))``; eval: the model's own output.
 
-    Reference: patent FIG. 4 / FIG. 5 (heads only shape training; serving uses the score).
+    Reference: US 2023/0252281 FIG. 4 / FIG. 5 (heads only shape training; serving uses the score).
 
     Example:
         >>> wrapped = with_quantile_heads(nn.Sequential(nn.Linear(2, 1), nn.Flatten(0)), [0.5])
@@ -145,7 +147,7 @@ def with_quantile_heads(
         TypeError: ``"linear"`` on a model without ``forward_features``/``num_features``/``head``.
         ValueError: bad ``taus`` or ``mode``; a head with more than one output.
 
-    Reference: patent FIG. 4 / FIG. 5; FORMULAS §6.
+    Reference: US 2023/0252281 FIG. 4 / FIG. 5; docs/formulas.md#quantile-heads.
 
     Example:
         >>> student = with_quantile_heads(nn.Sequential(nn.Linear(3, 1), nn.Flatten(0)), [0.5])
@@ -190,7 +192,7 @@ class TwoStepMedian(nn.Module):
     Raises:
         RuntimeError: step 1 after :meth:`freeze`, or step 2 before it.
 
-    Reference: patent ¶0124; FORMULAS §6.
+    Reference: US 2023/0252281 ¶0124; docs/formulas.md#quantile-heads.
 
     Example:
         >>> two_step = TwoStepMedian(nn.Sequential(nn.Linear(2, 1), nn.Flatten(0)))

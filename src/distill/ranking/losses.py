@@ -1,4 +1,5 @@
-"""Pairwise and quantile ranking losses over query groups (FORMULAS §5–6, patent Eqs. 3, 5–8).
+"""Pairwise and quantile ranking losses over query groups (docs/formulas.md#pairs,
+docs/formulas.md#quantile-heads, US 2023/0252281 Eqs. 3, 5–8).
 
 Public through :mod:`distill.ranking`.
 
@@ -93,7 +94,8 @@ def pairwise_distillation_loss(
     normalize: Normalize = "pair",
     reduction: Reduction = "mean",
 ) -> torch.Tensor:
-    """Pairwise distillation: ``mean over pairs of ρ(Δ_teacher − Δ_student)`` (FORMULAS §5).
+    """Pairwise distillation: ``mean over pairs of ρ(Δ_teacher − Δ_student)``
+    (docs/formulas.md#pairs).
 
     ``Δ`` is the pair's difference signal (see :func:`distill.ranking.pairs.difference`): ``logit``
     ``s_i − s_j``, ``prob`` ``σ(s_i) − σ(s_j)``, ``pair_prob`` ``σ(s_i − s_j)``, ``squared``
@@ -125,7 +127,8 @@ def pairwise_distillation_loss(
         ValueError: shape/length mismatch, NaN/inf scores, ``labels`` missing for
             ``"unequal"``, unknown option or penalty.
 
-    Reference: patent Eqs. 3, 5–8 (pairwise L2, quantile and L1 distillation); FORMULAS §5.
+    Reference: US 2023/0252281 Eqs. 3, 5–8 (pairwise L2, quantile and L1 distillation);
+    docs/formulas.md#pairs.
 
     Example:
         >>> s, t = torch.tensor([0.0, 3.0, 1.0]), torch.tensor([0.0, 1.0, 1.0])
@@ -164,7 +167,8 @@ def pairwise_logistic_loss(
     normalize: Normalize = "pair",
     reduction: Reduction = "mean",
 ) -> torch.Tensor:
-    """RankNet: ``BCE(σ(s_i − s_j), P(i ≻ j))`` over the pairs of each group (FORMULAS §5).
+    """RankNet: ``BCE(σ(s_i − s_j), P(i ≻ j))`` over the pairs of each group
+    (docs/formulas.md#pairs).
 
     ``P(i ≻ j)`` is 1, 0.5 or 0 from the labels. ``ties="drop"`` uses only pairs with
     different labels (``"unequal"``, target 1: ``softplus(s_j − s_i)``); ``"half"`` uses all
@@ -183,7 +187,7 @@ def pairwise_logistic_loss(
     Raises:
         TypeError / ValueError: as in :func:`pairwise_distillation_loss`.
 
-    Reference: Burges et al. (2005), RankNet; the label-only baseline of FORMULAS §5.
+    Reference: Burges et al. (2005), RankNet; the label-only baseline of docs/formulas.md#pairs.
 
     Example:
         >>> pairwise_logistic_loss(torch.tensor([0.0, 0.0]), torch.tensor([1, 1]),
@@ -247,7 +251,8 @@ def quantile_ranking_loss(
     normalize: Normalize = "pair",
     reduction: Reduction = "mean",
 ) -> torch.Tensor:
-    """Pairwise quantile-head loss: ``Σ_k pinball_{τ_k}(Δ_teacher − Δ_{q_k})`` (FORMULAS §6).
+    """Pairwise quantile-head loss: ``Σ_k pinball_{τ_k}(Δ_teacher − Δ_{q_k})``
+    (docs/formulas.md#quantile-heads).
 
     Head k's pair difference is trained toward the τ_k-quantile of the teacher's pair
     difference; the heads are summed, then averaged over pairs. A single τ = 0.5 is L1.
@@ -267,7 +272,8 @@ def quantile_ranking_loss(
         TypeError / ValueError: as in :func:`pairwise_distillation_loss`; ``taus`` not matching
             the number of heads or outside ``[0, 1]``.
 
-    Reference: patent FIG. 4 / FIG. 5 (quantile heads), Eqs. 5–7; FORMULAS §6.
+    Reference: US 2023/0252281 FIG. 4 / FIG. 5 (quantile heads), Eqs. 5–7;
+    docs/formulas.md#quantile-heads.
 
     Example:
         >>> q = torch.tensor([[0.0], [2.0]])
@@ -317,7 +323,8 @@ def quantile_distillation_loss(
     Raises:
         TypeError / ValueError: non-float or non-finite scores, shape mismatch, bad ``taus``.
 
-    Reference: patent FIG. 4 / FIG. 5 with pointwise targets; FORMULAS §6.
+    Reference: US 2023/0252281 FIG. 4 / FIG. 5 with pointwise targets;
+    docs/formulas.md#quantile-heads.
 
     Example:
         >>> quantile_distillation_loss(torch.tensor([[0.0, 0.0]]), torch.tensor([1.0]),
@@ -348,7 +355,7 @@ def pair_agreement(
     """Share of pairs whose difference is within ``threshold`` of the teacher's.
 
     ``mean over pairs of [|Δ_teacher − Δ_student| ≤ threshold]`` — the stopping check of
-    patent claim 1 (train until enough pairs agree). 1.0 when there are no pairs.
+    US 2023/0252281 claim 1 (train until enough pairs agree). 1.0 when there are no pairs.
 
     Args:
         student_scores, teacher_scores: ``(N,)`` logits.
@@ -362,7 +369,7 @@ def pair_agreement(
     Raises:
         TypeError / ValueError: as in :func:`pairwise_distillation_loss`; negative threshold.
 
-    Reference: patent claim 1 (pairwise agreement threshold).
+    Reference: US 2023/0252281 claim 1 (pairwise agreement threshold).
 
     Example:
         >>> pair_agreement(torch.tensor([0.0, 1.0, 5.0]), torch.tensor([0.0, 1.0, 2.0]),

@@ -55,7 +55,7 @@ class RankingObjective:
         ValueError: no term enabled, unknown or negative weights, bad options, ``labels`` or
             ``teacher_scores`` / ``quantile_scores`` missing for a term that needs them.
 
-    Reference: FORMULAS §3 (weighted label + distillation terms) and §5 (pairwise terms).
+    Reference: docs/formulas.md#pairs (weighted label, pointwise and pairwise terms).
 
     Example:
         >>> objective = RankingObjective(label="pairwise_logistic", pairwise="absolute",

@@ -36,8 +36,8 @@ def sample_numbers(
     Raises:
         Nothing of its own: :func:`distill.ranking.pairs.make_pairs` validates the bound.
 
-    Reference: FORMULAS §5 (pairs inside a group); uniform k-subsets as the first k distinct
-    values of an i.i.d. sequence (sequential sampling without replacement).
+    Reference: docs/formulas.md#pairs (pairs inside a group); uniform k-subsets as the first k
+    distinct values of an i.i.d. sequence (sequential sampling without replacement).
 
     Example:
         >>> group, number = sample_numbers(torch.tensor([3, 1000]), 2)

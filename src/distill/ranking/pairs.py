@@ -1,4 +1,5 @@
-"""Pairs of items inside ragged groups, and the difference signals of a pair (FORMULAS §5).
+"""Pairs of items inside ragged groups, and the difference signals of a pair
+(docs/formulas.md#pairs).
 
 Input is flat: one row per item with a group id (a query, or a set of items recommended
 together). Pairs are enumerated without a Python loop over groups, in O(number of pairs) memory:
@@ -245,7 +246,7 @@ def make_pairs(
     max_pairs_per_group: int | None = None,
     generator: torch.Generator | None = None,
 ) -> Pairs:
-    """Enumerate item pairs inside each group (FORMULAS §5).
+    """Enumerate item pairs inside each group (docs/formulas.md#pairs).
 
     ``all``: every unordered pair ``(i, j)`` with i before j in the group (input order).
     ``unequal``: only pairs whose labels differ, ordered so that ``labels[i] > labels[j]``.
@@ -271,7 +272,7 @@ def make_pairs(
         ValueError: shapes differ, NaN labels, ``labels`` missing for ``"unequal"``, or a bad
             option.
 
-    Reference: FORMULAS §5 (pairs inside a query or a set of items recommended together).
+    Reference: docs/formulas.md#pairs (pairs inside a query or a set of items recommended together).
 
     Example:
         >>> make_pairs(torch.tensor([7, 7, 3, 7])).i
@@ -337,7 +338,7 @@ def difference(
     signal: Signal = "logit",
     absolute: bool = False,
 ) -> torch.Tensor:
-    """Difference signal of each pair ``(i, j)`` (FORMULAS §5).
+    """Difference signal of each pair ``(i, j)`` (docs/formulas.md#pairs).
 
     ``logit``: ``s_i − s_j``; ``prob``: ``σ(s_i) − σ(s_j)``; ``pair_prob``: ``σ(s_i − s_j)``
     (= ``p_i(1−p_j) / (p_i(1−p_j) + p_j(1−p_i))``, the probability that i is better);
@@ -356,7 +357,7 @@ def difference(
         TypeError: ``scores`` not floating point; ``i`` or ``j`` not an integer tensor.
         ValueError: unknown ``signal``; ``i`` and ``j`` of different shapes.
 
-    Reference: patent Eqs. 3, 5–8 (logit, probability and pair-probability differences).
+    Reference: US 2023/0252281 Eqs. 3, 5–8 (logit, probability and pair-probability differences).
 
     Example:
         >>> difference(torch.tensor([0.0, 2.0]), torch.tensor([1]), torch.tensor([0]))

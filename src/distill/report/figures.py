@@ -134,7 +134,8 @@ def plot_soft_targets(
         A Figure with E panels.
     Raises:
         ValueError: logits not 2-D, or ``class_names`` of the wrong length.
-    Reference: Hinton et al. 2015 (FORMULAS §1–2).
+    Reference: Hinton et al. 2015 (docs/formulas.md#temperature,
+    docs/formulas.md#classification-kd).
     Example: ``plot_soft_targets(teacher(x[:3]), temperatures=(1, 4, 20))``
     """
     if teacher_logits.ndim != 2:
@@ -246,7 +247,7 @@ def plot_pair_scatter(
     title: str = "pair differences",
     max_points: int = 5000,
 ) -> Figure:
-    """Scatter of teacher vs student pair differences Δ (FORMULAS §5), with the line y = x.
+    """Scatter of teacher vs student pair differences Δ (docs/formulas.md#pairs), line y = x.
 
     Args:
         teacher_diff, student_diff: ``(P,)`` pair differences of the same pairs.

@@ -1,6 +1,7 @@
 """Cached teacher scores: Parquet shards with a fingerprint, served by example id.
 
-Offline distillation then costs no teacher forward passes (patent ¶0043, "stored predictions").
+Offline distillation then costs no teacher forward passes (US 2023/0252281 ¶0043, "stored
+predictions").
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def score(
         TypeError: a teacher without ``fingerprint()``.
         ValueError: bad ``batch_size``/``rank``/``world_size``.
 
-    Reference: patent ¶0043 ("stored predictions"); issue 4 ("cached scores").
+    Reference: US 2023/0252281 ¶0043 ("stored predictions"); docs/teachers.md.
 
     Example:
         >>> score(ModuleTeacher(model), ds, "runs/demo/scores")  # doctest: +SKIP
@@ -160,7 +161,7 @@ class CachedScores:
         StaleCacheError: dataset hash, row count or teacher hash differ.
         ValueError: shards of different runs or missing shards.
 
-    Reference: patent ¶0043 ("stored predictions").
+    Reference: US 2023/0252281 ¶0043 ("stored predictions").
 
     Example:
         >>> cached = CachedScores("runs/demo/scores", ds)  # doctest: +SKIP

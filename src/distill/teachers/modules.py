@@ -58,7 +58,8 @@ class ModuleTeacher:
     Args:
         module: maps a features batch ``(N, D)`` (or ids ``(N, F)``) to logits.
 
-    Reference: DESIGN "Safe loading"; patent ¶0043 (a trained teacher's predictions as labels).
+    Reference: docs/guarantees.md; US 2023/0252281 ¶0043 (a trained teacher's predictions as
+    labels).
 
     Example:
         >>> teacher = ModuleTeacher(nn.Linear(4, 3))
@@ -118,7 +119,8 @@ def load_teacher(
             with weights that do not fit it, an unknown file type.
         TypeError: a pickle that does not hold an ``nn.Module``.
 
-    Reference: DESIGN convention 10 (safetensors / ``weights_only``; pickles only with --trust).
+    Reference: docs/guarantees.md (safetensors / ``weights_only``; pickles only with
+    ``trust``).
 
     Example:
         >>> teacher = load_teacher("runs/demo/teacher")  # doctest: +SKIP
@@ -159,7 +161,7 @@ def _load_safetensors(path: Path, spec: dict[str, Any] | None) -> nn.Module:
 
 
 class EnsembleTeacher:
-    """Average K teachers' distributions (FORMULAS §2) and return them as logits.
+    """Average K teachers' distributions, returned as logits (docs/formulas.md#classification-kd).
 
     Returns ``T · log p̄`` (binary: ``T · logit p̄``), so that ``softmax_t(·, T)``
     (``sigmoid_t(·, T)``) gives the ensemble distribution back:

@@ -1,4 +1,5 @@
-"""Joint teacher/student training with static warm-up, then dynamic distillation (FORMULAS §3)."""
+"""Joint teacher/student training with static warm-up, then dynamic distillation
+(docs/formulas.md#binary-kd)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ class JointObjective(Objective):
     Raises:
         ValueError / TypeError: out-of-range arguments.
 
-    Reference: Zhou et al. 2018, "Rocket Launching"; the joint-model seed (FORMULAS §3).
+    Reference: Zhou et al. 2018, "Rocket Launching"; docs/formulas.md#binary-kd.
 
     Example:
         >>> objective = JointObjective(soft_weight=0.5, temperature=2.0, warmup_steps=100)

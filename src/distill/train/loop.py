@@ -102,7 +102,7 @@ def fit(
         ValueError: a teacher-based objective without ``teacher``; ``resume``, checkpoints or
             TensorBoard without ``run_dir``; pair-agreement stopping without ``valid``/teacher.
 
-    Reference: DESIGN.md convention 9; Loshchilov & Hutter 2019 (AdamW).
+    Reference: Loshchilov & Hutter 2019 (AdamW); docs/guarantees.md (resume, checkpoints).
 
     Example:
         >>> result = fit(MLP(4, out_features=3), train, objective=Objective([LabelsTerm("ce")]),

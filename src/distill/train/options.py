@@ -36,7 +36,7 @@ class TrainOptions:
         patience: stop after this many evaluations without improvement; ``None``: never.
         min_delta: smallest improvement that resets ``patience``.
         stop_pair_agreement: stop once this share of the validation pairs agree with the
-            teacher (patent claim 1's stopping rule); needs grouped data and a teacher.
+            teacher (US 2023/0252281 claim 1's stopping rule); needs grouped data and a teacher.
         pair_agreement_threshold: a pair agrees when ``|Δ_teacher − Δ_student|`` (logits) is
             at most this (``distill.ranking.pair_agreement``).
         checkpoint_every: write ``last.pt`` every N steps (and at the end); ``None``: only at

@@ -167,7 +167,7 @@ class PairwiseTerm:
 
 @dataclass
 class QuantileHeadsTerm:
-    """Quantile heads (patent FIG. 4/5): pinball(τ_k) on K extra heads against the teacher.
+    """Quantile heads (US 2023/0252281 FIG. 4/5): pinball(τ_k) on K extra heads against the teacher.
 
     ``pairs=None``: each head's score against the teacher's score
     (``distill.ranking.quantile_distillation_loss``); else each head's pair differences against
