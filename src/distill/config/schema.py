@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from distill._validation import check_number
+from distill._validation import _interval, check_number
 
 Track = Literal["classification", "ranking", "ctr"]
 DEFAULT_METRIC = {"classification": "accuracy", "ranking": "ndcg@10", "ctr": "auc"}
@@ -25,6 +25,7 @@ def _in_interval(low=None, high=None, *, low_open=False, high_open=False):
         except (TypeError, ValueError) as error:
             raise ValueError(str(error).removeprefix("`value` ")) from None
 
+    check.interval = _interval(low, high, low_open, high_open)  # shown in docs/config.md
     return AfterValidator(check)
 
 
@@ -170,7 +171,7 @@ class KDTerm(_Section):
 
 
 class BinaryKDTerm(_Section):
-    """Binary/CTR KD E(x|T) (docs/formulas.md, "Binary KD"); ``soft_weight`` is W.
+    """Binary/CTR KD E(x|T) (docs/formulas.md#binary-kd); ``soft_weight`` is W.
 
     ``W·H(σ(v/T), σ(z)) + (1 − W)·H(y, σ(z))``; ``weight`` is the term's weight in the sum.
     """
