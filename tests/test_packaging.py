@@ -14,7 +14,7 @@ import pytest
 import tomllib
 
 import distill
-from distill._extras import EXTRAS
+from distill._extras import EXTRAS, require
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
@@ -144,3 +144,18 @@ def test_a_fresh_venv_with_the_core_alone_runs_a_loss_fit_and_the_readme_loop(tm
     assert "LOADED []" in result.stdout
     readme = _run(_readme_own_loop_example(), python=python, env_path=False)
     assert readme.returncode == 0, readme.stderr
+
+
+def test_require_imports_or_names_the_extra():
+    import json as json_module
+
+    assert require("json", extra="cli") is json_module
+    with pytest.raises(ModuleNotFoundError, match=r"needs `no_such_lib`.*'distill\[data\]'"):
+        require("no_such_lib.sub", extra="data")
+
+
+def test_lazy_names_load_on_first_use_and_unknown_names_raise():
+    assert distill.RunConfig.__name__ == "RunConfig"
+    assert "RunConfig" in dir(distill)
+    with pytest.raises(AttributeError, match="module 'distill' has no attribute 'nope'"):
+        _ = distill.nope
