@@ -156,10 +156,11 @@ class FileTeacher:
     ) -> None:
         self.path = existing_file(path)
         self.columns = None if feature_columns is None else list(feature_columns)
+        self._sha256 = file_sha256(self.path)
 
     def fingerprint(self) -> str:
-        """SHA-256 of the model file's bytes: a changed file is a changed teacher."""
-        return file_sha256(self.path)
+        """SHA-256 of the model file's bytes (as loaded): a changed file is a changed teacher."""
+        return self._sha256
 
     def inputs(self, features: torch.Tensor, expected: int | None) -> torch.Tensor:
         """The model's columns of a dense feature batch, checked against its feature count.

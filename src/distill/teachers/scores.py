@@ -184,6 +184,7 @@ class ScoresFileTeacher(_StoredScores):
     ) -> None:
         self.path = existing_file(path)
         self.key, self.names = key, score_columns(column, columns)
+        self._sha256 = file_sha256(self.path)
         table = _read_scores_table(self.path)
         missing = [name for name in [key, *self.names] if name not in table.column_names]
         if missing:
@@ -211,8 +212,8 @@ class ScoresFileTeacher(_StoredScores):
         return column.to_numpy(zero_copy_only=False).astype(np.float32)
 
     def fingerprint(self) -> str:
-        """SHA-256 of the file's bytes together with the key and score column names."""
-        settings = json.dumps([file_sha256(self.path), self.key, self.names])
+        """SHA-256 of the file's bytes (as read) with the key and score column names."""
+        settings = json.dumps([self._sha256, self.key, self.names])
         return hashlib.sha256(settings.encode()).hexdigest()
 
     def size(self) -> TeacherSize:
