@@ -84,8 +84,14 @@ class RunData:
 
 
 def load_run_data(cfg: RunConfig) -> RunData:
-    """Read the data, split it (groups whole) and pick the labeled rows, seeded by run.seed."""
+    """Read the data, split it (groups whole) and pick the labeled rows, seeded by run.seed.
+
+    A teacher's score columns (``teacher.column(s)``) are read as extras, not features.
+    """
     section = cfg.data
+    if cfg.teacher.score_columns:
+        extras = {"extras": cfg.teacher.score_columns}
+        section = section.model_copy(update={"options": section.options | extras})
     train, valid, test = _read_splits(section, cfg.run.seed)
     labeled, transfer = train, train
     if section.label_fraction < 1.0:
