@@ -2,6 +2,7 @@
 keyed by id, or in a column of the data's table; config checks and bad input (exit code 2)."""
 
 import json
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -12,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from distill.cli import app
-from distill.config import parse_config
+from distill.config import ConfigError, parse_config
 
 lightgbm = pytest.importorskip("lightgbm")
 runner = CliRunner()
@@ -138,3 +139,123 @@ def _ndcg10(scores, grades, sizes):
                 np.sum((2 ** g[np.argsort(-s, kind="stable")][:10] - 1) * discount) / ideal
             )
     return float(np.mean(values))
+
+
+def _table(folder, parts, scores, nan_row=None):
+    """Every row of the fold as one Parquet table with the teacher's logit as a column."""
+    x = np.concatenate([part[0] for part in parts.values()])
+    grades = np.concatenate([part[1] for part in parts.values()])
+    sizes = np.concatenate([part[2] for part in parts.values()])
+    columns = {f"f{j + 1}": x[:, j] for j in range(N_FEATURES)}
+    columns |= {"grade": grades, "query": np.repeat(np.arange(len(sizes)), sizes)}
+    columns["teacher_logit"] = scores.copy()
+    if nan_row is not None:
+        columns["teacher_logit"][nan_row] = np.nan
+    path = folder / ("table.parquet" if nan_row is None else "nan.parquet")
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+def _table_data(path):
+    features = ", ".join(f'"f{j + 1}"' for j in range(N_FEATURES))
+    return (
+        f'source = "table"\npath = "{path}"\n'
+        f'columns = {{ label = "grade", group = "query", features = [{features}] }}'
+    )
+
+
+def test_score_column_of_a_table_gives_the_lightgbm_teachers_students(letor):
+    folder, parts, scores = letor
+    data = _table_data(_table(folder, parts, scores))
+    column = _config(folder, data, 'kind = "scores"\ncolumn = "teacher_logit"', "column", ())
+    model = _config(folder, data, f'path = "{folder / "lambdarank.txt"}"', "table_lgbm", ())
+    for config in (column, model):
+        result = _run(config)
+        assert result.exit_code == 0, result.output
+    for name, value in _weights(folder, "column", "pairwise").items():
+        assert torch.equal(value, _weights(folder, "table_lgbm", "pairwise")[name]), name
+    column_row = _results(folder, "column")["teacher"]
+    assert column_row["metrics"] == _results(folder, "table_lgbm")["teacher"]["metrics"]
+    assert column_row["params"] == 0 and column_row["path"] == "column ['teacher_logit']"
+    assert not (folder / "runs" / "column" / "scores").exists()  # no scoring pass
+
+
+def _assert_refused(folder, config, name, message):
+    result = _run(config)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split()), result.output
+    assert not (folder / "runs" / name).exists()  # nothing written
+
+
+def test_bad_teachers_exit_2_before_anything_is_written(letor, tmp_path):
+    folder, parts, scores = letor
+    letor_data = f'source = "letor"\npath = "{folder}"'
+    model = folder / "lambdarank.txt"
+    cases = {
+        "wrong_kind": (f'kind = "xgboost"\npath = "{model}"', "kind = 'xgboost' expects an"),
+        "no_file": (f'path = "{tmp_path / "nope.txt"}"', "nope.txt: no such teacher file"),
+    }
+    short = tmp_path / "short.parquet"
+    pq.write_table(pa.table({"row": np.arange(10), "s": np.zeros(10, np.float32)}), short)
+    cases["short"] = (
+        f'kind = "scores"\npath = "{short}"\nkey = "row"\ncolumn = "s"',
+        f"expected {len(scores)} scores (one per row of the data",
+    )
+    narrow = tmp_path / "narrow.txt"
+    x, grades, sizes = parts["train.txt"]
+    lightgbm.train(
+        {"objective": "lambdarank", "verbose": -1, "num_threads": 1},
+        lightgbm.Dataset(x[:, :5], grades, group=sizes),
+        num_boost_round=2,
+    ).save_model(str(narrow))
+    cases["narrow"] = (
+        f'path = "{narrow}"',
+        "the LightGBM model expects 5 features, the data gives it 8",
+    )
+    for name, (teacher, message) in cases.items():
+        _assert_refused(folder, _config(folder, letor_data, teacher, name), name, message)
+    nan_data = _table_data(_table(folder, parts, scores, nan_row=7))
+    config = _config(folder, nan_data, 'column = "teacher_logit"', "nan", ())
+    _assert_refused(folder, config, "nan", "teacher score of row")
+
+
+@pytest.mark.parametrize(
+    ("teacher", "message"),
+    [
+        ({"kind": "scores"}, "needs exactly one of `column` or `columns`"),
+        ({"column": "a", "key": "id"}, "needs both `path` and `key`"),
+        ({"path": "m.txt", "column": "a"}, "needs both `path` and `key`"),
+        ({"path": "m.txt", "kind": "lightgbm", "key": "id"}, "apply to kind = 'scores' only"),
+        ({"kind": "onnx"}, "give `model` (a teacher to train), `path`"),
+        (
+            {"path": "m.onnx", "kind": "torchscript", "features": "1-3"},
+            "torchscript teacher reads what it is given; choosing `features`",
+        ),
+        ({"kind": "gbdt", "path": "m"}, "teacher.kind: input should be 'distill'"),
+    ],
+)
+def test_teacher_section_validation(teacher, message):
+    raw = {
+        "run": {"name": "t", "track": "ranking"},
+        "data": {"source": "table", "path": "t.csv", "columns": {"label": "y"}},
+        "teacher": teacher,
+        "student": {"model": {"name": "MLP"}},
+        "variants": [{"name": "p", "objective": {"pairwise": {}}}],
+    }
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(raw)
+
+
+def test_score_column_needs_a_table_source():
+    raw = {
+        "run": {"name": "t", "track": "ranking"},
+        "data": {"source": "letor", "path": "rank.train"},
+        "teacher": {"column": "logit"},
+        "student": {"model": {"name": "MLP"}},
+        "variants": [{"name": "p", "objective": {"pairwise": {}}}],
+    }
+    with pytest.raises(ConfigError, match="need data.source = 'table', got 'letor'"):
+        parse_config(raw)
+    raw["data"] = {"source": "table", "path": "t.csv", "columns": {"label": "y"}}
+    cfg = parse_config(raw)
+    assert cfg.teacher.source_kind == "scores" and cfg.teacher.score_columns == ["logit"]

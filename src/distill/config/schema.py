@@ -174,7 +174,10 @@ class TeacherSection(_Section):
         if self.source_kind != "scores" and (self.column or self.columns or self.key):
             raise ValueError("`column`, `columns` and `key` apply to kind = 'scores' only")
         if self.features is not None and self.source_kind not in FEATURE_KINDS:
-            raise ValueError(f"`features` applies to kinds {list(FEATURE_KINDS)}")
+            raise ValueError(
+                f"a {self.source_kind} teacher reads what it is given; choosing `features` "
+                "applies to kinds lightgbm, xgboost, catboost and onnx"
+            )
         return self
 
     def _check_scores(self) -> None:
