@@ -3,6 +3,8 @@ keyed by id, or in a column of the data's table; config checks and bad input (ex
 
 import json
 import re
+import runpy
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -17,50 +19,18 @@ from distill.config import ConfigError, parse_config
 
 lightgbm = pytest.importorskip("lightgbm")
 runner = CliRunner()
-N_FEATURES = 8
-LETOR_FILES = {"train.txt": (240, 0), "vali.txt": (40, 1), "test.txt": (80, 2)}
-
-
-def _queries(n_queries, seed):
-    """Queries of 6-14 documents; grades 0-4 from a nonlinear function of the features."""
-    rng = np.random.default_rng(seed)
-    sizes = rng.integers(6, 15, n_queries)
-    x = rng.normal(size=(sizes.sum(), N_FEATURES)).astype(np.float32)
-    latent = x[:, 0] + np.sin(2 * x[:, 1]) + x[:, 2] * x[:, 3] - 0.5 * np.abs(x[:, 4])
-    noisy = latent + 0.3 * rng.normal(size=len(x))
-    grades = np.digitize(noisy, np.quantile(noisy, [0.5, 0.75, 0.9, 0.97])).astype(np.float32)
-    return x, grades, sizes
-
-
-def _write_letor(path, x, grades, sizes):
-    """SVMlight rows without qid plus LightGBM's ``<file>.query`` group sizes."""
-    lines = (
-        f"{int(g)} " + " ".join(f"{j + 1}:{float(v)!r}" for j, v in enumerate(row))
-        for row, g in zip(x, grades, strict=True)
-    )
-    path.write_text("\n".join(lines) + "\n")
-    path.with_name(path.name + ".query").write_text("\n".join(map(str, sizes)) + "\n")
+EXAMPLES = Path(__file__).parents[1] / "examples"
 
 
 @pytest.fixture(scope="module")
 def letor(tmp_path_factory):
-    """A LETOR fold in LightGBM's layout, a lambdarank model trained on train.txt only, and
-    its raw scores of every row (ids numbered across train, vali, test) in a scores file."""
-    folder = tmp_path_factory.mktemp("letor")
-    parts = {name: _queries(n, seed) for name, (n, seed) in LETOR_FILES.items()}
-    for name, part in parts.items():
-        _write_letor(folder / name, *part)
-    x, grades, sizes = parts["train.txt"]
-    booster = lightgbm.train(
-        {"objective": "lambdarank", "num_leaves": 15, "verbose": -1, "num_threads": 1},
-        lightgbm.Dataset(x, grades, group=sizes),
-        num_boost_round=60,
-    )
-    booster.save_model(str(folder / "lambdarank.txt"))
-    all_x = np.concatenate([part[0] for part in parts.values()])
-    scores = booster.predict(all_x.astype(np.float64), raw_score=True).astype(np.float32)
-    table = {"row": np.arange(len(all_x)), "lambdarank": scores}
-    pq.write_table(pa.table(table), folder / "scores.parquet")
+    """The files of examples/teacher_lightgbm.py: a LETOR fold in LightGBM's layout, a
+    lambdarank model trained on train.txt only, its raw scores in a file keyed by row and in
+    a table column, and an ONNX ranker."""
+    example = runpy.run_path(str(EXAMPLES / "teacher_lightgbm.py"))
+    folder = example["main"](str(tmp_path_factory.mktemp("rank")))
+    parts = {name: example["queries"](*spec) for name, spec in example["FILES"].items()}
+    scores = pq.read_table(folder / "scores.parquet")["lambdarank"].to_numpy()
     return folder, parts, scores
 
 
@@ -80,9 +50,8 @@ def _config(folder, data, teacher, name, variants=("labels", "pairwise")):
     return path
 
 
-def _run(config):
-    result = runner.invoke(app, ["run", str(config), "--no-report"])
-    return result
+def _run(config, *, report=False):
+    return runner.invoke(app, ["run", str(config), "--report" if report else "--no-report"])
 
 
 def _results(folder, name):
@@ -126,6 +95,18 @@ def test_lightgbm_teacher_and_its_scores_train_the_same_better_students(letor):
     assert _results(folder, "scores_file")["teacher"]["metrics"] == teacher["metrics"]
 
 
+def test_onnx_teacher_run_reports_its_real_size(letor):
+    folder, _, _ = letor
+    teacher = f'path = "{folder / "teacher.onnx"}"'
+    config = _config(folder, f'source = "letor"\npath = "{folder}"', teacher, "onnx", ())
+    result = _run(config)
+    assert result.exit_code == 0, result.output
+    row = _results(folder, "onnx")["teacher"]
+    assert row["params"] == 8 * 64 + 64 + 64 + 1  # the exported MLP's weights
+    assert row["size_bytes"] == (folder / "teacher.onnx").stat().st_size
+    assert "trees" not in row
+
+
 def _ndcg10(scores, grades, sizes):
     """NDCG@10 with gains 2^g − 1 and log2 discounts, one query at a time."""
     values, start = [], 0
@@ -141,23 +122,18 @@ def _ndcg10(scores, grades, sizes):
     return float(np.mean(values))
 
 
-def _table(folder, parts, scores, nan_row=None):
-    """Every row of the fold as one Parquet table with the teacher's logit as a column."""
-    x = np.concatenate([part[0] for part in parts.values()])
-    grades = np.concatenate([part[1] for part in parts.values()])
-    sizes = np.concatenate([part[2] for part in parts.values()])
-    columns = {f"f{j + 1}": x[:, j] for j in range(N_FEATURES)}
-    columns |= {"grade": grades, "query": np.repeat(np.arange(len(sizes)), sizes)}
-    columns["teacher_logit"] = scores.copy()
-    if nan_row is not None:
-        columns["teacher_logit"][nan_row] = np.nan
-    path = folder / ("table.parquet" if nan_row is None else "nan.parquet")
-    pq.write_table(pa.table(columns), path)
-    return path
+def _nan_table(folder, row):
+    """The example's table with the teacher's logit of one row set to NaN."""
+    table = pq.read_table(folder / "table.parquet")
+    logits = table["teacher_logit"].to_numpy().copy()
+    logits[row] = np.nan
+    index = table.column_names.index("teacher_logit")
+    pq.write_table(table.set_column(index, "teacher_logit", pa.array(logits)), folder / "nan.pq")
+    return folder / "nan.pq"
 
 
 def _table_data(path):
-    features = ", ".join(f'"f{j + 1}"' for j in range(N_FEATURES))
+    features = ", ".join(f'"f{j + 1}"' for j in range(8))
     return (
         f'source = "table"\npath = "{path}"\n'
         f'columns = {{ label = "grade", group = "query", features = [{features}] }}'
@@ -165,13 +141,14 @@ def _table_data(path):
 
 
 def test_score_column_of_a_table_gives_the_lightgbm_teachers_students(letor):
-    folder, parts, scores = letor
-    data = _table_data(_table(folder, parts, scores))
+    folder, _, _ = letor
+    data = _table_data(folder / "table.parquet")
     column = _config(folder, data, 'kind = "scores"\ncolumn = "teacher_logit"', "column", ())
     model = _config(folder, data, f'path = "{folder / "lambdarank.txt"}"', "table_lgbm", ())
     for config in (column, model):
-        result = _run(config)
+        result = _run(config, report=config == column)  # the report plots the column's scores
         assert result.exit_code == 0, result.output
+    assert (folder / "runs" / "column" / "report.html").is_file()
     for name, value in _weights(folder, "column", "pairwise").items():
         assert torch.equal(value, _weights(folder, "table_lgbm", "pairwise")[name]), name
     column_row = _results(folder, "column")["teacher"]
@@ -214,7 +191,7 @@ def test_bad_teachers_exit_2_before_anything_is_written(letor, tmp_path):
     )
     for name, (teacher, message) in cases.items():
         _assert_refused(folder, _config(folder, letor_data, teacher, name), name, message)
-    nan_data = _table_data(_table(folder, parts, scores, nan_row=7))
+    nan_data = _table_data(_nan_table(folder, 7))
     config = _config(folder, nan_data, 'column = "teacher_logit"', "nan", ())
     _assert_refused(folder, config, "nan", "teacher score of row")
 
