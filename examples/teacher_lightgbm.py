@@ -7,8 +7,9 @@ Writes, into FOLDER (default ``data/rank``):
 - ``lambdarank.txt``: a LightGBM lambdarank model trained on ``train.txt`` only (the teacher);
 - ``scores.parquet``: that model's raw scores of every row, keyed by ``row`` (rows numbered
   across train, vali and test): the teacher as a scores file;
-- ``table.parquet``: every row as a table with the score as a ``teacher_logit`` column: the
-  teacher as a logged column, as ads and search pipelines keep it;
+- ``table.parquet``: the rows of vali.txt and test.txt (which the teacher never saw) as one
+  table with the score as a ``teacher_logit`` column: the teacher as a logged column, as ads
+  and search pipelines keep it;
 - ``teacher.onnx``: a small torch ranker trained on ``train.txt``, exported to ONNX.
 
 Then: ``distill run examples/teacher_lightgbm.toml`` (and ``teacher_scores.toml``,
@@ -53,7 +54,7 @@ def write_letor(path: Path, x: np.ndarray, grades: np.ndarray, sizes: np.ndarray
 
 
 def write_table(path: Path, parts: dict, scores: np.ndarray) -> None:
-    """Every row as one Parquet table: f1..f8, grade, query and the teacher's logit."""
+    """The given parts as one Parquet table: f1..f8, grade, query and the teacher's logit."""
     x, grades, sizes = (np.concatenate([part[i] for part in parts.values()]) for i in range(3))
     columns = {f"f{j + 1}": x[:, j] for j in range(N_FEATURES)}
     columns |= {"grade": grades, "query": np.repeat(np.arange(len(sizes)), sizes)}
@@ -105,7 +106,9 @@ def main(folder: str = "data/rank", *, onnx: bool = True) -> Path:
     parts = {name: queries(n, seed) for name, (n, seed) in FILES.items()}
     for name, part in parts.items():
         write_letor(out / name, *part)
-    write_table(out / "table.parquet", parts, lambdarank(out, parts))
+    scores = lambdarank(out, parts)
+    unseen = {name: part for name, part in parts.items() if name != "train.txt"}
+    write_table(out / "table.parquet", unseen, scores[len(parts["train.txt"][0]) :])
     if onnx:
         onnx_ranker(out, parts)
     print(f"wrote the LETOR fold, lambdarank.txt, scores.parquet, table.parquet into {out}")
