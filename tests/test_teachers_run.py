@@ -236,3 +236,40 @@ def test_score_column_needs_a_table_source():
     raw["data"] = {"source": "table", "path": "t.csv", "columns": {"label": "y"}}
     cfg = parse_config(raw)
     assert cfg.teacher.source_kind == "scores" and cfg.teacher.score_columns == ["logit"]
+
+
+def test_score_cache_notices_a_changed_teacher_file(letor, tmp_path):
+    folder, parts, _ = letor
+    model = tmp_path / "model.txt"
+    model.write_bytes((folder / "lambdarank.txt").read_bytes())
+    data = f'source = "letor"\npath = "{folder}"'
+    config = _config(tmp_path, data, f'path = "{model}"', "steps", ())
+    for command in ("teacher", "score", "student"):
+        result = runner.invoke(app, [command, str(config)])
+        assert result.exit_code == 0, result.output
+    x, grades, sizes = parts["train.txt"]
+    lightgbm.train(
+        {"objective": "lambdarank", "verbose": -1, "num_threads": 1},
+        lightgbm.Dataset(x, grades, group=sizes),
+        num_boost_round=3,
+    ).save_model(str(model))
+    result = runner.invoke(app, ["student", str(config)])
+    assert result.exit_code == 2, result.output
+    assert "stale cache" in result.output and "run `distill score` again" in result.output
+    assert runner.invoke(app, ["score", str(config)]).exit_code == 0
+    assert runner.invoke(app, ["student", str(config)]).exit_code == 0
+
+
+def test_missing_library_is_a_config_error(letor, monkeypatch):
+    import sys
+
+    folder, _, _ = letor
+    monkeypatch.setitem(sys.modules, "lightgbm", None)  # as if not installed
+    config = _config(
+        folder,
+        f'source = "letor"\npath = "{folder}"',
+        f'path = "{folder / "lambdarank.txt"}"',
+        "nolib",
+        (),
+    )
+    _assert_refused(folder, config, "nolib", "pip install 'distill[gbdt]'")
