@@ -145,12 +145,15 @@ def test_score_column_of_a_table_gives_the_lightgbm_teachers_students(letor):
     data = _table_data(folder / "table.parquet")
     column = _config(folder, data, 'kind = "scores"\ncolumn = "teacher_logit"', "column", ())
     model = _config(folder, data, f'path = "{folder / "lambdarank.txt"}"', "table_lgbm", ())
-    for config in (column, model):
+    online = _config(folder, data, f'path = "{folder / "lambdarank.txt"}"', "online", ())
+    online.write_text(online.read_text().replace("[train]\n", '[train]\nteacher_mode = "online"\n'))
+    for config in (column, model, online):
         result = _run(config, report=config == column)  # the report plots the column's scores
         assert result.exit_code == 0, result.output
     assert (folder / "runs" / "column" / "report.html").is_file()
     for name, value in _weights(folder, "column", "pairwise").items():
         assert torch.equal(value, _weights(folder, "table_lgbm", "pairwise")[name]), name
+        assert torch.equal(value, _weights(folder, "online", "pairwise")[name]), name
     column_row = _results(folder, "column")["teacher"]
     assert column_row["metrics"] == _results(folder, "table_lgbm")["teacher"]["metrics"]
     assert column_row["params"] == 0 and column_row["path"] == "column ['teacher_logit']"

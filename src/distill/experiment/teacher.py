@@ -70,7 +70,7 @@ def teacher_source(cfg: RunConfig, data: RunData) -> Any:
         return given_teacher(cfg, data)
     given = None if is_module_teacher(cfg) else given_teacher(cfg, data)
     if cfg.train.teacher_mode == "online":
-        return given or teachers.ModuleTeacher(saved_teacher(cfg))
+        return given if given is not None else teachers.ModuleTeacher(saved_teacher(cfg))
     path = cfg.run.directory / SCORES_DIR
     if not path.is_dir():
         raise ConfigError([f"no teacher scores in {path}; run `distill score` first"])

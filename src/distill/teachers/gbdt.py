@@ -188,7 +188,7 @@ class CatBoostTeacher(_TreeTeacher):
         return len(self.model.feature_names_)
 
     def _margins(self, matrix: np.ndarray) -> np.ndarray:
-        return self.model.predict(matrix, prediction_type="RawFormulaVal", thread_count=1)
+        return self.model.predict(matrix, prediction_type="RawFormulaVal")
 
     def _counts(self) -> tuple[int, int, int]:
         leaves = int(np.sum(self.model.get_tree_leaf_counts()))
