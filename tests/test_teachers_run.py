@@ -276,3 +276,37 @@ def test_missing_library_is_a_config_error(letor, monkeypatch):
         (),
     )
     _assert_refused(folder, config, "nolib", "pip install 'distill[gbdt]'")
+
+
+def test_multiclass_lightgbm_teacher_row_matches_its_own_predictions(tmp_path):
+    import torch.nn.functional as F
+
+    from distill.config import load_config
+    from distill.experiment.setup import load_run_data
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 5)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] + x[:, 2] > 0.5).astype(np.int64)
+    columns = {f"f{j}": x[:, j] for j in range(5)} | {"y": y}
+    pq.write_table(pa.table(columns), tmp_path / "t.parquet")
+    booster = lightgbm.train(
+        {"objective": "multiclass", "num_class": 3, "verbose": -1, "num_threads": 1},
+        lightgbm.Dataset(x[:300], y[:300]),
+        num_boost_round=20,
+    )
+    booster.save_model(str(tmp_path / "m.txt"))
+    data = f'source = "table"\npath = "{tmp_path / "t.parquet"}"\ncolumns = {{ label = "y" }}'
+    config = _config(tmp_path, data, f'path = "{tmp_path / "m.txt"}"', "multi", ())
+    text = config.read_text().replace('track = "ranking"', 'track = "classification"')
+    text = text.replace("[variants.objective.pairwise]", "[variants.objective.kd]")
+    config.write_text(text.replace("groups_per_batch = 16", "batch_size = 64"))
+    result = _run(config)
+    assert result.exit_code == 0, result.output
+    row = _results(tmp_path, "multi")["teacher"]
+    test = load_run_data(load_config(config)).test  # the run's own test rows
+    margins = torch.from_numpy(booster.predict(test.features.double().numpy(), raw_score=True))
+    labels = test.labels
+    accuracy = (margins.argmax(1) == labels).double().mean().item()
+    assert row["metrics"]["accuracy"] == pytest.approx(accuracy, abs=1e-9)
+    assert row["metrics"]["nll"] == pytest.approx(F.cross_entropy(margins, labels).item(), abs=1e-5)
+    assert row["trees"] == 60
