@@ -84,7 +84,13 @@ def test_catboost_teacher_returns_raw_formula_values(tmp_path, classes):
     x, y = _data(classes=classes)
     loss = "Logloss" if classes == 2 else "MultiClass"
     model = catboost.CatBoostClassifier(
-        iterations=5, depth=3, loss_function=loss, verbose=0, thread_count=1, random_seed=0
+        iterations=5,
+        depth=3,
+        loss_function=loss,
+        verbose=0,
+        thread_count=1,
+        random_seed=0,
+        allow_writing_files=False,
     ).fit(x, y)
     path = tmp_path / "model.cbm"
     model.save_model(str(path))
