@@ -171,5 +171,6 @@ def test_missing_library_names_the_pip_line(tmp_path, monkeypatch):
 
     _lightgbm(tmp_path / "model.txt")
     monkeypatch.setitem(sys.modules, "lightgbm", None)  # import fails as if not installed
-    with pytest.raises(ImportError, match=r"needs lightgbm.*pip install 'distill\[gbdt\]'"):
+    message = r"needs `lightgbm`, not installed: pip install 'distill\[gbdt\]'"
+    with pytest.raises(ImportError, match=message):
         load_teacher(tmp_path / "model.txt")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,10 +11,11 @@ from types import ModuleType
 
 import torch
 
+from distill._extras import require
 from distill._validation import value_range
 
 CHUNK_BYTES = 1 << 20
-EXTRA_OF = {"lightgbm": "gbdt", "xgboost": "gbdt", "catboost": "gbdt", "onnxruntime": "onnx"}
+EXTRA_OF = {"lightgbm": "gbdt", "xgboost": "gbdt", "catboost": "gbdt", "onnxruntime": "export"}
 
 
 @dataclass(frozen=True)
@@ -63,18 +63,12 @@ def bytes_on_disk(path: Path) -> int:
 
 
 def import_extra(name: str) -> ModuleType:
-    """Import an optional library, or say which ``pip install`` line brings it.
+    """Import a teacher's optional library, or say which ``pip install`` line brings it.
 
     Raises:
-        ImportError: the library is not installed.
+        ModuleNotFoundError: the library is not installed (the extra's pip line named).
     """
-    try:
-        return importlib.import_module(name)
-    except ImportError as error:
-        extra = EXTRA_OF[name]
-        raise ImportError(
-            f"this teacher needs {name}, which is not installed: pip install 'distill[{extra}]'"
-        ) from error
+    return require(name, extra=EXTRA_OF[name])
 
 
 def existing_file(path: str | os.PathLike) -> Path:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from distill._extras import require
 from distill.teachers._common import (
     FileTeacher,
     TeacherSize,
@@ -40,7 +41,7 @@ class OnnxTeacher(FileTeacher):
         feature_columns: 0-based feature columns the model reads (default: every column).
 
     Raises:
-        ImportError: onnxruntime is missing (``pip install 'distill[onnx]'``).
+        ImportError: onnxruntime is missing (``pip install 'distill[export]'``).
         ValueError: the file is not an ONNX model; a feature count other than the model's.
 
     Reference: docs/teachers.md; https://onnxruntime.ai.
@@ -87,8 +88,7 @@ class OnnxTeacher(FileTeacher):
 
     def size(self) -> TeacherSize:
         """Parameters (elements of the graph's initializers) and bytes on disk."""
-        import onnx
-
+        onnx = require("onnx", extra="export")
         graph = onnx.load(str(self.path), load_external_data=False).graph
         params = sum(int(np.prod(tensor.dims)) for tensor in graph.initializer)
         return TeacherSize(params=params, size_bytes=bytes_on_disk(self.path))

@@ -11,13 +11,12 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 import torch
 
+from distill._extras import require
 from distill.data.dataset import Dataset
 from distill.teachers._common import (
     IdIndex,
@@ -28,6 +27,9 @@ from distill.teachers._common import (
     file_sha256,
 )
 from distill.teachers.cache import fingerprint_tensors
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
@@ -196,7 +198,8 @@ class ScoresFileTeacher(_StoredScores):
         super().__init__(ids, logits, source=str(self.path), multi=columns is not None)
 
     def _key_ids(self, column: pa.ChunkedArray) -> torch.Tensor:
-        if not pa.types.is_integer(column.type) or column.null_count:
+        types = require("pyarrow", extra="data").types
+        if not types.is_integer(column.type) or column.null_count:
             raise ValueError(
                 f"{self.path}: key column {self.key!r} must hold integer ids without gaps, "
                 f"found type {column.type} with {column.null_count} missing"
@@ -204,8 +207,8 @@ class ScoresFileTeacher(_StoredScores):
         return torch.from_numpy(column.to_numpy().astype(np.int64))
 
     def _floats(self, table: pa.Table, name: str) -> np.ndarray:
-        column = table[name]
-        if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
+        column, types = table[name], require("pyarrow", extra="data").types
+        if not (types.is_floating(column.type) or types.is_integer(column.type)):
             raise ValueError(
                 f"{self.path}: score column {name!r} must be numeric, found {column.type}"
             )
@@ -226,9 +229,10 @@ class ScoresFileTeacher(_StoredScores):
 
 def _read_scores_table(path: Path) -> pa.Table:
     if path.suffix.lower() in PARQUET_SUFFIXES:
-        return pq.read_table(path)
+        return require("pyarrow.parquet", extra="data").read_table(path)
+    pa, csv = require("pyarrow", extra="data"), require("pyarrow.csv", extra="data")
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
-        return pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=delimiter))
+        return csv.read_csv(path, parse_options=csv.ParseOptions(delimiter=delimiter))
     except pa.ArrowInvalid as error:
         raise ValueError(f"{path}: not a readable scores table: {error}") from None
