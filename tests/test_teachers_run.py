@@ -197,6 +197,9 @@ def test_bad_teachers_exit_2_before_anything_is_written(letor, tmp_path):
     nan_data = _table_data(_nan_table(folder, 7))
     config = _config(folder, nan_data, 'column = "teacher_logit"', "nan", ())
     _assert_refused(folder, config, "nan", "teacher score of row")
+    table = _table_data(folder / "table.parquet")
+    config = _config(folder, table, 'column = "logged_score"', "no_column", ())
+    _assert_refused(folder, config, "no_column", "table.parquet: no column(s) ['logged_score']")
 
 
 @pytest.mark.parametrize(

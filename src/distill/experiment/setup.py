@@ -92,7 +92,12 @@ def load_run_data(cfg: RunConfig) -> RunData:
     if cfg.teacher.score_columns:
         extras = {"extras": cfg.teacher.score_columns}
         section = section.model_copy(update={"options": section.options | extras})
-    train, valid, test = _read_splits(section, cfg.run.seed)
+    try:
+        train, valid, test = _read_splits(section, cfg.run.seed)
+    except ConfigError:
+        raise
+    except ValueError as error:  # a reader's message names the file and what it found
+        raise ConfigError([f"data: {error}"]) from None
     labeled, transfer = train, train
     if section.label_fraction < 1.0:
         fraction = section.label_fraction
