@@ -3,6 +3,7 @@ sizes; LETOR and Criteo files written to tmp), and the step commands one at a ti
 
 import json
 import random
+import runpy
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,13 @@ def _example_overrides(name: str, tmp_path: Path) -> list[str]:
     if name == "criteo":
         _write_criteo(tmp_path / "train.txt")
         return [f"data.path='{tmp_path / 'train.txt'}'", "data.options={hash_buckets=64}"]
+    if name.startswith("teacher_"):  # files of examples/teacher_lightgbm.py
+        write = runpy.run_path(str(EXAMPLES / "teacher_lightgbm.py"))["main"]
+        rank = write(str(tmp_path / "rank"), onnx=name == "teacher_onnx")
+        data = {"teacher_scores": rank / "table.parquet"}.get(name, rank)
+        model = {"teacher_lightgbm": "lambdarank.txt", "teacher_onnx": "teacher.onnx"}
+        teacher = [f"teacher.path='{rank / model[name]}'"] if name in model else []
+        return [f"data.path='{data}'", *teacher]
     sizes = {"ranking": "{n_groups=30}", "ctr_joint": "{n_rows=1200}"}
     return [f"data.options={sizes[name]}"] if name in sizes else []
 

@@ -117,7 +117,10 @@ def test_unknown_penalty_and_missing_key():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda r: r["teacher"].update(path="t/"), "teacher: give exactly one of `path`"),
+        (
+            lambda r: r["teacher"].update(path="t/"),
+            "teacher: a teacher to train (`model`) takes no `path`",
+        ),
         (lambda r: r["variants"][1].update(objective={}), "objective: needs at least one term"),
         (lambda r: r["variants"][1].update(name="labels"), "variant names must be unique"),
         (lambda r: r["run"].update(baseline="nope"), "run.baseline: 'nope' is not a variant"),

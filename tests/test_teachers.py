@@ -104,9 +104,11 @@ def test_pickled_module_needs_trust(tmp_path):
     torch.save({"w": torch.ones(1)}, tmp_path / "dict.pt")
     with pytest.raises(TypeError, match="holds a dict, not an nn.Module"):
         load_teacher(tmp_path / "dict.pt", trust=True)
-    (tmp_path / "x.onnx").write_bytes(b"0")
+    (tmp_path / "x.bin").write_bytes(b"0")
+    with pytest.raises(ValueError, match="x.bin: cannot tell the teacher kind from the file"):
+        load_teacher(tmp_path / "x.bin")
     with pytest.raises(ValueError, match="a teacher is a model directory"):
-        load_teacher(tmp_path / "x.onnx")
+        load_teacher(tmp_path / "x.bin", kind="distill")
     with pytest.raises(FileNotFoundError, match="no such teacher"):
         load_teacher(tmp_path / "nothing")
 

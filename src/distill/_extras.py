@@ -21,6 +21,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "data": ("pyarrow", "sklearn", "scipy"),
     "report": ("matplotlib", "scipy"),
     "export": ("onnx", "onnxruntime", "onnxscript"),
+    "gbdt": ("lightgbm", "xgboost", "catboost"),
 }
 
 # Importable name → the distribution pip installs, where they differ.

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:  # pydantic loads when a command reads a config, not for --help
@@ -69,14 +70,14 @@ def guard() -> Iterator[None]:
             raise
         where = f"{error.source}: " if error.source else ""
         for line in error.lines:
-            error_console.print(f"[bold red]error:[/] {where}{line}", highlight=False)
+            error_console.print(f"[bold red]error:[/] {escape(where + line)}", highlight=False)
         error_console.print("Fix the config (or the --set value) and run again.")
         raise typer.Exit(EXIT_USAGE) from None
     except Exception as error:
         if STATE.debug:
             raise
         error_console.print(
-            f"[bold red]error:[/] {type(error).__name__}: {error} "
+            f"[bold red]error:[/] {type(error).__name__}: {escape(str(error))} "
             "(run with --debug for the traceback)",
             highlight=False,
         )

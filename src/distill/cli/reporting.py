@@ -13,9 +13,10 @@ from typing import Any
 
 import torch
 
-from distill import metrics, models, report
+from distill import metrics, models, report, teachers
 from distill.config import RunConfig
 from distill.experiment.setup import RunData, load_run_data
+from distill.experiment.teacher import given_teacher
 from distill.export import compression_table
 from distill.ranking import pairs
 from distill.train.evaluation import METRIC_FUNCTIONS, predict
@@ -36,14 +37,16 @@ def write_run_report(cfg: RunConfig, results: dict[str, Any], *, repeats: int = 
     results["compression"] = _compression_rows(saved, data, cfg.metric, repeats)
     (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     sections = report.run_sections(results, report.read_metrics(folder / "metrics.jsonl"))
-    sections += _track_sections(cfg.run.track, saved, data, results)
+    sections += _track_sections(cfg, saved, data, results)
     html, _ = report.write_report(folder, title=f"distill: {cfg.run.name}", sections=sections)
     return html
 
 
 def _saved_models(results: dict[str, Any]) -> dict[str, torch.nn.Module]:
+    """The run's saved modules (not a teacher file or score column the user gave)."""
     rows = [results["teacher"], *results["variants"]]
-    return {row["name"]: models.load(row["path"]) for row in rows}
+    saved = [row for row in rows if (Path(row["path"]) / "model.json").is_file()]
+    return {row["name"]: models.load(row["path"]) for row in saved}
 
 
 def _inputs(model: torch.nn.Module, data: RunData) -> tuple[torch.Tensor, ...]:
@@ -70,12 +73,19 @@ def _evaluator(metric: str, inputs, dataset):
     return evaluate
 
 
-def _scores(saved, data: RunData) -> dict[str, torch.Tensor]:
-    return {name: predict(model, data.view_for(model, data.test)) for name, model in saved.items()}
+def _scores(cfg: RunConfig, saved, data: RunData) -> dict[str, torch.Tensor]:
+    """Test scores of every model; a teacher that is not a module predicts through its source."""
+    scores = {
+        name: predict(model, data.view_for(model, data.test)) for name, model in saved.items()
+    }
+    if "teacher" not in scores:
+        scores["teacher"] = teachers.predict_dataset(given_teacher(cfg, data), data.test)
+    return scores
 
 
-def _track_sections(track: str, saved, data: RunData, results) -> list[report.Section]:
-    scores = _scores(saved, data)
+def _track_sections(cfg: RunConfig, saved, data: RunData, results) -> list[report.Section]:
+    track = cfg.run.track
+    scores = _scores(cfg, saved, data)
     labels = data.test.labels
     if track == "ranking":
         return _ranking_sections(scores, labels, data.test.groups, results)

@@ -133,19 +133,78 @@ class TrainSection(_Section):
     teacher_mode: Literal["offline", "online"] = "offline"
 
 
-class TeacherSection(_Section):
-    """The teacher: a saved model folder (``path``) or a model to train (``model``)."""
+FEATURE_KINDS = ("lightgbm", "xgboost", "catboost", "onnx", None)
+"""Teacher kinds that read a chosen set of feature columns (None: told from the file)."""
+TeacherKind = Literal["distill", "scores", "lightgbm", "xgboost", "catboost", "onnx", "torchscript"]
 
+
+class TeacherSection(_Section):
+    """The teacher: a model to train (``model``), or one the user already has.
+
+    ``kind`` (told from the file when left out): ``distill`` (a saved model folder, a
+    ``.safetensors`` file or, with ``trust``, a pickle), ``lightgbm``/``xgboost``/``catboost``
+    (raw margins), ``onnx``, ``torchscript`` (also ``torch.export`` ``.pt2``), or ``scores``:
+    logits stored in the data's table (``column``, or ``columns`` for C classes) or in a file
+    keyed by example id (``path`` + ``key`` + ``column``/``columns``). ``features``: the
+    columns a GBDT/ONNX teacher reads (default: all, whatever the student sees).
+    """
+
+    kind: TeacherKind | None = None
     path: str | None = None
     model: ModelSpec | None = None
     train: TrainSection = TrainSection()
     trust: bool = False
+    column: str | None = None
+    columns: Annotated[list[str], Field(min_length=1)] | None = None
+    key: str | None = None
+    features: str | list[str | int] | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> TeacherSection:
-        if (self.path is None) == (self.model is None):
-            raise ValueError("give exactly one of `path` (saved teacher) or `model` (to train)")
+        if self.model is not None:
+            if self.path is not None or self.kind not in (None, "distill"):
+                raise ValueError("a teacher to train (`model`) takes no `path` or `kind`")
+        elif self.source_kind == "scores":
+            self._check_scores()
+        elif self.path is None:
+            raise ValueError(
+                "give `model` (a teacher to train), `path` (a teacher file) or, with "
+                "kind = 'scores', `column`/`columns` (scores in the data's table)"
+            )
+        if self.source_kind != "scores" and (self.column or self.columns or self.key):
+            raise ValueError("`column`, `columns` and `key` apply to kind = 'scores' only")
+        if self.features is not None and self.source_kind not in FEATURE_KINDS:
+            raise ValueError(
+                f"a {self.source_kind} teacher reads what it is given; choosing `features` "
+                "applies to kinds lightgbm, xgboost, catboost and onnx"
+            )
         return self
+
+    def _check_scores(self) -> None:
+        if (self.column is None) == (self.columns is None):
+            raise ValueError("kind = 'scores' needs exactly one of `column` or `columns`")
+        if (self.path is None) != (self.key is None):
+            raise ValueError(
+                "a scores file needs both `path` and `key` (the id column); scores in the "
+                "data's table need neither"
+            )
+
+    @property
+    def source_kind(self) -> str | None:
+        """``kind``, with ``distill`` for a model to train and ``scores`` when columns are
+        named; None: told from the file at load time."""
+        if self.model is not None:
+            return "distill"
+        if self.kind is None and (self.column or self.columns):
+            return "scores"
+        return self.kind
+
+    @property
+    def score_columns(self) -> list[str]:
+        """The data-table columns holding the teacher's logits (none for other kinds)."""
+        if self.source_kind != "scores" or self.path is not None:
+            return []
+        return [self.column] if self.column is not None else list(self.columns)
 
 
 class StudentSection(_Section):
@@ -340,6 +399,11 @@ class RunConfig(_Section):
             raise ValueError(f"`run.baseline` {self.run.baseline!r} is not a variant: {names}")
         if not self.variants and self.joint is None:
             raise ValueError("give at least one [[variants]] table or a [joint] table")
+        if self.teacher.score_columns and self.data.source != "table":
+            raise ValueError(
+                "teacher scores in a data column need data.source = 'table', got "
+                f"{self.data.source!r}; give a scores file instead (teacher.path + key)"
+            )
         return self
 
     @property

@@ -37,6 +37,7 @@ def read_table(
     label_range: tuple[float, float] | None = None,
     allow_nan: bool = False,
     impute: Impute = None,
+    extras: Sequence[str] = (),
 ) -> Dataset:
     """Read a CSV (``,``), TSV (``.tsv``: tab) or Parquet (``.parquet``/``.pq``) table.
 
@@ -52,6 +53,8 @@ def read_table(
         id: optional int64 example-id column (default: row number).
         label_range: declared ``(low, high)`` of the labels, checked if given.
         allow_nan: keep NaN/inf features; impute: replace them by a number or column mean.
+        extras: numeric columns kept out of the features, as float32 ``Dataset.extras``
+            (e.g. a logged teacher score for ``ScoreColumnTeacher``).
 
     Returns:
         Dense Dataset (float32 features) with ``feature_names`` = the feature columns and
@@ -69,7 +72,7 @@ def read_table(
     path = check_file(path)
     table = _read(path)
     check_has_rows(path, table.num_rows)
-    mapped = [name for name in (label, group, id) if name is not None]
+    mapped = [name for name in (label, group, id, *extras) if name is not None]
     features = [c for c in table.column_names if c not in mapped] if features is None else features
     if not features:
         raise ValueError(f"{path}: no feature columns selected")
@@ -85,6 +88,7 @@ def read_table(
         groups=None if group is None else _group_tensor(path, table[group]),
         ids=None if id is None else _id_tensor(path, table[id]),
         feature_names=list(features),
+        extras={name: torch.from_numpy(_numeric(path, table, name)) for name in extras},
         meta={"source": path, **_task_meta(labels, group)},
     )
 

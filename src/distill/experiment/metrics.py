@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from distill import metrics
@@ -20,7 +21,16 @@ def track_metrics(model: nn.Module, dataset: Dataset, track: str) -> dict[str, f
         >>> track_metrics(model, test, "ctr")  # doctest: +SKIP
         {'auc': 0.74, 'nll': 0.19}
     """
-    scores = predict(model, dataset)
+    return score_metrics(predict(model, dataset), dataset, track)
+
+
+def score_metrics(scores: torch.Tensor, dataset: Dataset, track: str) -> dict[str, float]:
+    """The track's metrics (see :func:`track_metrics`) of given scores/logits of ``dataset``.
+
+    Example:
+        >>> score_metrics(teacher_logits, test, "ranking")  # doctest: +SKIP
+        {'ndcg@10': 0.71, 'mrr': 0.83, 'pair_accuracy': 0.66}
+    """
     labels = dataset.labels
     if track == "classification":
         return {

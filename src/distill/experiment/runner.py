@@ -23,7 +23,7 @@ from torch import nn
 
 from distill import models, teachers
 from distill.config import ConfigError, LabelsTerm, Objective, RunConfig, Variant, write_config
-from distill.experiment.metrics import track_metrics
+from distill.experiment.metrics import score_metrics, track_metrics
 from distill.experiment.results import read_results, write_row
 from distill.experiment.setup import (
     RunData,
@@ -36,6 +36,7 @@ from distill.experiment.setup import (
 from distill.experiment.teacher import (
     SCORES_DIR,
     given_teacher,
+    is_module_teacher,
     load_model,
     median_teacher,
     teacher_source,
@@ -66,12 +67,13 @@ def run_experiment(cfg: RunConfig) -> dict[str, Any]:
         >>> results["variants"][1]["gap_recovered"]  # doctest: +SKIP
         0.81
     """
-    folder = start_run(cfg)
     data = load_run_data(cfg)
     _check_models(cfg, data)
+    folder = start_run(cfg)
     run_teacher(cfg, data=data)
     uses_teacher = any(v.objective.uses_teacher for v in cfg.variants) or cfg.joint is not None
-    if uses_teacher and cfg.train.teacher_mode == "offline":
+    scored = cfg.train.teacher_mode == "offline" and not cfg.teacher.score_columns
+    if uses_teacher and scored:
         score_teacher(cfg, data=data)
     for variant in cfg.variants:
         run_student(cfg, variant.name, data=data)
@@ -81,9 +83,12 @@ def run_experiment(cfg: RunConfig) -> dict[str, Any]:
 
 
 def _check_models(cfg: RunConfig, data: RunData) -> None:
-    """Build every model once, so a bad model table fails before any training."""
+    """Build every model (load the user's teacher) once, so that a bad model table or teacher
+    file fails before anything is written."""
     if cfg.teacher.model is not None:
         build_model(cfg.teacher.model, data.train, cfg.run.track, seed=0, where="teacher.model")
+    else:
+        given_teacher(cfg, data)
     view = data.student_view(data.train)
     build_model(cfg.student.model, view, cfg.run.track, seed=0, where="student.model")
     if cfg.joint is not None:
@@ -107,7 +112,10 @@ def run_teacher(cfg: RunConfig, *, data: RunData | None = None) -> dict[str, Any
     """Train the teacher (or load ``[teacher].path``), save it to ``teacher/``, test it.
 
     The teacher sees every feature column and every training label (``[teacher.train]``
-    options, hard-label loss of the track).
+    options, hard-label loss of the track). A teacher that is not a torch module (GBDT,
+    ONNX, TorchScript, stored scores) is neither trained nor copied: its row is computed
+    from its predictions on the test split, with its own size (trees/leaves or parameters,
+    bytes on disk).
 
     Args:
         cfg: the run config.
@@ -122,8 +130,13 @@ def run_teacher(cfg: RunConfig, *, data: RunData | None = None) -> dict[str, Any
     data = data or load_run_data(cfg)
     folder = cfg.run.directory
     started = time.perf_counter()
-    if cfg.teacher.path is not None:
-        model = given_teacher(cfg)
+    if cfg.teacher.model is None:
+        given = given_teacher(cfg, data)
+        if not isinstance(given, teachers.ModuleTeacher):
+            row = _teacher_row(cfg, given, data.test, started)
+            _update_results(cfg, teacher=row)
+            return row
+        model = given.module
     else:
         model = build_model(
             cfg.teacher.model, data.train, cfg.run.track, seed=cfg.run.seed, where="teacher.model"
@@ -147,9 +160,13 @@ def run_teacher(cfg: RunConfig, *, data: RunData | None = None) -> dict[str, Any
 
 
 def score_teacher(cfg: RunConfig, *, data: RunData | None = None) -> Path:
-    """Cache the saved teacher's scores of every training row (``scores/train/``)."""
+    """Cache the teacher's scores of every training row (``scores/train/``): the saved
+    teacher module's, or those of the user's teacher file or score column."""
     data = data or load_run_data(cfg)
-    teacher = teachers.ModuleTeacher(load_model(cfg.run.directory / "teacher", "teacher"))
+    if is_module_teacher(cfg):
+        teacher = teachers.ModuleTeacher(load_model(cfg.run.directory / "teacher", "teacher"))
+    else:
+        teacher = given_teacher(cfg, data)
     context = _context(cfg)
     shard = teachers.score(
         teacher,
@@ -283,6 +300,19 @@ def _row(name, model: nn.Module, test, cfg: RunConfig, wall_time: float, path) -
         "size_bytes": models.size_bytes(model),
         "wall_time_s": round(wall_time, 3),
         "path": str(path),
+    }
+
+
+def _teacher_row(cfg: RunConfig, teacher, test, started: float) -> dict[str, Any]:
+    """The results row of a teacher that is not a module: metrics of its test predictions."""
+    scores = teachers.predict_dataset(teacher, test)
+    source = cfg.teacher.path or f"column {cfg.teacher.score_columns}"
+    return {
+        "name": "teacher",
+        "metrics": score_metrics(scores, test, cfg.run.track),
+        **teacher.size().row(),
+        "wall_time_s": round(time.perf_counter() - started, 3),
+        "path": str(source),
     }
 
 

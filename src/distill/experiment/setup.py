@@ -84,9 +84,20 @@ class RunData:
 
 
 def load_run_data(cfg: RunConfig) -> RunData:
-    """Read the data, split it (groups whole) and pick the labeled rows, seeded by run.seed."""
+    """Read the data, split it (groups whole) and pick the labeled rows, seeded by run.seed.
+
+    A teacher's score columns (``teacher.column(s)``) are read as extras, not features.
+    """
     section = cfg.data
-    train, valid, test = _read_splits(section, cfg.run.seed)
+    if cfg.teacher.score_columns:
+        extras = {"extras": cfg.teacher.score_columns}
+        section = section.model_copy(update={"options": section.options | extras})
+    try:
+        train, valid, test = _read_splits(section, cfg.run.seed)
+    except ConfigError:
+        raise
+    except ValueError as error:  # a reader's message names the file and what it found
+        raise ConfigError([f"data: {error}"]) from None
     labeled, transfer = train, train
     if section.label_fraction < 1.0:
         fraction = section.label_fraction

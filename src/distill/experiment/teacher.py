@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from distill import models, teachers
@@ -59,21 +60,82 @@ class StudentColumns(nn.Module):
 
 
 def teacher_source(cfg: RunConfig, data: RunData) -> Any:
-    """Offline: the cached scores (no teacher forward); online: the saved teacher module."""
+    """What students learn from: a score column as is; else the cached scores (offline) or
+    the teacher itself (online: the user's teacher file, or the saved teacher module).
+
+    Raises:
+        ConfigError: no score cache, or one from another teacher file (run `distill score`).
+    """
+    if cfg.teacher.score_columns:
+        return given_teacher(cfg, data)
+    given = None if is_module_teacher(cfg) else given_teacher(cfg, data)
     if cfg.train.teacher_mode == "online":
-        return teachers.ModuleTeacher(saved_teacher(cfg))
+        return given if given is not None else teachers.ModuleTeacher(saved_teacher(cfg))
     path = cfg.run.directory / SCORES_DIR
     if not path.is_dir():
         raise ConfigError([f"no teacher scores in {path}; run `distill score` first"])
-    return teachers.CachedScores(path, data.train)
-
-
-def given_teacher(cfg: RunConfig) -> nn.Module:
-    """``[teacher].path``: a model folder, a .safetensors file or (with trust) a pickle."""
     try:
-        return teachers.load_teacher(cfg.teacher.path, trust=cfg.teacher.trust).module
-    except (FileNotFoundError, ValueError) as error:
+        return teachers.CachedScores(path, data.train, teacher=given)
+    except teachers.StaleCacheError as error:
+        raise ConfigError([f"{error}; run `distill score` again"]) from None
+
+
+def is_module_teacher(cfg: RunConfig) -> bool:
+    """Whether the teacher is a torch module (trained here, or a distill model file)."""
+    section = cfg.teacher
+    if section.model is not None or section.source_kind is not None:
+        return section.source_kind == "distill"
+    try:
+        return teachers.detect_kind(section.path) == "distill"
+    except OSError as error:
         raise ConfigError([f"teacher.path: {error}"]) from None
+
+
+def given_teacher(cfg: RunConfig, data: RunData) -> Any:
+    """The user's teacher of ``[teacher]``, loaded and checked against the run's data.
+
+    A model file (distill, GBDT, ONNX, TorchScript) must run on the training features; a
+    scores file must hold a score for exactly the run's rows; a score column must be in every
+    split.
+
+    Raises:
+        ConfigError: a missing or unreadable file, a file of another kind, a missing library,
+            a feature count or rows that do not match, NaN/inf scores.
+    """
+    section = cfg.teacher
+    where = "teacher.column" if section.score_columns else "teacher.path"
+    splits, rows = (data.train, data.valid, data.test), len(data.train)
+    try:
+        if section.score_columns:
+            return teachers.ScoreColumnTeacher(
+                splits, column=section.column, columns=section.columns
+            )
+        teacher = teachers.load_teacher(
+            section.path,
+            kind=section.kind,
+            trust=section.trust,
+            key=section.key,
+            column=section.column,
+            columns=section.columns,
+            feature_columns=_feature_columns(section.features, data),
+        )
+        if isinstance(teacher, teachers.ScoresFileTeacher):
+            ids = torch.cat([split.ids for split in splits])
+            teacher.check_ids(ids, where="the data (train, valid and test rows)")
+        else:
+            teachers.predict_dataset(teacher, data.train.subset(torch.arange(min(2, rows))))
+    except (OSError, ValueError, TypeError, ImportError) as error:
+        raise ConfigError([f"{where}: {error}"]) from None
+    return teacher
+
+
+def _feature_columns(spec: Any, data: RunData) -> list[int] | None:
+    if spec is None:
+        return None
+    try:
+        return parse_feature_spec(spec, data.train.feature_names)
+    except (TypeError, ValueError) as error:
+        raise ConfigError([f"teacher.features: {error}"]) from None
 
 
 def saved_teacher(cfg: RunConfig) -> nn.Module:

@@ -19,8 +19,9 @@ import torch
 
 from distill._extras import require
 from distill._io import atomic_path
-from distill._validation import check_positive_int, value_range
+from distill._validation import check_positive_int
 from distill.data.dataset import Dataset
+from distill.teachers._common import IdIndex
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -103,8 +104,7 @@ def score(
     if not callable(getattr(teacher, "fingerprint", None)):
         raise TypeError(f"`teacher` ({type(teacher).__name__}) needs a fingerprint() method")
     rows = torch.arange(rank, len(dataset), world_size)
-    batches = [_predict(teacher, dataset, batch).float().cpu() for batch in rows.split(batch_size)]
-    logits = torch.cat(batches) if batches else torch.empty(0)
+    logits = _predict_rows(teacher, dataset, rows, batch_size)
     fingerprint = {
         "teacher": teacher.fingerprint(),
         "dataset": fingerprint_dataset(dataset),
@@ -124,6 +124,32 @@ def score(
     with atomic_path(target) as temp:
         pq.write_table(table, temp)
     return target
+
+
+def predict_dataset(teacher: Any, dataset: Dataset, *, batch_size: int = 4096) -> torch.Tensor:
+    """The teacher's raw logits for every row of ``dataset``, in row order (float32, CPU).
+
+    Args:
+        teacher: has ``predict(features, ids)``.
+        dataset: the rows to predict.
+        batch_size: rows per teacher call.
+
+    Returns:
+        ``(N,)`` or ``(N, C)`` logits.
+
+    Example:
+        >>> predict_dataset(ModuleTeacher(nn.Linear(4, 3)), ds).shape  # doctest: +SKIP
+        torch.Size([100, 3])
+    """
+    check_positive_int("batch_size", batch_size)
+    return _predict_rows(teacher, dataset, torch.arange(len(dataset)), batch_size)
+
+
+def _predict_rows(
+    teacher: Any, dataset: Dataset, rows: torch.Tensor, batch_size: int
+) -> torch.Tensor:
+    batches = [_predict(teacher, dataset, batch).float().cpu() for batch in rows.split(batch_size)]
+    return torch.cat(batches) if batches else torch.empty(0)
 
 
 def _predict(teacher: Any, dataset: Dataset, rows: torch.Tensor) -> torch.Tensor:
@@ -179,36 +205,22 @@ class CachedScores:
         ids = torch.cat(
             [torch.from_numpy(table["id"].to_numpy().astype(np.int64)) for _, _, table in shards]
         )
-        logits = torch.cat([_logits_tensor(fp, table) for _, fp, table in shards])
-        self._ids, order = torch.sort(ids)
-        self._logits = logits[order]
-        self._ids_are_positions = torch.equal(self._ids, torch.arange(len(self._ids)))
+        self._logits = torch.cat([_logits_tensor(fp, table) for _, fp, table in shards])
+        self._index = IdIndex(ids, source=f"the score cache {self.path}")
         self._teacher_fingerprint = shards[0][1]["teacher"]
 
     def predict(
         self, features: torch.Tensor, ids: torch.Tensor, *, values: torch.Tensor | None = None
     ) -> torch.Tensor:
         """The cached logits of these example ids (``features`` and ``values`` are not used)."""
-        return self._logits.index_select(0, self._positions(ids.cpu())).to(ids.device)
-
-    def _positions(self, ids: torch.Tensor) -> torch.Tensor:
-        """Row of each id in the sorted cache; ids ``0 … n−1`` (the usual case) are their rows."""
-        if self._ids_are_positions and ids.numel():
-            low, high = value_range(ids)
-            if low >= 0 and high < len(self._ids):
-                return ids
-        position = torch.searchsorted(self._ids, ids).clamp(max=len(self._ids) - 1)
-        found = self._ids[position] == ids
-        if not bool(found.all()):
-            raise KeyError(f"id {int(ids[~found][0])} is not in the score cache {self.path}")
-        return position
+        return self._logits.index_select(0, self._index.rows(ids)).to(ids.device)
 
     def fingerprint(self) -> str:
         """The fingerprint of the teacher that produced the cache."""
         return self._teacher_fingerprint
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._index)
 
     def __repr__(self) -> str:
         return f"CachedScores({str(self.path)!r}, rows={len(self)})"

@@ -16,6 +16,7 @@ from torch import nn
 
 from distill import models
 from distill._validation import check_choice, check_number, check_positive_int
+from distill.teachers._common import TeacherSize
 from distill.teachers.cache import fingerprint_tensors
 from distill.temperature import log_softmax_t, softmax_t, top_k_probs
 
@@ -90,14 +91,20 @@ class ModuleTeacher:
         """:func:`fingerprint_module` of the module."""
         return fingerprint_module(self.module)
 
+    def size(self) -> TeacherSize:
+        """Parameters and in-memory bytes of the module (``distill.models``' counts)."""
+        return TeacherSize(
+            params=models.count_parameters(self.module), size_bytes=models.size_bytes(self.module)
+        )
+
     def __repr__(self) -> str:
         return f"ModuleTeacher({type(self.module).__name__})"
 
 
-def load_teacher(
+def load_module_teacher(
     path: str | os.PathLike, *, trust: bool = False, spec: dict[str, Any] | None = None
 ) -> ModuleTeacher:
-    """Load a teacher from disk.
+    """Load a torch-module teacher from disk (``load_teacher(..., kind="distill")``).
 
     - a directory written by :func:`distill.models.save` (``model.json`` + safetensors);
     - a ``.safetensors`` weights file plus ``spec`` (``{"name": "MLP" | "pkg.module:Class",
@@ -123,7 +130,7 @@ def load_teacher(
     ``trust``).
 
     Example:
-        >>> teacher = load_teacher("runs/demo/teacher")  # doctest: +SKIP
+        >>> teacher = load_module_teacher("runs/demo/teacher")  # doctest: +SKIP
     """
     path = Path(path)
     if path.is_dir():
