@@ -89,7 +89,7 @@ def test_criteo_global_ids(tmp_path, sep, header):
     [
         ("1\t2", r"data\.txt:2: expected 40 fields separated by '\\t', got 2"),
         (_criteo_row(1, ["x", *[1] * 12], ["a"] * 26, "\t"), "field I1 value 'x' is not an int"),
-        (_criteo_row("yes", [1] * 13, ["a"] * 26, "\t"), "label 'yes' is not a number"),
+        (_criteo_row("yes", [1] * 13, ["a"] * 26, "\t"), "label 'yes' is not a finite number"),
     ],
 )
 def test_criteo_malformed_line(tmp_path, bad_line, match):

@@ -17,7 +17,7 @@ def test_csv_with_mapping(tmp_path):
     ds = read_table(path, features=["f2", "f1"], label="y", group="q", id="key")
     assert ds.features.tolist() == [[2.5, 1], [4, 3], [6, 5]]
     assert ds.features.dtype == torch.float32
-    assert ds.labels.tolist() == [1, 0, 2] and ds.labels.dtype == torch.int64
+    assert ds.labels.tolist() == [1, 0, 2] and ds.labels.dtype == torch.float32  # grades
     assert ds.groups.tolist() == [0, 0, 1]
     assert ds.ids.tolist() == [10, 11, 12]
     assert ds.feature_names == ["f2", "f1"]
@@ -52,7 +52,18 @@ def test_parquet_matches_pyarrow(tmp_path):
     [
         ("a,b\n1,2\n3\n", {"label": "b"}, r"t\.csv:3: expected 2 fields, got 1"),
         ("a,b\n1,2\n", {"label": "c"}, r"no column\(s\) \['c'\]; columns are \['a', 'b'\]"),
-        ("a,b\n1,2\nx,2\n", {"label": "b"}, r"column 'a' is not numeric .*'x' in row 1 \(0-based"),
+        (
+            "a,b\n1,2\nx,2\n",
+            {"label": "b", "features": ["a"]},
+            r"feature column 'a' is not numeric .*'x' in row 1 \(0-based data row\); list it in "
+            "`categorical`",
+        ),
+        (
+            "a,b\n1,2\nx,2\n",
+            {"label": "b"},
+            r"column\(s\) \['a'\] are not numeric \('a' has type string: value 'x' in row 1 .*"
+            "list them in `categorical`",
+        ),
         ("a,b\n1,\n", {"label": "b"}, r"label column has 1 missing value\(s\)"),
         ("a,b\n1,5\n", {"label": "b", "label_range": (0, 4)}, r"outside the declared range"),
         ("a,b\n", {"label": "b"}, "no data rows"),
@@ -69,5 +80,5 @@ def test_bool_and_all_missing_feature_columns(tmp_path):
     ds = read_table(tmp_path / "t.pq", label="y", impute=-1.0)
     assert ds.features.tolist() == [[1.0, -1.0], [0.0, -1.0]]
     pq.write_table(pa.table({"s": ["1.5", "2"], "y": [1, 0]}), tmp_path / "s.pq")
-    with pytest.raises(ValueError, match=r"column 's' is not numeric \(type string\)$"):
-        read_table(tmp_path / "s.pq", label="y")
+    with pytest.raises(ValueError, match=r"column 's' is not numeric \(type string\); list"):
+        read_table(tmp_path / "s.pq", label="y", features=["s"])

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import math
 import os
-import zlib
 from typing import Literal
 
 import numpy as np
@@ -21,6 +21,7 @@ from distill.data._checks import (
     is_number,
     raise_located,
 )
+from distill.data._hashing import hashed_ids
 from distill.data._svmlight import ZeroBased, load_svmlight
 from distill.data.dataset import Dataset
 
@@ -149,7 +150,9 @@ def read_criteo(
     labels = torch.from_numpy(table["label"].to_numpy().astype(np.float32))
     check_label_range(labels, label_range, source=path)
     columns = [_int_buckets(table[name]) for name in CRITEO_INT_FIELDS]
-    columns += [_hash_buckets(table[name], hash_buckets) for name in CRITEO_CAT_FIELDS]
+    columns += [
+        hashed_ids(table[name], hash_buckets, source=path, name=name) for name in CRITEO_CAT_FIELDS
+    ]
     sizes = [INT_FIELD_SIZE] * len(CRITEO_INT_FIELDS) + [hash_buckets + 1] * len(CRITEO_CAT_FIELDS)
     offsets = np.cumsum([1, *sizes[:-1]])
     features = np.stack(columns, axis=1) + offsets
@@ -164,7 +167,7 @@ def read_criteo(
 
 def _read_criteo_table(path: str, *, sep: str, skip_rows: int) -> pa.Table:
     types = {"label": pa.float64()}
-    types |= {name: pa.int64() for name in CRITEO_INT_FIELDS}
+    types |= {name: pa.float64() for name in CRITEO_INT_FIELDS}  # "260.0" is an integer too
     types |= {name: pa.string() for name in CRITEO_CAT_FIELDS}
     try:
         table = pacsv.read_csv(
@@ -180,7 +183,23 @@ def _read_criteo_table(path: str, *, sep: str, skip_rows: int) -> pa.Table:
     if table["label"].null_count:
         row = int(np.flatnonzero(table["label"].is_null().to_numpy(zero_copy_only=False))[0])
         raise ValueError(f"{path}: missing label in data row {row} (0-based)")
+    if not all(_integral(table[name]) for name in CRITEO_INT_FIELDS) or not _finite(table["label"]):
+        raise_located(
+            path,
+            _criteo_line_checker(sep),
+            ValueError("a non-integral value in I1-I13 or a NaN/inf label"),
+            skip_lines=skip_rows,
+        )
     return table
+
+
+def _integral(column: pa.ChunkedArray) -> bool:
+    values = pc.drop_null(column).to_numpy()
+    return bool(np.isfinite(values).all() and (values == np.floor(values)).all())
+
+
+def _finite(column: pa.ChunkedArray) -> bool:
+    return bool(np.isfinite(column.to_numpy()).all())
 
 
 def _criteo_line_checker(sep: str):
@@ -188,14 +207,22 @@ def _criteo_line_checker(sep: str):
         fields = line.split(sep)
         if len(fields) != len(CRITEO_COLUMNS):
             return f"expected {len(CRITEO_COLUMNS)} fields separated by {sep!r}, got {len(fields)}"
-        if not is_number(fields[0]):
-            return f"label {fields[0]!r} is not a number"
+        if not is_number(fields[0]) or not math.isfinite(float(fields[0])):
+            return f"label {fields[0]!r} is not a finite number"
         for name, token in zip(CRITEO_INT_FIELDS, fields[1:14], strict=True):
-            if token and not token.strip().lstrip("-").isdigit():
+            if token and not _is_integral(token):
                 return f"field {name} value {token!r} is not an integer"
         return None
 
     return problem_in_line
+
+
+def _is_integral(token: str) -> bool:
+    """ "260" and "260.0" are integers; "2.5", "nan", "inf" and "x" are not."""
+    if not is_number(token):
+        return False
+    value = float(token)
+    return math.isfinite(value) and value == math.floor(value)
 
 
 def _int_buckets(column: pa.ChunkedArray) -> np.ndarray:
@@ -207,13 +234,3 @@ def _int_buckets(column: pa.ChunkedArray) -> np.ndarray:
     local = np.where(value > 2, large, small).astype(np.int64)
     local[missing] = 0
     return local
-
-
-def _hash_buckets(column: pa.ChunkedArray, buckets: int) -> np.ndarray:
-    encoded = pc.dictionary_encode(column).combine_chunks()
-    words = encoded.dictionary.to_pylist()
-    codes = np.array(
-        [1 + zlib.crc32(word.encode()) % buckets for word in words] + [0], dtype=np.int64
-    )
-    index = pc.fill_null(encoded.indices, len(words)).to_numpy()
-    return codes[index]
