@@ -43,7 +43,9 @@ def test_zero_based_file_and_padding(tmp_path):
     assert one_based.features.tolist() == [[0, 0, 4]]
     with pytest.raises(ValueError, match="feature index 0 found but `zero_based` is False"):
         read_letor(path, zero_based=False)
-    with pytest.raises(ValueError, match="`n_features` is 2 but the file has 3"):
+    with pytest.raises(
+        ValueError, match=r"expected at most 2 feature columns .* found 3 \(feature index 2\)"
+    ):
         read_letor(path, n_features=2)
 
 

@@ -50,7 +50,9 @@ def load_svmlight(path: str, *, zero_based: ZeroBased, n_features: int | None) -
     if n_features is not None:
         if n_features < matrix.shape[1]:
             raise ValueError(
-                f"{path}: `n_features` is {n_features} but the file has {matrix.shape[1]}"
+                f"{path}: expected at most {n_features} feature columns (`n_features`, or the "
+                f"train file's width), found {matrix.shape[1]} (feature index "
+                f"{matrix.shape[1] - 1 + index_base})"
             )
         matrix.resize((matrix.shape[0], n_features))
     return SvmlightRows(matrix.tocsr(), labels, qid if len(qid) else None, index_base)

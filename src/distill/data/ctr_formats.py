@@ -93,7 +93,7 @@ def read_libsvm(
         feature_values=None if bool((values[ids != 0] == 1).all()) else values,
         feature_names=[f"slot{k}" for k in range(1, width + 1)],
         num_embeddings=matrix.shape[1] + 1,
-        meta={"task": "binary", "source": path},
+        meta={"task": "binary", "source": path, "index_base": rows.index_base},
     )
 
 

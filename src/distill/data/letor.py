@@ -81,7 +81,7 @@ def read_letor(
         labels=labels,
         groups=groups,
         feature_names=[str(c + rows.index_base) for c in range(n_columns)],
-        meta={"task": "ranking", "source": path},
+        meta={"task": "ranking", "source": path, "index_base": rows.index_base},
     )
 
 
