@@ -50,8 +50,8 @@ def read_splits(section: DataSection, *, track: str, seed: int) -> tuple[Dataset
             read[key] = _typed(other, task, key)
     read = _unique_ids(read, own_ids="id" in section.columns)
     parts = _split_missing(read, section.split, seed=seed, stratify=track == "ctr")
-    if track == "ctr":
-        for key, part in zip(SPLITS, parts, strict=True):
+    if track == "ctr":  # AUC is measured on valid (early stopping) and test (the results)
+        for key, part in zip(SPLITS[1:], parts[1:], strict=True):
             _warn_few_positives(part, key)
     return parts
 
@@ -177,7 +177,7 @@ def _split_missing(
     if not missing:
         return tuple(read[key] for key in SPLITS)
     cut = ["train", *missing]
-    shares = [fractions[SPLITS.index(key)] for key in cut]
+    shares = fractions if len(fractions) == len(cut) else [fractions[SPLITS.index(k)] for k in cut]
     total = sum(shares)
     train = read["train"]
     parts = data_module.split(

@@ -66,9 +66,9 @@ def run_experiment(cfg: RunConfig) -> dict[str, Any]:
         >>> results["variants"][1]["gap_recovered"]  # doctest: +SKIP
         0.81
     """
-    folder = start_run(cfg)
-    data = load_run_data(cfg)
+    data = load_run_data(cfg)  # bad data or models fail before the run folder is touched
     _check_models(cfg, data)
+    folder = start_run(cfg)
     run_teacher(cfg, data=data)
     uses_teacher = any(v.objective.uses_teacher for v in cfg.variants) or cfg.joint is not None
     if uses_teacher and cfg.train.teacher_mode == "offline":
