@@ -133,11 +133,13 @@ def test_table_valid_file_must_hold_the_train_columns(tmp_path, valid_text, matc
     (tmp_path / "v.csv").write_text(valid_text)
     data = {"source": "table", "columns": {"label": "y"}}
     data |= {"train": str(tmp_path / "t.csv"), "valid": str(tmp_path / "v.csv")}
-    with pytest.warns(
-        UserWarning, match=r"using every other column as a numeric feature: \['a', 'b'\]"
+    with (
+        pytest.warns(
+            UserWarning, match=r"using every other column as a numeric feature: \['a', 'b'\]"
+        ),
+        pytest.raises(ConfigError, match=match),
     ):
-        with pytest.raises(ConfigError, match=match):
-            load_run_data(parse_config(_config(tmp_path, "classification", data)))
+        load_run_data(parse_config(_config(tmp_path, "classification", data)))
 
 
 def test_table_categorical_mismatch_names_expected_and_found(tmp_path):

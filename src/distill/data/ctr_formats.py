@@ -180,14 +180,12 @@ def _read_criteo_table(path: str, *, sep: str, skip_rows: int) -> pa.Table:
         raise_located(path, _criteo_line_checker(sep), error, skip_lines=skip_rows)
     if table.num_rows == 0:
         raise ValueError(f"{path}: no data rows")
-    if table["label"].null_count:
-        row = int(np.flatnonzero(table["label"].is_null().to_numpy(zero_copy_only=False))[0])
-        raise ValueError(f"{path}: missing label in data row {row} (0-based)")
-    if not all(_integral(table[name]) for name in CRITEO_INT_FIELDS) or not _finite(table["label"]):
+    labels_ok = not table["label"].null_count and _finite(table["label"])
+    if not labels_ok or not all(_integral(table[name]) for name in CRITEO_INT_FIELDS):
         raise_located(
             path,
             _criteo_line_checker(sep),
-            ValueError("a non-integral value in I1-I13 or a NaN/inf label"),
+            ValueError("a missing or NaN/inf label, or a non-integral value in I1-I13"),
             skip_lines=skip_rows,
         )
     return table

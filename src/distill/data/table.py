@@ -169,7 +169,9 @@ def _read(path: str, *, string_columns: Sequence[str] = ()) -> pa.Table:
         except (pa.ArrowException, OSError) as error:
             raise ValueError(f"{path}: not a readable Parquet file ({error})") from error
     sep = "\t" if path.lower().endswith(".tsv") else ","
-    convert = pacsv.ConvertOptions(column_types={name: pa.string() for name in string_columns})
+    convert = pacsv.ConvertOptions(
+        column_types={name: pa.string() for name in string_columns}, strings_can_be_null=True
+    )
     try:
         return pacsv.read_csv(
             path, parse_options=pacsv.ParseOptions(delimiter=sep), convert_options=convert
@@ -219,7 +221,11 @@ def _first_non_number(column: pa.ChunkedArray) -> str:
 
 def _label_tensor(path: str, column: pa.ChunkedArray) -> torch.Tensor:
     if column.null_count:
-        raise ValueError(f"{path}: label column has {column.null_count} missing value(s)")
+        row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
+        raise ValueError(
+            f"{path}: label column has {column.null_count} missing value(s) (empty, NA or NaN), "
+            f"first in row {row} (0-based data row)"
+        )
     if pa.types.is_integer(column.type):
         return torch.from_numpy(column.to_numpy().astype(np.int64))
     if pa.types.is_floating(column.type) or pa.types.is_boolean(column.type):
