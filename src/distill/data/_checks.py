@@ -92,6 +92,18 @@ def raise_located(
     raise ValueError(f"{path}: {error}") from error
 
 
+def raise_at_row(path: str, row: int, problem: str) -> NoReturn:
+    """Raise ``ValueError("file:line: problem")`` for 0-based data row ``row`` of an SVMlight
+    file (blank and comment-only lines hold no row)."""
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        seen = -1
+        for line_number, line in enumerate(lines, start=1):
+            seen += bool(line.split("#", 1)[0].strip())
+            if seen == row:
+                raise ValueError(f"{path}:{line_number}: {problem}")
+    raise ValueError(f"{path}: data row {row} (0-based): {problem}")
+
+
 def is_number(token: str) -> bool:
     """True for tokens that parse as a float (``nan``/``inf`` included)."""
     try:

@@ -28,6 +28,8 @@ from distill.data.dataset import Dataset
 CRITEO_INT_FIELDS = tuple(f"I{i}" for i in range(1, 14))
 CRITEO_CAT_FIELDS = tuple(f"C{i}" for i in range(1, 27))
 CRITEO_COLUMNS = ("label", *CRITEO_INT_FIELDS, *CRITEO_CAT_FIELDS)
+LIBSVM_MAX_INDEX = 2**24
+"""Default bound on libsvm feature indices: 16.7 M embedding rows (iPinYou has 0.94 M)."""
 INT_FIELD_SIZE = 2048  # local ids of one integer field: 0 missing, 1-11 small, 12+ log buckets
 _SMALL_MIN = -8  # integer values <= 2 keep their own bucket, clipped below at -8
 
@@ -37,6 +39,7 @@ def read_libsvm(
     *,
     zero_based: ZeroBased = "auto",
     n_features: int | None = None,
+    max_index: int = LIBSVM_MAX_INDEX,
     label_range: tuple[float, float] | None = (0.0, 1.0),
     allow_nan: bool = False,
     impute: Impute = None,
@@ -52,6 +55,7 @@ def read_libsvm(
         path: the libsvm file (parsed by scikit-learn's ``load_svmlight_file``).
         zero_based: index base: True, False or "auto" (1-based unless index 0 occurs).
         n_features: size of the index space (align a test file with its train file).
+        max_index: largest feature index accepted (each index is an embedding row).
         label_range: declared label range, checked if not None (default clicks in [0, 1]).
         allow_nan: keep NaN/inf values; impute: replace them by a number or column mean.
 
@@ -60,8 +64,9 @@ def read_libsvm(
         float32 labels and ``meta["task"] == "binary"``.
 
     Raises:
-        ValueError: empty file, malformed line (``file:line: token``), NaN/inf values, labels
-            outside ``label_range``.
+        ValueError: empty file, malformed line, a feature index above ``max_index`` or a
+            NaN/inf label (``file:line: token``), NaN/inf values, labels outside
+            ``label_range``.
 
     Reference: Chang & Lin, LIBSVM data format; Rendle (2012), libFM; Zhang et al. (2014),
     iPinYou RTB dataset.
@@ -72,7 +77,8 @@ def read_libsvm(
         (torch.int64, 937671)
     """
     path = os.fspath(path)
-    rows = load_svmlight(path, zero_based=zero_based, n_features=n_features)
+    check_positive_int("max_index", max_index)
+    rows = load_svmlight(path, zero_based=zero_based, n_features=n_features, max_index=max_index)
     matrix = rows.matrix
     counts = np.diff(matrix.indptr)
     width = max(int(counts.max()), 1)
