@@ -124,7 +124,7 @@ def test_valid_file_with_other_features_is_an_error_naming_it(tmp_path):
 @pytest.mark.parametrize(
     ("valid_text", "match"),
     [
-        ("a,c,y\n1,2,0\n", r"data.valid: .*v\.csv: no column\(s\) \['b'\]; columns are"),
+        ("a,c,y\n1,2,0\n", r"data.valid: .*v\.csv:1: no column\(s\) \['b'\]; columns are"),
         ("a,b,y\n1,x,0\n", r"data.valid: .*v\.csv: feature column 'b' is not numeric"),
     ],
 )

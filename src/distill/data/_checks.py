@@ -75,15 +75,26 @@ def raise_located(
     error: Exception,
     *,
     skip_lines: int = 0,
+    csv: bool = False,
 ) -> NoReturn:
     """Re-raise a library parse error as ``file:line: problem`` by scanning the file.
 
     ``problem_in_line`` returns a description naming the offending token, or None for a good
-    line; the first ``skip_lines`` lines (a header) are not checked. The scan runs only after
-    the fast library reader has failed.
+    line; the first ``skip_lines`` lines (a header) are not checked. ``csv``: lines end at
+    ``\\n``, ``\\r\\n`` or a lone ``\\r`` (as CSV parsers split them) and must be UTF-8; else
+    only ``\\n`` ends a line. The scan runs only after the fast library reader has failed.
     """
-    with open(path, encoding="utf-8", errors="replace") as lines:
-        for line_number, line in enumerate(lines, start=1):
+    with open(path, "rb") as file:
+        lines = file.read().splitlines() if csv else file
+        for line_number, raw in enumerate(lines, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                if csv:
+                    raise ValueError(
+                        f"{path}:{line_number}: line is not valid UTF-8 text"
+                    ) from error
+                line = raw.decode("utf-8", errors="replace")
             if line_number <= skip_lines:
                 continue
             problem = problem_in_line(line.rstrip("\r\n"))
@@ -105,7 +116,9 @@ def raise_at_row(path: str, row: int, problem: str) -> NoReturn:
 
 
 def is_number(token: str) -> bool:
-    """True for tokens that parse as a float (``nan``/``inf`` included)."""
+    """True for tokens that parse as a float (``nan``/``inf`` included; not Python's ``1_4``)."""
+    if "_" in token:
+        return False
     try:
         float(token)
     except ValueError:

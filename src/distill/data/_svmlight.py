@@ -97,7 +97,7 @@ def svmlight_line_problem(line: str, *, max_index: int | None = None) -> str | N
         if key == "qid":
             if position != 1:
                 return f"token {token!r}: qid must come right after the label"
-            if not value.lstrip("-").isdigit():
+            if not re.fullmatch(r"-?\d+", value):
                 return f"token {token!r}: qid is not an integer"
             continue
         if not key.isdigit():

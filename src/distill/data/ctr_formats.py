@@ -180,10 +180,12 @@ def _read_criteo_table(path: str, *, sep: str, skip_rows: int) -> pa.Table:
             path,
             read_options=pacsv.ReadOptions(column_names=list(CRITEO_COLUMNS), skip_rows=skip_rows),
             parse_options=pacsv.ParseOptions(delimiter=sep),
-            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types, null_values=[""], strings_can_be_null=True
+            ),  # only an empty field is missing: "nan" or "NA" in I1-I13 is an error
         )
-    except pa.ArrowInvalid as error:
-        raise_located(path, _criteo_line_checker(sep), error, skip_lines=skip_rows)
+    except (pa.ArrowInvalid, UnicodeDecodeError) as error:
+        raise_located(path, _criteo_line_checker(sep), error, skip_lines=skip_rows, csv=True)
     if table.num_rows == 0:
         raise ValueError(f"{path}: no data rows")
     labels_ok = not table["label"].null_count and _finite(table["label"])
@@ -222,8 +224,9 @@ def _criteo_line_checker(sep: str):
 
 
 def _is_integral(token: str) -> bool:
-    """ "260" and "260.0" are integers; "2.5", "nan", "inf" and "x" are not."""
-    if not is_number(token):
+    """Whether an I1-I13 field is an integer: "260" and "260.0" are; "2.5", "nan" are not."""
+    token = token.strip(" \t")
+    if token != token.strip() or not is_number(token):  # "\x0b13": float() strips, pyarrow not
         return False
     value = float(token)
     return math.isfinite(value) and value == math.floor(value)

@@ -173,10 +173,14 @@ def _read(path: str, *, string_columns: Sequence[str] = ()) -> pa.Table:
         column_types={name: pa.string() for name in string_columns}, strings_can_be_null=True
     )
     try:
-        return pacsv.read_csv(
+        table = pacsv.read_csv(
             path, parse_options=pacsv.ParseOptions(delimiter=sep), convert_options=convert
         )
-    except pa.ArrowInvalid as error:
+        table.column_names  # noqa: B018 (decodes the header: raises on invalid UTF-8)
+        return table
+    except (pa.ArrowInvalid, UnicodeDecodeError) as error:
+        if "Empty CSV file" in str(error):
+            raise ValueError(f"{path}: no data rows (a header line at most)") from error
         with open(path, encoding="utf-8", errors="replace") as lines:
             n_columns = len(lines.readline().split(sep))
 
@@ -184,13 +188,14 @@ def _read(path: str, *, string_columns: Sequence[str] = ()) -> pa.Table:
             found = len(line.split(sep))
             return None if found == n_columns else f"expected {n_columns} fields, got {found}"
 
-        raise_located(path, problem_in_line, error, skip_lines=1)
+        raise_located(path, problem_in_line, error, skip_lines=1, csv=True)
 
 
 def _check_columns(path: str, table: pa.Table, names: Sequence[str]) -> None:
     missing = [name for name in names if name not in table.column_names]
     if missing:
-        raise ValueError(f"{path}: no column(s) {missing}; columns are {table.column_names}")
+        where = path if path.lower().endswith(PARQUET_SUFFIXES) else f"{path}:1"  # the header
+        raise ValueError(f"{where}: no column(s) {missing}; columns are {table.column_names}")
 
 
 def _is_numeric_type(kind: pa.DataType) -> bool:
@@ -209,7 +214,9 @@ def _numeric(path: str, table: pa.Table, name: str) -> np.ndarray:
             f"{path}: feature column {name!r} is not numeric (type {column.type})"
             f"{_first_non_number(column)}; list it in `categorical` to hash it into embedding ids"
         )
-    return pc.cast(column, pa.float32()).to_numpy(zero_copy_only=False).astype(np.float32)
+    # unsafe: round integers above 2**24 (2**53) instead of refusing them
+    values = pc.cast(column, pa.float64(), safe=False)
+    return values.to_numpy(zero_copy_only=False).astype(np.float32)
 
 
 def _first_non_number(column: pa.ChunkedArray) -> str:
@@ -237,7 +244,9 @@ def _label_tensor(path: str, column: pa.ChunkedArray) -> torch.Tensor:
                 f"finite; {len(bad)} such row(s)"
             )
         return torch.from_numpy(labels)
-    raise ValueError(f"{path}: label column must be numeric, got type {column.type}")
+    raise ValueError(
+        f"{path}: label column must be numeric, got type {column.type}{_first_non_number(column)}"
+    )
 
 
 def _group_tensor(path: str, column: pa.ChunkedArray) -> torch.Tensor:
