@@ -180,11 +180,12 @@ def _split_missing(
     shares = fractions if len(fractions) == len(cut) else [fractions[SPLITS.index(k)] for k in cut]
     total = sum(shares)
     train = read["train"]
+    clicks = bool(((train.labels == 0) | (train.labels == 1)).all())  # not soft labels
     parts = data_module.split(
         train,
         tuple(share / total for share in shares),
         seed=seed,
-        stratify=stratify and train.groups is None,
+        stratify=stratify and clicks and train.groups is None,
     )
     read = read | dict(zip(cut, parts, strict=True))
     return tuple(read[key] for key in SPLITS)
