@@ -332,5 +332,5 @@ name = "labels"
     )
     result = CliRunner().invoke(app, ["run", str(config)])
     assert result.exit_code == 2, result.output
-    assert "valid.txt: features contain 1 NaN/inf value(s)" in result.output
+    assert "valid.txt:1: features contain 1 NaN/inf value(s), first in row 0" in result.output
     assert not Path(tmp_path / "runs" / "bad").exists()

@@ -28,22 +28,31 @@ def check_has_rows(source: str, n_rows: int) -> None:
 
 
 def finite_features(
-    features: torch.Tensor, *, source: str, allow_nan: bool, impute: Impute
+    features: torch.Tensor,
+    *,
+    source: str,
+    allow_nan: bool,
+    impute: Impute,
+    svmlight: bool = False,
 ) -> torch.Tensor:
     """Reject NaN/inf features (count and first row in the message) unless asked to keep them.
 
     ``impute`` replaces them by a number or by the column mean of the finite values
-    (0 for a column without any); ``allow_nan`` keeps them as they are.
+    (0 for a column without any); ``allow_nan`` keeps them as they are. ``svmlight``: the
+    source is an SVMlight file, whose line of the first bad row is named too.
     """
     bad = ~torch.isfinite(features)
     if not bool(bad.any()) or allow_nan:
         return features
     if impute is None:
         first_row = int(bad.any(dim=1).nonzero()[0])
-        raise ValueError(
-            f"{source}: features contain {int(bad.sum())} NaN/inf value(s), first in row "
-            f"{first_row} (0-based data row); pass allow_nan=True or impute=<number>|'mean'"
+        problem = (
+            f"features contain {int(bad.sum())} NaN/inf value(s), first in row {first_row} "
+            "(0-based data row); pass allow_nan=True or impute=<number>|'mean'"
         )
+        if svmlight:
+            raise_at_row(source, first_row, problem)
+        raise ValueError(f"{source}: {problem}")
     if impute == "mean":
         kept = torch.where(bad, torch.zeros_like(features), features)
         counts = (~bad).sum(dim=0).clamp_min(1)
@@ -116,8 +125,12 @@ def raise_at_row(path: str, row: int, problem: str) -> NoReturn:
 
 
 def is_number(token: str) -> bool:
-    """True for tokens that parse as a float (``nan``/``inf`` included; not Python's ``1_4``)."""
-    if "_" in token:
+    """True for tokens that parse as a float (``nan``/``inf`` included).
+
+    Stricter than ``float()`` where data parsers are: no ``1_4``, and no blanks around the
+    number other than spaces and tabs (``float()`` also strips ``\\x0b``, ``\\x0c``).
+    """
+    if "_" in token or token.strip() != token.strip(" \t"):
         return False
     try:
         float(token)

@@ -89,7 +89,7 @@ def read_libsvm(
     ids[row_of, slot] = matrix.indices + 1
     values[row_of, slot] = matrix.data
     values = finite_features(
-        torch.from_numpy(values), source=path, allow_nan=allow_nan, impute=impute
+        torch.from_numpy(values), source=path, allow_nan=allow_nan, impute=impute, svmlight=True
     )
     labels = torch.from_numpy(rows.labels.astype(np.float32))
     check_label_range(labels, label_range, source=path)
@@ -225,8 +225,7 @@ def _criteo_line_checker(sep: str):
 
 def _is_integral(token: str) -> bool:
     """Whether an I1-I13 field is an integer: "260" and "260.0" are; "2.5", "nan" are not."""
-    token = token.strip(" \t")
-    if token != token.strip() or not is_number(token):  # "\x0b13": float() strips, pyarrow not
+    if not is_number(token):
         return False
     value = float(token)
     return math.isfinite(value) and value == math.floor(value)

@@ -86,7 +86,9 @@ def read_letor(
     check_label_range(labels, label_range, source=path)
     n_columns = features.shape[1]
     return Dataset(
-        features=finite_features(features, source=path, allow_nan=allow_nan, impute=impute),
+        features=finite_features(
+            features, source=path, allow_nan=allow_nan, impute=impute, svmlight=True
+        ),
         labels=labels,
         groups=groups,
         feature_names=[str(c + rows.index_base) for c in range(n_columns)],
