@@ -111,14 +111,14 @@ class DataSection(_Section):
                 f"`{given[1]}` cannot go with `path`: give one file (`path`) or one per split "
                 "(`train` with optional `valid`, `test`)"
             )
-        if not math.isclose(sum(self.split), 1.0, abs_tol=1e-6):
-            raise ValueError(f"`split` must sum to 1, got {self.split}")
         cut = 3 - bool(self.valid) - bool(self.test)  # parts cut from the one (train) file
         if len(self.split) != 3 and not (cut == 2 and len(self.split) == 2):
             raise ValueError(
                 "`split` must be 3 fractions (train, valid, test), or 2 (train and the missing "
                 f"one) when one of `valid`/`test` is a file, got {self.split}"
             )
+        if not math.isclose(sum(self.split), 1.0, abs_tol=1e-6):
+            raise ValueError(f"`split` must sum to 1, got {self.split}")
         for key in ("features", "categorical"):
             if isinstance(self.columns.get(key), str):
                 raise ValueError(f"`columns.{key}` must be a list of column names")
