@@ -337,3 +337,20 @@ name = "labels"
     assert result.exit_code == 2, result.output
     assert "valid.txt:1: features contain 1 NaN/inf value(s), first in row 0" in result.output
     assert not Path(tmp_path / "runs" / "bad").exists()
+
+
+def test_libsvm_pair_shares_the_train_id_space(tmp_path):
+    (tmp_path / "train.svm").write_text("1 3:1 30:0.5\n0 1:1 7:1\n1 2:1\n0 5:2\n")
+    (tmp_path / "test.svm").write_text("0 1:1 30:1\n1 2:0.25\n")
+    data = {"source": "libsvm", "train": str(tmp_path / "train.svm")}
+    data |= {"test": str(tmp_path / "test.svm"), "split": [0.5, 0.5]}
+    with pytest.warns(UserWarning, match="AUC on fewer"):
+        run = load_run_data(parse_config(_config(tmp_path, "ctr", data)))
+    matrix, labels = load_svmlight_file(str(tmp_path / "test.svm"), n_features=31)
+    expected = [[int(i) + 1 for i in row.indices] for row in matrix]  # column + 1 = global id
+    assert [[i for i in row if i] for row in run.test.features.tolist()] == expected
+    assert run.test.num_embeddings == run.train.num_embeddings == 31
+    assert run.test.labels.tolist() == labels.tolist()
+    (tmp_path / "test.svm").write_text("0 1:1 31:1\n")
+    with pytest.raises(ConfigError, match=r"data.test: .*test\.svm: expected at most 30 feature"):
+        load_run_data(parse_config(_config(tmp_path, "ctr", data)))
