@@ -354,3 +354,32 @@ def test_libsvm_pair_shares_the_train_id_space(tmp_path):
     (tmp_path / "test.svm").write_text("0 1:1 31:1\n")
     with pytest.raises(ConfigError, match=r"data.test: .*test\.svm: expected at most 30 feature"):
         load_run_data(parse_config(_config(tmp_path, "ctr", data)))
+
+
+def test_criteo_style_parquet_table_trains_a_wide_and_deep_student(tmp_path):
+    rng = random.Random(3)
+    n = 300
+    columns = {"label": [int(rng.random() < 0.3) for _ in range(n)]}
+    columns |= {f"I{k}": [rng.choice([None, 0, 3, 260]) for _ in range(n)] for k in (1, 2)}
+    columns |= {
+        f"C{k}": [rng.choice(["68fd1e64", "05db9164", None]) for _ in range(n)] for k in (1, 2)
+    }
+    pq.write_table(pa.table(columns), tmp_path / "criteo.parquet")
+    data = {"source": "table", "path": str(tmp_path / "criteo.parquet")}
+    data["columns"] = {"label": "label", "features": ["I1", "I2"], "categorical": ["C1", "C2"]}
+    data["options"] = {"hash_buckets": 50, "impute": 0.0}  # an empty integer cell counts as 0
+    wide = {"name": "WideAndDeep", "kwargs": {"embed_dim": 4, "hidden": [8]}}
+    raw = _config(tmp_path, "ctr", data)
+    raw |= {"teacher": {"model": wide, "train": {"max_steps": 3}}, "student": {"model": wide}}
+    raw["train"] = {"max_steps": 3}
+    with pytest.warns(UserWarning, match="AUC on fewer"):
+        run = load_run_data(parse_config(raw))
+        results = run_experiment(parse_config(raw))
+    row = 0  # by hand: ids 1, 2 weighted by I1, I2 (missing -> 0); C1 from 3, C2 from 3 + 51
+    i1, i2, c1 = (columns[name][run.train.ids[row]] for name in ("I1", "I2", "C1"))
+    assert run.train.features[row, :2].tolist() == [1, 2]
+    assert run.train.feature_values[row].tolist() == [i1 or 0, i2 or 0, 1, 1]
+    local = 0 if c1 is None else 1 + zlib.crc32(c1.encode()) % 50
+    assert run.train.features[row, 2] == 3 + local
+    assert run.train.num_embeddings == 1 + 2 + 2 * 51
+    assert results["variants"][0]["params"] > 0
