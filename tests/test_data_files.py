@@ -299,11 +299,14 @@ def test_data_section_errors(tmp_path, data, match):
         parse_config(_config(tmp_path, "ctr", data))
 
 
-def test_missing_file_and_query_file_option_are_config_errors(tmp_path):
+def test_missing_file_unknown_option_and_query_file_option_are_config_errors(tmp_path):
     data = {"source": "letor", "train": str(tmp_path / "nope.txt")}
     with pytest.raises(ConfigError, match=r"data.train: no such file or folder: .*nope\.txt"):
         load_run_data(parse_config(_config(tmp_path, "ranking", data)))
-    (tmp_path / "a.txt").write_text("1 1:1\n")
+    (tmp_path / "a.txt").write_text("1 qid:1 1:1\n")
+    data = {"source": "letor", "path": str(tmp_path / "a.txt"), "options": {"max_idx": 3}}
+    with pytest.raises(ConfigError, match=r"data.options: .*unexpected keyword argument 'max_idx'"):
+        load_run_data(parse_config(_config(tmp_path, "ranking", data)))
     data = {"source": "letor", "train": str(tmp_path / "a.txt"), "test": str(tmp_path / "a.txt")}
     data["options"] = {"query_file": "a.query"}
     with pytest.raises(ConfigError, match=r"data.options.query_file: names one file's groups"):

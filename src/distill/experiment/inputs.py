@@ -105,6 +105,10 @@ def _read(section: DataSection, key: str, path: Path | None, aligned: dict[str, 
     except (ValueError, FileNotFoundError) as error:
         where = "path" if section.path is not None and key == "train" else key
         raise ConfigError([f"data.{where}: {error}"]) from error
+    except TypeError as error:
+        if "unexpected keyword argument" not in str(error):
+            raise
+        raise ConfigError([f"data.options: {error}"]) from error
 
 
 def _aligned_options(section: DataSection, train: Dataset) -> dict[str, Any]:
