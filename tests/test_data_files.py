@@ -128,6 +128,11 @@ def test_valid_file_with_other_features_is_an_error_naming_it(tmp_path):
     [
         ("a,c,y\n1,2,0\n", r"data.valid: .*v\.csv:1: no column\(s\) \['b'\]; columns are"),
         ("a,b,y\n1,x,0\n", r"data.valid: .*v\.csv: feature column 'b' is not numeric"),
+        (
+            "a,b,c,y\n1,2,3,0\n",
+            r"data.valid: .*v\.csv: columns differ from the train file's, whose unmapped columns "
+            r"are the features: .*\(extra \['c'\], missing \[\]\)",
+        ),
     ],
 )
 def test_table_valid_file_must_hold_the_train_columns(tmp_path, valid_text, match):

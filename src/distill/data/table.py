@@ -76,7 +76,7 @@ def read_table(
     Returns:
         Dataset with ``feature_names`` = the numeric then the categorical columns and
         ``meta["columns"] = {"features": [...], "categorical": [...]}`` (the columns a
-        matching valid/test file must hold).
+        matching valid/test file must hold) and ``meta["table_columns"]`` (every column).
 
     Raises:
         ValueError: empty file, unknown column (the available ones are listed), a malformed
@@ -113,7 +113,11 @@ def read_table(
         groups=None if group is None else _group_tensor(path, table[group]),
         ids=None if id is None else _id_tensor(path, table[id]),
         feature_names=list(features),
-        meta={"source": path, "columns": {"features": list(features), "categorical": categorical}},
+        meta={
+            "source": path,
+            "columns": {"features": list(features), "categorical": categorical},
+            "table_columns": list(table.column_names),
+        },
     )
     if categorical:
         dataset = _with_categorical(dataset, table, categorical, hash_buckets)

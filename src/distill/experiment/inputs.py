@@ -47,6 +47,8 @@ def read_splits(section: DataSection, *, track: str, seed: int) -> tuple[Dataset
         if files[key] is not None:
             other = _read(section, key, files[key], _aligned_options(section, train))
             _check_same_features(train, other, key)
+            if section.source == "table" and "features" not in section.columns:
+                _check_same_columns(train, other, key)
             read[key] = _typed(other, task, key)
     read = _unique_ids(read, own_ids="id" in section.columns)
     parts = _split_missing(read, section.split, seed=seed, stratify=track == "ctr")
@@ -129,6 +131,20 @@ def _check_same_features(train: Dataset, other: Dataset, key: str) -> None:
             [
                 f"data.{key}: {other.meta.get('source')}: features differ from the train file "
                 f"{train.meta.get('source')}: expected {_describe(train)}, found {_describe(other)}"
+            ]
+        )
+
+
+def _check_same_columns(train: Dataset, other: Dataset, key: str) -> None:
+    """Features taken from "every other column" must be the same columns in every file."""
+    expected, found = train.meta["table_columns"], other.meta["table_columns"]
+    if set(found) != set(expected):
+        raise ConfigError(
+            [
+                f"data.{key}: {other.meta['source']}: columns differ from the train file's, whose "
+                f"unmapped columns are the features: expected {expected}, found {found} (extra "
+                f"{sorted(set(found) - set(expected))}, missing "
+                f"{sorted(set(expected) - set(found))}); or list `columns.features`"
             ]
         )
 
