@@ -75,6 +75,12 @@ def test_lightgbm_layout_train_and_test_with_query_files(tmp_path):
     assert len(torch.unique(every_id)) == len(every_id)
     assert run.test.ids.min() >= n_train  # test rows numbered after the train file's rows
     assert run.train.labels.dtype == torch.float32
+    raw = _config(tmp_path, "ranking", data)
+    raw["train"] = {"max_steps": 3, "groups_per_batch": 4}
+    raw["variants"].append({"name": "pairwise", "objective": {"pairwise": {}}})
+    results = run_experiment(parse_config(raw))  # the whole run on the two files
+    assert [row["name"] for row in results["variants"]] == ["labels", "pairwise"]
+    assert 0 <= results["variants"][1]["metrics"]["ndcg@10"] <= 1
 
 
 def test_mslr_folder_and_named_files_agree(tmp_path):
