@@ -77,7 +77,10 @@ def _example_overrides(name: str, tmp_path: Path) -> list[str]:
         _write_avazu(tmp_path / "train.csv", 300, seed=0)
         _write_avazu(tmp_path / "test.csv", 100, seed=1)
         files = {"train": tmp_path / "train.csv", "test": tmp_path / "test.csv"}
-        return [f"data.{key}='{path}'" for key, path in files.items()]
+        return [
+            *(f"data.{key}='{path}'" for key, path in files.items()),
+            "data.options={hash_buckets=64}",
+        ]
     sizes = {"ranking": "{n_groups=30}", "ctr_joint": "{n_rows=1200}"}
     return [f"data.options={sizes[name]}"] if name in sizes else []
 
