@@ -49,6 +49,24 @@ def _write_criteo(path: Path, rows: int = 400) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+AVAZU_COLUMNS = ["id", "click", "hour", "C1", "banner_pos", "site_id", "site_domain"]
+AVAZU_COLUMNS += ["site_category", "app_id", "app_domain", "app_category", "device_model"]
+AVAZU_COLUMNS += ["device_type", "device_conn_type", *(f"C{k}" for k in range(14, 22))]
+
+
+def _write_avazu(path: Path, rows: int, seed: int) -> None:
+    """Avazu's layout: a 0/1 click, hex-string ids (site_id = "1fbe01fe") and integer codes."""
+    rng = random.Random(seed)
+    lines = [",".join(AVAZU_COLUMNS)]
+    for row in range(rows):
+        cells = [
+            f"{rng.getrandbits(8):08x}" if rng.random() < 0.5 else str(rng.randint(0, 9))
+            for _ in AVAZU_COLUMNS[2:]
+        ]
+        lines.append(",".join([str(row), str(int(rng.random() < 0.2)), *cells]))
+    path.write_text("\n".join(lines) + "\n")
+
+
 def _example_overrides(name: str, tmp_path: Path) -> list[str]:
     if name == "letor_mslr":
         _write_letor_fold(tmp_path / "Fold1")
@@ -63,6 +81,14 @@ def _example_overrides(name: str, tmp_path: Path) -> list[str]:
         model = {"teacher_lightgbm": "lambdarank.txt", "teacher_onnx": "teacher.onnx"}
         teacher = [f"teacher.path='{rank / model[name]}'"] if name in model else []
         return [f"data.path='{data}'", *teacher]
+    if name == "avazu":
+        _write_avazu(tmp_path / "train.csv", 300, seed=0)
+        _write_avazu(tmp_path / "test.csv", 100, seed=1)
+        files = {"train": tmp_path / "train.csv", "test": tmp_path / "test.csv"}
+        return [
+            *(f"data.{key}='{path}'" for key, path in files.items()),
+            "data.options={hash_buckets=64}",
+        ]
     sizes = {"ranking": "{n_groups=30}", "ctr_joint": "{n_rows=1200}"}
     return [f"data.options={sizes[name]}"] if name in sizes else []
 

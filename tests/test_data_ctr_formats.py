@@ -89,7 +89,19 @@ def test_criteo_global_ids(tmp_path, sep, header):
     [
         ("1\t2", r"data\.txt:2: expected 40 fields separated by '\\t', got 2"),
         (_criteo_row(1, ["x", *[1] * 12], ["a"] * 26, "\t"), "field I1 value 'x' is not an int"),
-        (_criteo_row("yes", [1] * 13, ["a"] * 26, "\t"), "label 'yes' is not a number"),
+        (_criteo_row("yes", [1] * 13, ["a"] * 26, "\t"), "label 'yes' is not a finite number"),
+        (
+            _criteo_row(1, [1, 1, "2.5", *[1] * 10], ["a"] * 26, "\t"),
+            r"data\.txt:2: field I3 value '2\.5' is not an int",
+        ),
+        (
+            _criteo_row("nan", [1] * 13, ["a"] * 26, "\t"),
+            r"data\.txt:2: label 'nan' is not a finite",
+        ),
+        (
+            _criteo_row(1, ["inf", *[1] * 12], ["a"] * 26, "\t"),
+            r"data\.txt:2: field I1 value 'inf' is not an",
+        ),
     ],
 )
 def test_criteo_malformed_line(tmp_path, bad_line, match):
@@ -109,3 +121,17 @@ def test_criteo_label_range_and_empty(tmp_path):
     assert torch.equal(
         read_criteo(_write(tmp_path, row + "\n"), label_range=None).labels, torch.tensor([3.0])
     )
+
+
+def test_criteo_integral_floats_read_as_integers(tmp_path):
+    # DeepCTR's Criteo sample writes integer fields as "260.0"
+    ints = [260, None, 5, 100, 0, -3, 2, 3, 10**6, None, 7, -20, 4]
+    as_floats = [None if v is None else f"{v}.0" for v in ints]
+    cats = ["68fd1e64", None, *["05db9164"] * 24]
+    plain = read_criteo(_write(tmp_path, _criteo_row(1, ints, cats, "\t") + "\n", "a.txt"))
+    floats = read_criteo(_write(tmp_path, _criteo_row(1, as_floats, cats, "\t") + "\n", "b.txt"))
+    assert torch.equal(plain.features, floats.features)
+    offsets = [1 + INT_FIELD_SIZE * f for f in range(13)]
+    assert floats.features[0, :13].tolist() == [
+        o + _int_bucket(v) for o, v in zip(offsets, ints, strict=True)
+    ]

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from distill.data import read_letor
+from distill.data import read_letor, read_libsvm
 
 LETOR = """\
 # MSLR-style sample
@@ -43,7 +43,9 @@ def test_zero_based_file_and_padding(tmp_path):
     assert one_based.features.tolist() == [[0, 0, 4]]
     with pytest.raises(ValueError, match="feature index 0 found but `zero_based` is False"):
         read_letor(path, zero_based=False)
-    with pytest.raises(ValueError, match="`n_features` is 2 but the file has 3"):
+    with pytest.raises(
+        ValueError, match=r"expected at most 2 feature columns .* found 3 \(feature index 2\)"
+    ):
         read_letor(path, n_features=2)
 
 
@@ -74,7 +76,7 @@ def test_bad_query_file(tmp_path, query, match):
     ("line", "match"),
     [
         ("1 qid:1 1:0.5 3:abc", r"train\.txt:3: token '3:abc': feature value is not a number"),
-        ("x qid:1 1:2", r"train\.txt:3: label 'x' is not a number"),
+        ("x qid:1 1:2", r"train\.txt:3: label 'x' is not a finite number"),
         ("1 qid:z 1:2", r"train\.txt:3: token 'qid:z': qid is not an integer"),
         ("1 qid:1 3:1 2:1", r"train\.txt:3: token '2:1': feature indices must be strictly"),
         ("1 qid:1 a:1", r"train\.txt:3: token 'a:1': feature index is not a non-negative"),
@@ -143,3 +145,62 @@ def test_letor_example_runs(tmp_path, capsys):
 
     shuffled = ndcg(torch.rand(len(data)), data.labels, data.groups, k=10)
     assert shuffled + 0.05 < value <= 1.0  # the teacher ranks far better than chance
+
+
+@pytest.mark.parametrize(
+    ("text", "kwargs", "match"),
+    [
+        # an index far above the bound is refused before a dense row of that width exists
+        (
+            "1 qid:1 1:1\n0 qid:1 10000001:2\n",
+            {},
+            r"f\.txt:2: token '10000001:2': feature index 10000001 is above the limit 65536",
+        ),
+        (
+            "1 qid:1 1:1\n0 qid:1 2147483647:2\n",
+            {},
+            r"f\.txt:2: .*feature index 2147483647 is above the limit 65536",
+        ),
+        (
+            "1 qid:1 9223372036854775808:1\n",
+            {},
+            r"f\.txt:1: .*feature index 9223372036854775808 is above the limit",
+        ),
+        ("1 qid:1 5:1\n", {"max_index": 4}, r"f\.txt:1: .*feature index 5 is above the limit 4"),
+        (
+            "1 qid:1 5:1\n",
+            {"n_features": 10**6},
+            r"f\.txt: `n_features` 1000000 is above the limit 65537",
+        ),
+        # a query id split into two blocks
+        (
+            "1 qid:1 1:1\n0 qid:2 1:1\n\n# note\n2 qid:1 1:3\n",
+            {},
+            r"f\.txt:5: qid 1 appears again after other queries",
+        ),
+        (
+            "1 qid:1 1:1\n0 qid\xff\xfe:1 1:1\n",
+            {},
+            r"f\.txt:2: token 'qid\ufffd\ufffd:1': feature index is not",
+        ),
+        ("nan qid:1 1:1\n", {}, r"f\.txt:1: label 'nan' is not a finite number"),
+        ("1 qid:1 1:1\ninf qid:1 1:1\n", {}, r"f\.txt:2: label 'inf' is not a finite number"),
+    ],
+)
+def test_bounds_groups_and_labels(tmp_path, text, kwargs, match):
+    path = tmp_path / "f.txt"
+    path.write_bytes(text.encode("latin-1"))  # "\xff\xfe" become those raw bytes
+    with pytest.raises(ValueError, match=match):
+        read_letor(path, **kwargs)
+
+
+def test_libsvm_bounds_the_embedding_count(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_text("1 2147483648:1\n")
+    with pytest.raises(
+        ValueError, match=r"c\.txt:1: .*feature index 2147483648 is above the limit 16777216"
+    ):
+        read_libsvm(path)
+    path.write_text("1 3:1\nnan 5:1\n")
+    with pytest.raises(ValueError, match=r"c\.txt:2: label 'nan' is not a finite number"):
+        read_libsvm(path)

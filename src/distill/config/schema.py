@@ -70,30 +70,58 @@ class RunSection(_Section):
 class DataSection(_Section):
     """Where the data comes from, how it is split and what the student sees.
 
-    ``source``: ``builtin`` (``name`` + ``options``), ``letor`` (``path``: a folder with
-    train/vali/test.txt such as MSLR ``Fold1/``, or one file), ``libsvm``, ``criteo`` (TSV) or
-    ``table`` (CSV/TSV/Parquet; ``columns`` maps ``label`` and optionally ``group``, ``id``
-    and the ``features`` list to column names). ``split``: train/valid/test fractions (groups
-    kept whole). ``label_fraction``: share of training rows whose hard labels students see.
+    ``source``: ``builtin`` (``name`` + ``options``), ``letor`` (SVMlight with ``qid:`` or a
+    LightGBM ``<file>.query``; ``path`` may be a folder with train/vali/test.txt such as MSLR
+    ``Fold1/``), ``libsvm``, ``criteo`` (TSV/CSV) or ``table`` (CSV/TSV/Parquet; ``columns``
+    maps ``label`` and optionally ``group``, ``id``, the numeric ``features`` list and the
+    ``categorical`` list, hashed into ``options.hash_buckets`` ids). Files: one ``path`` split
+    by ``split`` (train/valid/test fractions, groups whole, clicks stratified), or ``train``
+    with optional ``valid`` and ``test`` files; a missing one is split off ``train`` with the
+    ``split`` fractions of the parts it makes. ``label_fraction``: share of training rows whose
+    hard labels students see. See docs/data.md.
     """
 
     source: Literal["builtin", "letor", "libsvm", "criteo", "table"] = "builtin"
     name: str | None = None
     path: str | None = None
+    train: str | None = None
+    valid: str | None = None
+    test: str | None = None
     options: dict[str, Any] = {}
-    columns: dict[Literal["features", "label", "group", "id"], str | list[str]] = {}
+    columns: dict[Literal["features", "label", "group", "id", "categorical"], str | list[str]] = {}
     split: list[UnitOpen] = [0.7, 0.15, 0.15]
     label_fraction: Annotated[float, _in_interval(0, 1, low_open=True)] = 1.0
     student_features: str | list[str | int] | None = None
 
     @model_validator(mode="after")
     def _source_fields(self) -> DataSection:
-        if self.source == "builtin" and not self.name:
-            raise ValueError("`name` is required when source = 'builtin'")
-        if self.source != "builtin" and not self.path:
-            raise ValueError(f"`path` is required when source = {self.source!r}")
-        if len(self.split) != 3 or not math.isclose(sum(self.split), 1.0, abs_tol=1e-6):
-            raise ValueError(f"`split` must be 3 fractions summing to 1, got {self.split}")
+        given = [key for key in ("path", "train", "valid", "test") if getattr(self, key)]
+        if self.source == "builtin":
+            if not self.name:
+                raise ValueError("`name` is required when source = 'builtin'")
+            if given:
+                raise ValueError(f"`{given[0]}` is not read when source = 'builtin'")
+        elif not self.path and not self.train:
+            raise ValueError(
+                f"`path` is required when source = {self.source!r} (one file, split by `split`), "
+                "or give `train` with optional `valid` and `test` files"
+            )
+        elif self.path and len(given) > 1:
+            raise ValueError(
+                f"`{given[1]}` cannot go with `path`: give one file (`path`) or one per split "
+                "(`train` with optional `valid`, `test`)"
+            )
+        cut = 3 - bool(self.valid) - bool(self.test)  # parts cut from the one (train) file
+        if len(self.split) != 3 and not (cut == 2 and len(self.split) == 2):
+            raise ValueError(
+                "`split` must be 3 fractions (train, valid, test), or 2 (train and the missing "
+                f"one) when one of `valid`/`test` is a file, got {self.split}"
+            )
+        if not math.isclose(sum(self.split), 1.0, abs_tol=1e-6):
+            raise ValueError(f"`split` must sum to 1, got {self.split}")
+        for key in ("features", "categorical"):
+            if isinstance(self.columns.get(key), str):
+                raise ValueError(f"`columns.{key}` must be a list of column names")
         return self
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import math
 import os
-import zlib
 from typing import Literal
 
 import numpy as np
@@ -21,12 +21,15 @@ from distill.data._checks import (
     is_number,
     raise_located,
 )
+from distill.data._hashing import hashed_ids
 from distill.data._svmlight import ZeroBased, load_svmlight
 from distill.data.dataset import Dataset
 
 CRITEO_INT_FIELDS = tuple(f"I{i}" for i in range(1, 14))
 CRITEO_CAT_FIELDS = tuple(f"C{i}" for i in range(1, 27))
 CRITEO_COLUMNS = ("label", *CRITEO_INT_FIELDS, *CRITEO_CAT_FIELDS)
+LIBSVM_MAX_INDEX = 2**24
+"""Default bound on libsvm feature indices: 16.7 M embedding rows (iPinYou has 0.94 M)."""
 INT_FIELD_SIZE = 2048  # local ids of one integer field: 0 missing, 1-11 small, 12+ log buckets
 _SMALL_MIN = -8  # integer values <= 2 keep their own bucket, clipped below at -8
 
@@ -36,6 +39,7 @@ def read_libsvm(
     *,
     zero_based: ZeroBased = "auto",
     n_features: int | None = None,
+    max_index: int = LIBSVM_MAX_INDEX,
     label_range: tuple[float, float] | None = (0.0, 1.0),
     allow_nan: bool = False,
     impute: Impute = None,
@@ -51,6 +55,7 @@ def read_libsvm(
         path: the libsvm file (parsed by scikit-learn's ``load_svmlight_file``).
         zero_based: index base: True, False or "auto" (1-based unless index 0 occurs).
         n_features: size of the index space (align a test file with its train file).
+        max_index: largest feature index accepted (each index is an embedding row).
         label_range: declared label range, checked if not None (default clicks in [0, 1]).
         allow_nan: keep NaN/inf values; impute: replace them by a number or column mean.
 
@@ -59,8 +64,9 @@ def read_libsvm(
         float32 labels and ``meta["task"] == "binary"``.
 
     Raises:
-        ValueError: empty file, malformed line (``file:line: token``), NaN/inf values, labels
-            outside ``label_range``.
+        ValueError: empty file, malformed line, a feature index above ``max_index`` or a
+            NaN/inf label (``file:line: token``), NaN/inf values, labels outside
+            ``label_range``.
 
     Reference: Chang & Lin, LIBSVM data format; Rendle (2012), libFM; Zhang et al. (2014),
     iPinYou RTB dataset.
@@ -71,7 +77,8 @@ def read_libsvm(
         (torch.int64, 937671)
     """
     path = os.fspath(path)
-    rows = load_svmlight(path, zero_based=zero_based, n_features=n_features)
+    check_positive_int("max_index", max_index)
+    rows = load_svmlight(path, zero_based=zero_based, n_features=n_features, max_index=max_index)
     matrix = rows.matrix
     counts = np.diff(matrix.indptr)
     width = max(int(counts.max()), 1)
@@ -82,7 +89,7 @@ def read_libsvm(
     ids[row_of, slot] = matrix.indices + 1
     values[row_of, slot] = matrix.data
     values = finite_features(
-        torch.from_numpy(values), source=path, allow_nan=allow_nan, impute=impute
+        torch.from_numpy(values), source=path, allow_nan=allow_nan, impute=impute, svmlight=True
     )
     labels = torch.from_numpy(rows.labels.astype(np.float32))
     check_label_range(labels, label_range, source=path)
@@ -92,7 +99,7 @@ def read_libsvm(
         feature_values=None if bool((values[ids != 0] == 1).all()) else values,
         feature_names=[f"slot{k}" for k in range(1, width + 1)],
         num_embeddings=matrix.shape[1] + 1,
-        meta={"task": "binary", "source": path},
+        meta={"task": "binary", "source": path, "index_base": rows.index_base},
     )
 
 
@@ -149,7 +156,9 @@ def read_criteo(
     labels = torch.from_numpy(table["label"].to_numpy().astype(np.float32))
     check_label_range(labels, label_range, source=path)
     columns = [_int_buckets(table[name]) for name in CRITEO_INT_FIELDS]
-    columns += [_hash_buckets(table[name], hash_buckets) for name in CRITEO_CAT_FIELDS]
+    columns += [
+        hashed_ids(table[name], hash_buckets, source=path, name=name) for name in CRITEO_CAT_FIELDS
+    ]
     sizes = [INT_FIELD_SIZE] * len(CRITEO_INT_FIELDS) + [hash_buckets + 1] * len(CRITEO_CAT_FIELDS)
     offsets = np.cumsum([1, *sizes[:-1]])
     features = np.stack(columns, axis=1) + offsets
@@ -164,23 +173,39 @@ def read_criteo(
 
 def _read_criteo_table(path: str, *, sep: str, skip_rows: int) -> pa.Table:
     types = {"label": pa.float64()}
-    types |= {name: pa.int64() for name in CRITEO_INT_FIELDS}
+    types |= {name: pa.float64() for name in CRITEO_INT_FIELDS}  # "260.0" is an integer too
     types |= {name: pa.string() for name in CRITEO_CAT_FIELDS}
     try:
         table = pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(column_names=list(CRITEO_COLUMNS), skip_rows=skip_rows),
             parse_options=pacsv.ParseOptions(delimiter=sep),
-            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types, null_values=[""], strings_can_be_null=True
+            ),  # only an empty field is missing: "nan" or "NA" in I1-I13 is an error
         )
-    except pa.ArrowInvalid as error:
-        raise_located(path, _criteo_line_checker(sep), error, skip_lines=skip_rows)
+    except (pa.ArrowInvalid, UnicodeDecodeError) as error:
+        raise_located(path, _criteo_line_checker(sep), error, skip_lines=skip_rows, csv=True)
     if table.num_rows == 0:
         raise ValueError(f"{path}: no data rows")
-    if table["label"].null_count:
-        row = int(np.flatnonzero(table["label"].is_null().to_numpy(zero_copy_only=False))[0])
-        raise ValueError(f"{path}: missing label in data row {row} (0-based)")
+    labels_ok = not table["label"].null_count and _finite(table["label"])
+    if not labels_ok or not all(_integral(table[name]) for name in CRITEO_INT_FIELDS):
+        raise_located(
+            path,
+            _criteo_line_checker(sep),
+            ValueError("a missing or NaN/inf label, or a non-integral value in I1-I13"),
+            skip_lines=skip_rows,
+        )
     return table
+
+
+def _integral(column: pa.ChunkedArray) -> bool:
+    values = pc.drop_null(column).to_numpy()
+    return bool(np.isfinite(values).all() and (values == np.floor(values)).all())
+
+
+def _finite(column: pa.ChunkedArray) -> bool:
+    return bool(np.isfinite(column.to_numpy()).all())
 
 
 def _criteo_line_checker(sep: str):
@@ -188,14 +213,22 @@ def _criteo_line_checker(sep: str):
         fields = line.split(sep)
         if len(fields) != len(CRITEO_COLUMNS):
             return f"expected {len(CRITEO_COLUMNS)} fields separated by {sep!r}, got {len(fields)}"
-        if not is_number(fields[0]):
-            return f"label {fields[0]!r} is not a number"
+        if not is_number(fields[0]) or not math.isfinite(float(fields[0])):
+            return f"label {fields[0]!r} is not a finite number"
         for name, token in zip(CRITEO_INT_FIELDS, fields[1:14], strict=True):
-            if token and not token.strip().lstrip("-").isdigit():
+            if token and not _is_integral(token):
                 return f"field {name} value {token!r} is not an integer"
         return None
 
     return problem_in_line
+
+
+def _is_integral(token: str) -> bool:
+    """Whether an I1-I13 field is an integer: "260" and "260.0" are; "2.5", "nan" are not."""
+    if not is_number(token):
+        return False
+    value = float(token)
+    return math.isfinite(value) and value == math.floor(value)
 
 
 def _int_buckets(column: pa.ChunkedArray) -> np.ndarray:
@@ -207,13 +240,3 @@ def _int_buckets(column: pa.ChunkedArray) -> np.ndarray:
     local = np.where(value > 2, large, small).astype(np.int64)
     local[missing] = 0
     return local
-
-
-def _hash_buckets(column: pa.ChunkedArray, buckets: int) -> np.ndarray:
-    encoded = pc.dictionary_encode(column).combine_chunks()
-    words = encoded.dictionary.to_pylist()
-    codes = np.array(
-        [1 + zlib.crc32(word.encode()) % buckets for word in words] + [0], dtype=np.int64
-    )
-    index = pc.fill_null(encoded.indices, len(words)).to_numpy()
-    return codes[index]

@@ -182,24 +182,31 @@ def _parse_ranges(spec: str, n_columns: int) -> list[int]:
     return positions
 
 
-def split(dataset: Dataset, fractions: Sequence[float], *, seed: int) -> tuple[Dataset, ...]:
+def split(
+    dataset: Dataset, fractions: Sequence[float], *, seed: int, stratify: bool = False
+) -> tuple[Dataset, ...]:
     """Seeded random split into parts of the given fractions, keeping every group whole.
 
     Grouped data is split by group (part k ends at group ``floor(cumulative_fraction_k · G + ½)``
-    of the shuffled G groups); ungrouped data by row. Rows keep their original order inside a part.
+    of the shuffled G groups); ungrouped data by row. With ``stratify`` the rows of each label
+    value are shuffled and cut separately, so every part keeps the label mix (e.g. the click
+    rate). Rows keep their original order inside a part.
 
     Args:
         dataset: the data to split.
         fractions: positive fractions summing to 1, e.g. ``(0.8, 0.1, 0.1)``.
         seed: seed of the shuffle; the same seed gives the same split.
+        stratify: cut each label value separately (ungrouped data only).
 
     Returns:
         One Dataset per fraction.
 
     Raises:
-        ValueError: fractions that are not positive or do not sum to 1.
+        ValueError: fractions that are not positive or do not sum to 1; ``stratify`` on
+            grouped data.
 
-    Reference: scikit-learn's ``GroupShuffleSplit`` (groups never straddle two parts).
+    Reference: scikit-learn's ``GroupShuffleSplit`` (groups never straddle two parts) and
+    ``StratifiedShuffleSplit``.
 
     Example:
         >>> train, valid = split(ds, (0.8, 0.2), seed=0)
@@ -209,18 +216,26 @@ def split(dataset: Dataset, fractions: Sequence[float], *, seed: int) -> tuple[D
     if abs(sum(fractions) - 1.0) > 1e-6:
         raise ValueError(f"`fractions` must sum to 1, got {sum(fractions)}")
     check_positive_int("seed", seed, minimum=0)
+    if stratify and dataset.groups is not None:
+        raise ValueError("`stratify` needs ungrouped data (groups are kept whole)")
     keys = torch.arange(len(dataset)) if dataset.groups is None else dataset.groups
     unique_keys, row_key = torch.unique(keys, return_inverse=True)
-    order = torch.randperm(len(unique_keys), generator=torch.Generator().manual_seed(seed))
+    strata = torch.zeros(len(unique_keys), dtype=torch.int64)
+    if stratify:
+        strata = torch.unique(dataset.labels, return_inverse=True)[1]
+    generator = torch.Generator().manual_seed(seed)
     part_of_key = torch.empty(len(unique_keys), dtype=torch.int64)
-    bounds = [int(c * len(unique_keys) + 0.5) for c in _cumulative(fractions)]
-    start = 0
-    for part, end in enumerate(bounds):
-        part_of_key[order[start:end]] = part
-        start = end
+    for stratum in torch.unique(strata):
+        members = torch.nonzero(strata == stratum).flatten()
+        order = members[torch.randperm(len(members), generator=generator)]
+        bounds = [int(c * len(members) + 0.5) for c in _cumulative(fractions)]
+        start = 0
+        for part, end in enumerate(bounds):
+            part_of_key[order[start:end]] = part
+            start = end
     row_part = part_of_key[row_key]
     return tuple(
-        dataset.subset(torch.nonzero(row_part == part).flatten()) for part in range(len(bounds))
+        dataset.subset(torch.nonzero(row_part == part).flatten()) for part in range(len(fractions))
     )
 
 

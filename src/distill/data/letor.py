@@ -7,6 +7,7 @@ import os
 import numpy as np
 import torch
 
+from distill._validation import check_positive_int
 from distill.data._checks import (
     Impute,
     check_file,
@@ -16,6 +17,9 @@ from distill.data._checks import (
 from distill.data._svmlight import ZeroBased, load_svmlight
 from distill.data.dataset import Dataset
 
+LETOR_MAX_INDEX = 2**16
+"""Default bound on LETOR feature indices (MSLR has 136, Yahoo LTR 700, Istella 220)."""
+
 
 def read_letor(
     path: str | os.PathLike,
@@ -23,6 +27,7 @@ def read_letor(
     *,
     zero_based: ZeroBased = "auto",
     n_features: int | None = None,
+    max_index: int = LETOR_MAX_INDEX,
     label_range: tuple[float, float] | None = None,
     allow_nan: bool = False,
     impute: Impute = None,
@@ -43,6 +48,7 @@ def read_letor(
         zero_based: feature indices start at 0 (True), 1 (False) or detect ("auto": 1-based
             unless index 0 occurs).
         n_features: pad to this many columns (align a validation file with its train file).
+        max_index: largest feature index accepted (features are dense: D columns per row).
         label_range: declared ``(low, high)`` of the grades, e.g. ``(0, 4)``; checked if given.
         allow_nan: keep NaN/inf feature values instead of rejecting them.
         impute: replace NaN/inf by a number or by the column mean (``"mean"``).
@@ -52,7 +58,9 @@ def read_letor(
         (the qid, or the group's position in the query file); ``meta["task"] == "ranking"``.
 
     Raises:
-        ValueError: an empty file, a malformed line (``file:line: token``), NaN/inf features,
+        ValueError: an empty file, a malformed line (``file:line: token``), a feature index
+            above ``max_index``, a NaN/inf label, a qid whose lines are not consecutive,
+            a mangled ``qid`` token (all ``file:line``), NaN/inf features,
             grades outside ``label_range``, a group of size 0 or sizes not summing to N.
 
     Reference: Qin & Liu (2013), "Introducing LETOR 4.0 Datasets"; MSLR-WEB10K/30K; LightGBM's
@@ -64,7 +72,8 @@ def read_letor(
         40
     """
     path = os.fspath(path)
-    rows = load_svmlight(path, zero_based=zero_based, n_features=n_features)
+    check_positive_int("max_index", max_index)
+    rows = load_svmlight(path, zero_based=zero_based, n_features=n_features, max_index=max_index)
     n_rows = rows.matrix.shape[0]
     if query_file is None and os.path.isfile(path + ".query"):
         query_file = path + ".query"
@@ -77,11 +86,13 @@ def read_letor(
     check_label_range(labels, label_range, source=path)
     n_columns = features.shape[1]
     return Dataset(
-        features=finite_features(features, source=path, allow_nan=allow_nan, impute=impute),
+        features=finite_features(
+            features, source=path, allow_nan=allow_nan, impute=impute, svmlight=True
+        ),
         labels=labels,
         groups=groups,
         feature_names=[str(c + rows.index_base) for c in range(n_columns)],
-        meta={"task": "ranking", "source": path},
+        meta={"task": "ranking", "source": path, "index_base": rows.index_base},
     )
 
 

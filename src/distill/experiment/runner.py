@@ -67,7 +67,7 @@ def run_experiment(cfg: RunConfig) -> dict[str, Any]:
         >>> results["variants"][1]["gap_recovered"]  # doctest: +SKIP
         0.81
     """
-    data = load_run_data(cfg)
+    data = load_run_data(cfg)  # bad data or models fail before the run folder is touched
     _check_models(cfg, data)
     folder = start_run(cfg)
     run_teacher(cfg, data=data)

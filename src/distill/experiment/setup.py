@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,16 +16,16 @@ from torch import nn
 
 from distill import data as data_module
 from distill import models
-from distill.config import ConfigError, DataSection, ModelSpec, Objective, RunConfig, Variant
+from distill.config import ConfigError, ModelSpec, Objective, RunConfig, Variant
 from distill.config import TrainSection as TrainConfig
 from distill.data import Dataset
+from distill.experiment.inputs import read_splits
 from distill.train.objective import Objective as FitObjective
 from distill.train.objective import make_term
 from distill.train.options import TrainOptions
 
 IGNORE_LABEL = -100
 """Class label of unlabeled transfer-set rows (``cross_entropy``/``kd_loss`` ignore it)."""
-LETOR_FILES = ("train.txt", "vali.txt", "test.txt")
 LABEL_LOSS = {"classification": "ce", "ctr": "bce", "ranking": "pairwise_logistic"}
 
 
@@ -84,7 +83,8 @@ class RunData:
 
 
 def load_run_data(cfg: RunConfig) -> RunData:
-    """Read the data, split it (groups whole) and pick the labeled rows, seeded by run.seed.
+    """Read the data (see :func:`~distill.experiment.inputs.read_splits`), split what no file
+    gives and pick the labeled rows, seeded by run.seed.
 
     A teacher's score columns (``teacher.column(s)``) are read as extras, not features.
     """
@@ -92,66 +92,19 @@ def load_run_data(cfg: RunConfig) -> RunData:
     if cfg.teacher.score_columns:
         extras = {"extras": cfg.teacher.score_columns}
         section = section.model_copy(update={"options": section.options | extras})
-    try:
-        train, valid, test = _read_splits(section, cfg.run.seed)
-    except ConfigError:
-        raise
-    except ValueError as error:  # a reader's message names the file and what it found
-        raise ConfigError([f"data: {error}"]) from None
+    train, valid, test = read_splits(section, track=cfg.run.track, seed=cfg.run.seed)
     labeled, transfer = train, train
     if section.label_fraction < 1.0:
         fraction = section.label_fraction
         labeled, unlabeled = data_module.split(train, (fraction, 1 - fraction), seed=cfg.run.seed)
-        transfer = _mask_labels(train, unlabeled) if _is_classification(train) else train
+        if cfg.run.track == "classification":  # only class indices can be masked; never grades
+            transfer = _mask_labels(train, unlabeled)
     features = section.student_features or train.meta.get("student_features")
     return RunData(train, labeled, transfer, valid, test, features)
 
 
-def _read_splits(section: DataSection, seed: int) -> tuple[Dataset, Dataset, Dataset]:
-    if section.source == "letor" and Path(section.path).is_dir():
-        return _read_letor_folder(Path(section.path), section.options)
-    _check_exists(section)
-    dataset = _read_one(section)
-    return data_module.split(dataset, tuple(section.split), seed=seed)
-
-
-def _read_one(section: DataSection) -> Dataset:
-    options = dict(section.options)
-    if section.source == "builtin":
-        return data_module.load_builtin(section.name, **options)
-    if section.source == "letor":
-        return data_module.read_letor(section.path, **options)
-    if section.source == "libsvm":
-        return data_module.read_libsvm(section.path, **options)
-    if section.source == "criteo":
-        return data_module.read_criteo(section.path, **options)
-    if "label" not in section.columns:
-        raise ConfigError(["data.columns: needs at least `label` for source = 'table'"])
-    return data_module.read_table(section.path, **section.columns, **options)
-
-
-def _read_letor_folder(folder: Path, options: dict[str, Any]) -> tuple[Dataset, ...]:
-    """MSLR/LETOR ``Fold*/`` layout: train/vali/test.txt, ids made unique across the files."""
-    missing = [name for name in LETOR_FILES if not (folder / name).is_file()]
-    if missing:
-        raise ConfigError([f"data.path: {folder} has no {', '.join(missing)} (a LETOR fold)"])
-    train = data_module.read_letor(folder / LETOR_FILES[0], **options)
-    width = {"n_features": train.features.shape[1], **options}
-    parts = [train] + [data_module.read_letor(folder / name, **width) for name in LETOR_FILES[1:]]
-    offset, renumbered = 0, []
-    for part in parts:
-        ids = torch.arange(offset, offset + len(part))
-        renumbered.append(dataclasses.replace(part, ids=ids))
-        offset += len(part)
-    return tuple(renumbered)
-
-
-def _check_exists(section: DataSection) -> None:
-    if section.path is not None and not Path(section.path).exists():
-        raise ConfigError([f"data.path: no such file or folder: {section.path}"])
-
-
 def _is_classification(dataset: Dataset) -> bool:
+    """Class-index labels (int64); the run's data gets them only on the classification track."""
     return dataset.labels.dtype == torch.int64
 
 
