@@ -27,6 +27,7 @@ from distill._validation import (
     check_pair,
 )
 from distill.ranking.pair_engine import Normalize, pair_sum
+from distill.ranking.pair_sums import penalty_form, quantile_form
 from distill.ranking.pairs import (
     SIGNALS,
     Pairs,
@@ -149,6 +150,7 @@ def pairwise_distillation_loss(
         pairs=pairs,
         normalize=normalize,
         reduction=reduction,
+        form=penalty_form(rho),
     )
 
 
@@ -294,6 +296,7 @@ def quantile_ranking_loss(
         pairs=pairs,
         normalize=normalize,
         reduction=reduction,
+        form=quantile_form(taus),
     )
 
 
