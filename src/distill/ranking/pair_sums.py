@@ -85,13 +85,13 @@ def quantile_form(taus: list[float]) -> PairForm:
 class Partition(NamedTuple):
     """Items cut into blocks (groups, or a group's label levels) whose pairs are summed.
 
-    Pre-order tensors follow the plan's ``pre`` order; sorted-order tensors follow the order of
-    the items sorted by (block, value), which is the same block sequence for any values.
+    Item tensors follow the flattened items (column-major); sorted-order tensors follow the
+    items sorted by (block, value), which is the same block sequence for any values.
     """
 
-    block: torch.Tensor  # (M,) long, block of each item, pre order
-    offset: torch.Tensor  # (M,) float64, block index for the sort key, pre order
-    square_scale: torch.Tensor  # (M,) float64, sign·weight·block size, pre order
+    block: torch.Tensor  # (M,) long, block of each item
+    offset: torch.Tensor  # (M,) float64, block index for the sort key
+    square_scale: torch.Tensor  # (M,) float64, sign·weight·block size
     num_blocks: int
     sizes: torch.Tensor  # (B,) float64 block sizes (at least 1)
     abs_scale: torch.Tensor  # (M,) float64, sign·weight·(2k − n + 1), sorted order
@@ -104,10 +104,10 @@ class Partition(NamedTuple):
 class SumPlan(NamedTuple):
     """Everything about a batch layout that does not depend on the scores."""
 
-    pre: torch.Tensor  # (M,) flattened rows (column-major) sorted by orientation key
-    key: torch.Tensor  # (M,) float64 orientation key (label, or minus the row), pre order
-    column: torch.Tensor  # (M,) long score column, pre order
-    weight: torch.Tensor  # (M,) float64 group weight, pre order
+    pre: torch.Tensor  # (M,) flattened items (column-major) sorted by orientation key
+    key: torch.Tensor  # (M,) float64 orientation key (label, or minus the row)
+    column: torch.Tensor  # (M,) long score column
+    weight: torch.Tensor  # (M,) float64 group weight
     orient: torch.Tensor  # (M,) float64 weight·(#items below − #items above in the group)
     parts: list[tuple[int, Partition]]  # (sign, partition): groups +1, label levels −1
     pair_weight: float  # Σ_g weight_g · pairs_g (for the constant term)
@@ -138,10 +138,18 @@ def _argsort(key: torch.Tensor) -> torch.Tensor:
     return torch.argsort(key)
 
 
-def _searchsorted(ordered: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    if ordered.device.type == "cpu":
-        return torch.from_numpy(np.searchsorted(ordered.numpy(), values.numpy()))
-    return torch.searchsorted(ordered, values)
+def _window_ends(ordered: torch.Tensor, width: float) -> torch.Tensor:
+    """For each element of the ascending ``ordered``, the index of the first one ``> it + width``.
+
+    On the CPU one stable NumPy sort of the two sorted runs (a linear merge) replaces a binary
+    search per element.
+    """
+    if ordered.device.type != "cpu":
+        return torch.searchsorted(ordered, ordered + width, side="right")
+    keys = ordered.numpy()
+    merged = np.argsort(np.concatenate([keys, keys + width]), kind="stable")
+    # the shifted copies keep their order; each one is preceded by the keys up to it
+    return torch.from_numpy(np.flatnonzero(merged >= len(keys)) - np.arange(len(keys)))
 
 
 def _columns(values: torch.Tensor, columns: int, step: int) -> torch.Tensor:
@@ -150,12 +158,12 @@ def _columns(values: torch.Tensor, columns: int, step: int) -> torch.Tensor:
     return (values[None, :] + shift).reshape(-1)
 
 
-def _partition(block, num_blocks, item_weight, pre, columns, sign) -> Partition:
-    """The pre-order and sorted-order tensors of one partition, repeated over ``columns``."""
+def _partition(block, num_blocks, item_weight, columns, sign) -> Partition:
+    """The item and sorted-order tensors of one partition, repeated over ``columns``."""
     sizes = torch.bincount(block, minlength=num_blocks)
     block_weight = torch.zeros(num_blocks, dtype=torch.float64, device=block.device)
     block_weight[block] = item_weight
-    block = _columns(block, columns, num_blocks)[pre]
+    block = _columns(block, columns, num_blocks)
     sizes, block_weight = sizes.repeat(columns), sign * block_weight.repeat(columns)
     sorted_block = torch.sort(block).values
     starts = torch.cumsum(sizes, 0) - sizes
@@ -206,15 +214,15 @@ def _build_plan(group_ids, labels, normalize, columns) -> SumPlan:
     item_weight = group_weight[group]
     pre_rows = torch.sort(key, stable=True).indices
     pre = _columns(pre_rows, columns, rows)
-    parts = [(1, _partition(group, num_groups, item_weight, pre, columns, 1.0))]
+    parts = [(1, _partition(group, num_groups, item_weight, columns, 1.0))]
     if labels is not None and len(level_sizes) < rows:
-        parts.append((-1, _partition(level, len(level_sizes), item_weight, pre, columns, -1.0)))
+        parts.append((-1, _partition(level, len(level_sizes), item_weight, columns, -1.0)))
     return SumPlan(
         pre=pre,
-        key=key.repeat(columns)[pre],
-        column=pre // max(rows, 1),
-        weight=item_weight.repeat(columns)[pre],
-        orient=(orient * item_weight).repeat(columns)[pre],
+        key=key.repeat(columns),
+        column=torch.arange(rows * columns, device=device) // max(rows, 1),
+        weight=item_weight.repeat(columns),
+        orient=(orient * item_weight).repeat(columns),
         parts=parts,
         pair_weight=float((group_weight * counts).sum()) * columns,
         denominator=int(counts.sum()) if normalize == "pair" else int(has_pairs.sum()),
@@ -235,12 +243,12 @@ def _squared(x: torch.Tensor, part: Partition) -> torch.Tensor:
     """``Σ_blocks sign·w·n·Σ(x − x̄)²`` = the weighted sum of ``(x_i − x_j)²`` over pairs."""
     totals = torch.zeros(part.num_blocks, dtype=x.dtype, device=x.device)
     totals = totals.index_add(0, part.block, x)
-    centred = x - (totals / part.sizes)[part.block]
+    centred = x - (totals / part.sizes).index_select(0, part.block)
     return torch.dot(part.square_scale, centred * centred)
 
 
 class Sorted(NamedTuple):
-    order: torch.Tensor  # (M,) pre positions in (block, value) order
+    order: torch.Tensor  # (M,) items in (block, value) order
     values: torch.Tensor  # (M,) x in that order (with gradient)
     keys: torch.Tensor  # (M,) the sort keys in that order
     ties: torch.Tensor | None  # (M − 1,) neighbours with equal values in one block, if any
@@ -253,8 +261,9 @@ def _sort(x: torch.Tensor, part: Partition, gap: float) -> Sorted:
     width = plain.max() - low + (gap + 1.0)
     key = part.offset * width + (plain - low)
     order = _argsort(key)
-    values = x[order]
-    ties = part.same & (plain[order][1:] == plain[order][:-1])
+    values = x.index_select(0, order)
+    plain = values.detach()
+    ties = part.same & (plain[1:] == plain[:-1])
     return Sorted(order, values, key[order], ties if bool(ties.any()) else None)
 
 
@@ -271,28 +280,26 @@ def _huber_window(ordered: Sorted, part: Partition, beta: float) -> torch.Tensor
     """Weighted ``Σ (β − |x_i − x_j|)₊²`` over the pairs closer than β (sorted windows)."""
     values = ordered.values
     after = torch.arange(1, len(values) + 1, device=values.device)
-    ends = torch.maximum(_searchsorted(ordered.keys, ordered.keys + beta), after)
+    ends = torch.maximum(_window_ends(ordered.keys, beta), after)
     zero = values.new_zeros(1)
     first = torch.cat([zero, torch.cumsum(values, 0)])
     second = torch.cat([zero, torch.cumsum(values * values, 0)])
     count = (ends - after).double()
     reach = values + beta
-    window = (
-        count * reach * reach
-        - 2 * reach * (first[ends] - first[after])
-        + (second[ends] - second[after])
-    )
+    sum_first = first.index_select(0, ends) - first.index_select(0, after)
+    sum_second = second.index_select(0, ends) - second.index_select(0, after)
+    window = count * reach * reach - 2 * reach * sum_first + sum_second
     return torch.dot(part.weight, window)
 
 
 def _tie_correction(x: torch.Tensor, plan: SumPlan, part: Partition) -> torch.Tensor:
-    """Per item (pre order): ``#below − #above`` among the partners with an equal value.
+    """Per item: ``#below − #above`` (orientation key) among the partners with an equal value.
 
     Those pairs have ``r = 0``, where pinball's subgradient is 0, not the linear part's slope.
     """
     plain = x.detach()
     key = part.offset * (plain.max() - plain.min() + 1.0) + (plain - plain.min())
-    order = torch.sort(key, stable=True).indices  # ties keep the pre order: key ascending
+    order = plan.pre[torch.sort(key[plan.pre], stable=True).indices]  # ties: key ascending
     values, keys = plain[order], plan.key[order]
     new_run = ~(part.same & (values[1:] == values[:-1]))
     run_first, run_last = _runs(new_run)
@@ -337,7 +344,7 @@ def closed_pair_sum(
     """
     columns = 1 if u.ndim == 1 else u.shape[1]
     plan = _plan(group_ids, labels, normalize, columns)
-    x = u.double().t().reshape(-1)[plan.pre]
+    x = u.double().t().reshape(-1)
     total = x.sum() * 0
     if len(x) == 0:
         return total.to(u.dtype), plan.denominator
