@@ -191,7 +191,7 @@ def test_quantile_heads_closed_form_equals_enumeration(pairs, normalize):
 
 
 def test_float32_scores_give_float32_loss_close_to_float64():
-    group_ids, labels, student, teacher = ragged(8)
+    group_ids, _, student, teacher = ragged(8)
     for penalty in ("absolute", "huber"):
         low = pairwise_distillation_loss(
             student.float(), teacher.float(), group_ids, penalty=penalty
@@ -248,7 +248,7 @@ def test_auto_uses_closed_form_and_enumerates_the_rest(monkeypatch):
 
 
 def test_closed_path_that_does_not_apply_is_an_error():
-    group_ids, labels, student, teacher = ragged(10)
+    group_ids, _, student, teacher = ragged(10)
     with pytest.raises(ValueError, match="`path` 'closed' needs a `form`.*reduction='none'"):
         pair_engine.pair_sum(
             (teacher - student,),

@@ -104,7 +104,6 @@ class Partition(NamedTuple):
 class SumPlan(NamedTuple):
     """Everything about a batch layout that does not depend on the scores."""
 
-    pre: torch.Tensor  # (M,) flattened items (column-major) sorted by orientation key
     key: torch.Tensor  # (M,) float64 orientation key (label, or minus the row)
     column: torch.Tensor  # (M,) long score column
     weight: torch.Tensor  # (M,) float64 group weight
@@ -212,13 +211,10 @@ def _build_plan(group_ids, labels, normalize, columns) -> SumPlan:
     has_pairs = counts > 0
     group_weight = has_pairs.double() / (1.0 if normalize == "pair" else counts.clamp_min(1))
     item_weight = group_weight[group]
-    pre_rows = torch.sort(key, stable=True).indices
-    pre = _columns(pre_rows, columns, rows)
     parts = [(1, _partition(group, num_groups, item_weight, columns, 1.0))]
     if labels is not None and len(level_sizes) < rows:
         parts.append((-1, _partition(level, len(level_sizes), item_weight, columns, -1.0)))
     return SumPlan(
-        pre=pre,
         key=key.repeat(columns),
         column=torch.arange(rows * columns, device=device) // max(rows, 1),
         weight=item_weight.repeat(columns),
@@ -292,27 +288,35 @@ def _huber_window(ordered: Sorted, part: Partition, beta: float) -> torch.Tensor
     return torch.dot(part.weight, window)
 
 
-def _tie_correction(x: torch.Tensor, plan: SumPlan, part: Partition) -> torch.Tensor:
+def _tie_correction(ordered: Sorted, plan: SumPlan) -> torch.Tensor:
     """Per item: ``#below − #above`` (orientation key) among the partners with an equal value.
 
     Those pairs have ``r = 0``, where pinball's subgradient is 0, not the linear part's slope.
+    Only the tied items are re-sorted (by run, then orientation key).
     """
-    plain = x.detach()
-    key = part.offset * (plain.max() - plain.min() + 1.0) + (plain - plain.min())
-    order = plan.pre[torch.sort(key[plan.pre], stable=True).indices]  # ties: key ascending
-    values, keys = plain[order], plan.key[order]
-    new_run = ~(part.same & (values[1:] == values[:-1]))
-    run_first, run_last = _runs(new_run)
-    sub_first, sub_last = _runs(new_run | (keys[1:] != keys[:-1]))
+    new_run = torch.cat([ordered.ties.new_ones(1), ~ordered.ties])
+    run = torch.cumsum(new_run, 0)
+    tied = torch.nonzero(
+        torch.cat([ordered.ties, ordered.ties.new_zeros(1)])
+        | torch.cat([ordered.ties.new_zeros(1), ordered.ties])
+    ).squeeze(1)
+    items = ordered.order[tied]
+    by = _lexsort(plan.key[items], run[tied])
+    items, runs, keys = items[by], run[tied][by], plan.key[items[by]]
+    run_first, run_last = _runs(runs[1:] != runs[:-1])
+    sub_first, sub_last = _runs((runs[1:] != runs[:-1]) | (keys[1:] != keys[:-1]))
     correction = ((sub_first - run_first) - (run_last - sub_last)).double()
-    return torch.zeros_like(correction).index_copy(0, order, correction)
+    return torch.zeros_like(plan.weight).index_copy(0, items, correction)
 
 
-def _linear(x, plan: SumPlan, form: PairForm, ties: bool) -> torch.Tensor:
-    """Weighted ``Σ (x_i − x_j)`` over oriented pairs, column c scaled by ``linear[c]``."""
+def _linear(x, plan: SumPlan, form: PairForm, ordered: Sorted | None) -> torch.Tensor:
+    """Weighted ``Σ (x_i − x_j)`` over oriented pairs, column c scaled by ``linear[c]``.
+
+    With ``ordered`` (the groups sorted, with ties) the pairs of equal values are left out.
+    """
     coefficient = plan.orient
-    if ties:
-        coefficient = coefficient - plan.weight * _tie_correction(x, plan, plan.parts[0][1])
+    if ordered is not None and ordered.ties is not None:
+        coefficient = coefficient - plan.weight * _tie_correction(ordered, plan)
     slopes = torch.as_tensor(form.linear, dtype=x.dtype, device=x.device)
     if len(form.linear) > 1:
         coefficient = coefficient * slopes[plan.column]
@@ -348,7 +352,7 @@ def closed_pair_sum(
     total = x.sum() * 0
     if len(x) == 0:
         return total.to(u.dtype), plan.denominator
-    ties = False
+    kinked = None  # the groups sorted, when |r| makes ties matter for the linear part
     for sign, part in plan.parts:
         if form.square:
             total = total + form.square * _squared(x, part)
@@ -357,7 +361,8 @@ def closed_pair_sum(
         ordered = _sort(x, part, form.beta if form.huber else 0.0)
         if form.absolute:
             total = total + form.absolute * _absolute(ordered, part)
-            ties = ties or (sign > 0 and ordered.ties is not None)
+            if sign > 0:
+                kinked = ordered
         if form.huber:
             abs_raw = torch.dot(part.abs_scale, ordered.values)
             window = _huber_window(ordered, part, form.beta)
@@ -365,6 +370,6 @@ def closed_pair_sum(
     if form.huber:
         total = total - form.huber * form.beta / 2 * plan.pair_weight
     if any(form.linear):
-        total = total + _linear(x, plan, form, ties)
+        total = total + _linear(x, plan, form, kinked)
     total = total + form.constant * plan.pair_weight
     return total.to(u.dtype), plan.denominator
