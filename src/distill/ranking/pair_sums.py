@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from distill.penalties import Penalty
 from distill.ranking.pairs import ContentCache, group_layout
@@ -253,14 +254,13 @@ class Sorted(NamedTuple):
 def _sort(x: torch.Tensor, part: Partition, gap: float) -> Sorted:
     """Sort by (block, value) with one key ``block·W + x``; blocks stay ``> gap`` apart."""
     plain = x.detach()
-    low = plain.min()
-    width = plain.max() - low + (gap + 1.0)
-    key = part.offset * width + (plain - low)
+    low, high = torch.aminmax(plain)
+    key = torch.addcmul(plain - low, part.offset, high - low + (gap + 1.0))
     order = _argsort(key)
     values = x.index_select(0, order)
     plain = values.detach()
     ties = part.same & (plain[1:] == plain[:-1])
-    return Sorted(order, values, key[order], ties if bool(ties.any()) else None)
+    return Sorted(order, values, key.index_select(0, order), ties if bool(ties.any()) else None)
 
 
 def _absolute(ordered: Sorted, part: Partition) -> torch.Tensor:
@@ -277,14 +277,10 @@ def _huber_window(ordered: Sorted, part: Partition, beta: float) -> torch.Tensor
     values = ordered.values
     after = torch.arange(1, len(values) + 1, device=values.device)
     ends = torch.maximum(_window_ends(ordered.keys, beta), after)
-    zero = values.new_zeros(1)
-    first = torch.cat([zero, torch.cumsum(values, 0)])
-    second = torch.cat([zero, torch.cumsum(values * values, 0)])
-    count = (ends - after).double()
+    prefix = F.pad(torch.cumsum(torch.stack([values, values * values]), 1), (1, 0))
+    within = prefix.index_select(1, ends) - prefix.index_select(1, after)  # Σv, Σv² after each
     reach = values + beta
-    sum_first = first.index_select(0, ends) - first.index_select(0, after)
-    sum_second = second.index_select(0, ends) - second.index_select(0, after)
-    window = count * reach * reach - 2 * reach * sum_first + sum_second
+    window = reach * ((ends - after) * reach - 2 * within[0]) + within[1]
     return torch.dot(part.weight, window)
 
 
