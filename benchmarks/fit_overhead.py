@@ -94,9 +94,11 @@ def hand_binary_kd(out: torch.Tensor, y: torch.Tensor, teacher: torch.Tensor) ->
 def hand_loop(task, loss: Callable, logits: torch.Tensor | None) -> Callable[[], torch.nn.Module]:
     """One epoch of the plain loop; returns the trained model."""
     data = task["data"]
-    batches = global_batches(data, batch_size=BATCH_SIZE, groups_per_batch=None, seed=0, epoch=0)
 
     def run() -> torch.nn.Module:
+        batches = global_batches(
+            data, batch_size=BATCH_SIZE, groups_per_batch=None, seed=0, epoch=0
+        )
         torch.manual_seed(0)
         model = task["student"]()
         optimizer = torch.optim.AdamW(model.parameters(), lr=LR)
