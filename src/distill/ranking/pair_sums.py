@@ -248,19 +248,22 @@ class Sorted(NamedTuple):
     order: torch.Tensor  # (M,) items in (block, value) order
     values: torch.Tensor  # (M,) x in that order (with gradient)
     keys: torch.Tensor  # (M,) the sort keys in that order
-    ties: torch.Tensor | None  # (M − 1,) neighbours with equal values in one block, if any
+    ties: torch.Tensor | None  # (M − 1,) equal neighbours in one block; None: none or not sought
 
 
-def _sort(x: torch.Tensor, part: Partition, gap: float) -> Sorted:
+def _sort(x: torch.Tensor, part: Partition, gap: float, find_ties: bool) -> Sorted:
     """Sort by (block, value) with one key ``block·W + x``; blocks stay ``> gap`` apart."""
     plain = x.detach()
     low, high = torch.aminmax(plain)
     key = torch.addcmul(plain - low, part.offset, high - low + (gap + 1.0))
     order = _argsort(key)
     values = x.index_select(0, order)
+    keys = key.index_select(0, order)
+    if not find_ties:
+        return Sorted(order, values, keys, None)
     plain = values.detach()
     ties = part.same & (plain[1:] == plain[:-1])
-    return Sorted(order, values, key.index_select(0, order), ties if bool(ties.any()) else None)
+    return Sorted(order, values, keys, ties if bool(ties.any()) else None)
 
 
 def _absolute(ordered: Sorted, part: Partition) -> torch.Tensor:
@@ -354,7 +357,7 @@ def closed_pair_sum(
             total = total + form.square * _squared(x, part)
         if not (form.absolute or form.huber):
             continue
-        ordered = _sort(x, part, form.beta if form.huber else 0.0)
+        ordered = _sort(x, part, form.beta if form.huber else 0.0, bool(form.absolute))
         if form.absolute:
             total = total + form.absolute * _absolute(ordered, part)
             if sign > 0:
