@@ -66,7 +66,7 @@ def tasks(quick: bool) -> dict[str, dict[str, Any]]:
             "student": lambda: WideAndDeep(ctr.num_embeddings, 8),
             "teacher": lambda: WideAndDeep(ctr.num_embeddings, 8, hidden=(256, 256)),
             "labels": Objective([LabelsTerm("bce")]),
-            "kd": Objective([BinaryKDTerm(temperature=1.0, alpha=WEIGHT)]),
+            "kd": Objective([BinaryKDTerm(temperature=1.0, soft_weight=WEIGHT)]),
             "hand_labels": lambda out, y, t: F.binary_cross_entropy_with_logits(out, y),
             "hand_kd": hand_binary_kd,
         },
