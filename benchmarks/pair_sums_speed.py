@@ -11,10 +11,10 @@ equal in float64 before anything is timed. Parts:
   squared, absolute, pinball(0.3), huber(1) over all and over unequal (label-ordered) pairs.
   Target: closed form ≥ 50× enumeration.
 - allRank 1.4.3 ``rankNet`` on 64 of those groups, padded as it expects (it needs ~3 GiB there,
-  ~12 GiB at 256 groups). allRank pins torch ≤ 1.8, so it is no dependency of this project:
-  install it beside with ``pip install --no-deps --target .venv-allrank allrank==1.4.3``;
-  torchvision, gcsfs, attrs and pkg_resources are stubbed for its import. Without it the part
-  is skipped. Throughput ratios use each loss's own pairs (all for distillation, unequal for
+  ~12 GiB at 256 groups), and on the recommender shape (10,000 groups × 20 items, clicks).
+  allRank pins torch ≤ 1.8, so it is no dependency of this project: install it beside with
+  ``pip install --no-deps --target .venv-allrank allrank==1.4.3``; torchvision, gcsfs, attrs
+  and pkg_resources are stubbed for its import. Without it the part is skipped. Throughput ratios use each loss's own pairs (all for distillation, unequal for
   RankNet), as in ``benchmarks/pairwise_speed.py``.
 - One group of 200,000 items (2·10¹⁰ pairs): forward + backward under 1 s.
 - Memory: peak RSS growth (``VmHWM`` after the loss calls minus before, each variant in a
@@ -63,8 +63,8 @@ PENALTIES = {
 TARGET_RATIO, TARGET_BIG_S, TARGET_MEMORY = 50.0, 1.0, 0.01
 
 
-def batch(groups: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    student, teacher, labels, sizes = make_batch("mslr", groups, seed)
+def batch(groups: int, seed: int = 0, kind: str = "mslr") -> dict[str, torch.Tensor]:
+    student, teacher, labels, sizes = make_batch(kind, groups, seed)
     group_ids = torch.repeat_interleave(torch.arange(len(sizes)), sizes)
     return {"student": student, "teacher": teacher, "labels": labels, "group_ids": group_ids}
 
@@ -324,21 +324,18 @@ def report(results: dict[str, Any]) -> str:
                 verdict(row["ratio"] >= TARGET_RATIO),
             ]
         )
-    allrank = results.get("allrank")
-    if allrank is None:
-        rows.append(
-            ["allRank rankNet, MSLR 64 groups", "ratio reported", "skipped (not installed)", "–"]
-        )
-    else:
+    for shape, allrank in results.get("allrank", {}).items():
+        if allrank is None:
+            rows.append([f"allRank rankNet, {shape}", "ratio reported", "skipped", "–"])
+            continue
         rate = allrank["pairs_per_s"]
         rows.append(
             [
-                f"MSLR {allrank['groups']} groups: squared (all pairs) vs allRank rankNet "
-                "(unequal pairs), pairs/s",
+                f"{shape}: squared (all pairs) vs allRank rankNet (unequal pairs), pairs/s",
                 "ratio reported",
                 f"closed **{allrank['closed_vs_allrank']:,.0f}×**, listed "
                 f"{allrank['listed_vs_allrank']:,.0f}× (allRank {rate['allRank rankNet'] / 1e6:.2f}"
-                f" M pairs/s, closed {rate['closed squared'] / 1e9:.1f} G pairs/s)",
+                f" M pairs/s, closed {rate['closed squared'] / 1e9:.2f} G pairs/s)",
                 "–",
             ]
         )
@@ -410,7 +407,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     data = batch(8 if args.quick else 256)
     results = {"repeats": repeats, "groups": len(torch.unique(data["group_ids"]))}
     results["mslr"] = versus_enumeration(data, repeats)
-    results["allrank"] = None if args.quick else versus_allrank(batch(64), max(3, repeats // 2))
+    results["allrank"] = (
+        {}
+        if args.quick
+        else {
+            "MSLR 64 groups": versus_allrank(batch(64), max(3, repeats // 2)),
+            "recommender, 10,000 groups × 20": versus_allrank(
+                batch(10_000, kind="recommender"), repeats
+            ),
+        }
+    )
     results["big"] = big_group(2_000 if args.quick else 200_000, repeats)
     results["memory"] = memory([] if args.quick else list(MEMORY_VARIANTS))
     write_results(NAME, args, results)
