@@ -14,8 +14,9 @@ equal in float64 before anything is timed. Parts:
   ~12 GiB at 256 groups), and on the recommender shape (10,000 groups × 20 items, clicks).
   allRank pins torch ≤ 1.8, so it is no dependency of this project: install it beside with
   ``pip install --no-deps --target .venv-allrank allrank==1.4.3``; torchvision, gcsfs, attrs
-  and pkg_resources are stubbed for its import. Without it the part is skipped. Throughput ratios use each loss's own pairs (all for distillation, unequal for
-  RankNet), as in ``benchmarks/pairwise_speed.py``.
+  and pkg_resources are stubbed for its import. Without it the part is skipped. Throughput
+  ratios use each loss's own pairs (all for distillation, unequal for RankNet), as in
+  ``benchmarks/pairwise_speed.py``.
 - One group of 200,000 items (2·10¹⁰ pairs): forward + backward under 1 s.
 - Memory: peak RSS growth (``VmHWM`` after the loss calls minus before, each variant in a
   fresh subprocess, data made before the first reading). Target: closed form < 1/100 of
