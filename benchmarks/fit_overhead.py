@@ -14,7 +14,6 @@ Run: ``OMP_NUM_THREADS=1 python -m benchmarks.fit_overhead [--quick] [--repeats 
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from benchmarks import distill_overhead
 from benchmarks._common import (
     markdown_table,
     parse_args,
@@ -215,20 +215,15 @@ progress bar, no run directory), including its setup.
 """
 
 
-def extra_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--repeats", type=int, default=15, help="interleaved rounds")
-
-
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Measure every task, write the JSON and the BENCHMARKS.md section."""
-    args = parse_args(NAME, argv, seeds=1, extra=extra_options)
+    """Measure both tasks (score caches in a temporary folder), write the JSON and section."""
+    args = parse_args(NAME, argv, seeds=1, extra=distill_overhead.extra_options)
     torch.set_num_threads(1)
     repeats = 1 if args.quick else args.repeats
+    results = {}
     with tempfile.TemporaryDirectory() as folder:
-        results = {
-            name: measure(task, repeats, Path(folder) / str(index))
-            for index, (name, task) in enumerate(tasks(args.quick).items())
-        }
+        for name, task in tasks(args.quick).items():
+            results[name] = measure(task, repeats, Path(folder) / f"cache-{len(results)}")
     write_results(NAME, args, {"repeats": repeats, "results": results})
     publish(TITLE, report(results, repeats), args)
     return results
