@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from distill.penalties import Penalty
-from distill.ranking.pairs import ContentCache, group_layout
+from distill.ranking.pairs import ContentCache, GroupLayout, group_layout
 
 _PLAN_CACHE_SIZE = 4
 _plans = ContentCache(_PLAN_CACHE_SIZE)
@@ -184,6 +184,26 @@ def _partition(block, num_blocks, item_weight, columns, sign) -> Partition:
     )
 
 
+def _levels(layout: GroupLayout, group: torch.Tensor, key: torch.Tensor):
+    """Label levels of each group: level id per row, level sizes, and per row
+    ``#below − #above`` (orientation key) within its group, and tied pairs per group."""
+    by_key = _lexsort(key, group)  # rows by group, then orientation key
+    in_group, in_key = group[by_key], key[by_key]
+    level_start = torch.ones_like(group, dtype=torch.bool)
+    level_start[1:] = (in_group[1:] != in_group[:-1]) | (in_key[1:] != in_key[:-1])
+    level = torch.empty_like(group)
+    level[by_key] = torch.cumsum(level_start, 0) - 1
+    level_first, level_last = _runs(level_start[1:])
+    group_first = layout.starts[in_group]
+    group_last = group_first + layout.sizes[in_group] - 1
+    orient = torch.empty(len(group), dtype=torch.float64, device=group.device)
+    orient[by_key] = ((level_first - group_first) - (group_last - level_last)).double()
+    level_sizes = torch.bincount(level)
+    tied = torch.zeros_like(layout.sizes)
+    tied.index_add_(0, in_group[level_start], level_sizes * (level_sizes - 1) // 2)
+    return level, level_sizes, orient, tied
+
+
 def _build_plan(group_ids, labels, normalize, columns) -> SumPlan:
     layout = group_layout(group_ids)
     device, rows = group_ids.device, len(group_ids)
@@ -193,21 +213,7 @@ def _build_plan(group_ids, labels, normalize, columns) -> SumPlan:
         torch.arange(num_groups, device=device), layout.sizes
     )
     key = -torch.arange(rows, device=device).double() if labels is None else labels.double()
-    by_key = _lexsort(key, group)  # rows by group, then orientation key
-    level_start = torch.ones(rows, dtype=torch.bool, device=device)
-    level_start[1:] = (group[by_key][1:] != group[by_key][:-1]) | (
-        key[by_key][1:] != key[by_key][:-1]
-    )
-    level = torch.empty_like(group)
-    level[by_key] = torch.cumsum(level_start, 0) - 1
-    level_first, level_last = _runs(level_start[1:])
-    group_first = layout.starts[group[by_key]]
-    group_last = group_first + layout.sizes[group[by_key]] - 1
-    orient = torch.empty(rows, dtype=torch.float64, device=device)
-    orient[by_key] = ((level_first - group_first) - (group_last - level_last)).double()
-    level_sizes = torch.bincount(level)
-    tied = torch.zeros(num_groups, dtype=torch.long, device=device)
-    tied.index_add_(0, group[by_key][level_start], level_sizes * (level_sizes - 1) // 2)
+    level, level_sizes, orient, tied = _levels(layout, group, key)
     counts = layout.sizes * (layout.sizes - 1) // 2 - tied
     has_pairs = counts > 0
     group_weight = has_pairs.double() / (1.0 if normalize == "pair" else counts.clamp_min(1))
