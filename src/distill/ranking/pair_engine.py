@@ -1,7 +1,10 @@
-"""Weighted sums of a per-pair term over ragged groups: one engine, two internal paths.
+"""Weighted sums of a per-pair term over ragged groups: one engine, three internal paths.
 
 ``pair_sum`` evaluates ``Σ_pairs w_p · term(first item, second item)`` for the pairs of
-:func:`distill.ranking.pairs.make_pairs`. Two paths give the same value:
+:func:`distill.ranking.pairs.make_pairs`. When the caller passes the term's closed form
+(:mod:`distill.ranking.pair_sums`: squared, absolute, pinball, Huber, ... of ``u_i − u_j``),
+``"auto"`` sums the pairs without listing them (``docs/pair-sums.md``). Otherwise the pairs are
+listed, by one of two paths that give the same value:
 
 - **dense**: groups are padded into a few size buckets (padding ≤ 25 % per side) and every
   bucket is one broadcast ``(G_b, M_b, M_b)`` block with a 0/1 pair mask (no gathers, and the
