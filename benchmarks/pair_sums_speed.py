@@ -28,6 +28,7 @@ Run: ``OMP_NUM_THREADS=1 python -m benchmarks.pair_sums_speed [--quick] [--repea
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -182,6 +183,7 @@ def versus_enumeration(data, repeats: int) -> list[dict[str, Any]]:
     return rows
 
 
+@functools.cache
 def allrank_loss():
     """allRank's ``rankNet`` from ``.venv-allrank``, or None when it is not installed there."""
     if str(ALLRANK_SITE) not in sys.path and ALLRANK_SITE.is_dir():
