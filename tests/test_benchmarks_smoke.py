@@ -154,3 +154,21 @@ def test_startup_quick(tmp_path):
     document = run_quick(startup, tmp_path)
     assert set(document["help_over_torch_s"]) == {"this tree"}
     assert document["report_figures"]["this tree"]["bytes"] > 0
+
+
+def test_pair_sums_speed_quick(tmp_path):
+    from benchmarks import pair_sums_speed
+
+    document = run_quick(pair_sums_speed, tmp_path)
+    assert {row["pairs"] for row in document["mslr"]} == {"all", "unequal"}
+    assert all(row["max_rel_difference_f64"] < 1e-8 for row in document["mslr"])
+    assert document["big"]["items"] == 2_000
+
+
+def test_fit_overhead_quick(tmp_path):
+    from benchmarks import fit_overhead
+
+    document = run_quick(fit_overhead, tmp_path)
+    for part in document["results"].values():
+        assert max(part["max_weight_difference"].values()) < 1e-5
+        assert set(part["ratios"]) == {"plain", "offline KD"}

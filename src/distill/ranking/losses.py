@@ -6,7 +6,9 @@ Public through :mod:`distill.ranking`.
 The student matches the teacher's score *differences* of item pairs inside each group:
 ``loss = mean over pairs of ρ(Δ_teacher − Δ_student)``, with any penalty ρ of
 :mod:`distill.penalties`. Pairs are evaluated by :func:`distill.ranking.pair_engine.pair_sum`
-(vectorised over ragged groups, O(pairs) memory).
+(vectorised over ragged groups, O(pairs) memory); for squared, absolute, pinball, Huber, SmeLU
+and the SmeLU-smoothed pinball on one per-item residual it sums all pairs exactly without
+listing them (:mod:`distill.ranking.pair_sums`, ``docs/pair-sums.md``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from distill._validation import (
     check_pair,
 )
 from distill.ranking.pair_engine import Normalize, pair_sum
+from distill.ranking.pair_sums import penalty_form, quantile_form
 from distill.ranking.pairs import (
     SIGNALS,
     Pairs,
@@ -101,7 +104,10 @@ def pairwise_distillation_loss(
     ``s_i − s_j``, ``prob`` ``σ(s_i) − σ(s_j)``, ``pair_prob`` ``σ(s_i − s_j)``, ``squared``
     ``s_i² − s_j²``, optionally ``|Δ|``. Squared = Eq. 3, pinball on logit/prob/pair_prob =
     Eqs. 5/6/7, absolute = Eq. 8; Huber, log-cosh, G-SmeLU, smoothed pinball also work.
-    The teacher is detached.
+    The teacher is detached. For ``logit``/``prob``/``squared`` without ``absolute``, with
+    squared, absolute, pinball, Huber, SmeLU or the SmeLU-smoothed pinball over ``"all"`` or
+    ``"unequal"`` pairs and a reduced result, the pairs are summed in closed form in
+    O(n log n) per group (same value and gradient; ``docs/pair-sums.md``).
 
     Args:
         student_scores: ``(N,)`` student logits, one per item.
@@ -149,6 +155,7 @@ def pairwise_distillation_loss(
         pairs=pairs,
         normalize=normalize,
         reduction=reduction,
+        form=penalty_form(rho),
     )
 
 
@@ -294,6 +301,7 @@ def quantile_ranking_loss(
         pairs=pairs,
         normalize=normalize,
         reduction=reduction,
+        form=quantile_form(taus),
     )
 
 

@@ -1,7 +1,10 @@
-"""Weighted sums of a per-pair term over ragged groups: one engine, two internal paths.
+"""Weighted sums of a per-pair term over ragged groups: one engine, three internal paths.
 
 ``pair_sum`` evaluates ``Σ_pairs w_p · term(first item, second item)`` for the pairs of
-:func:`distill.ranking.pairs.make_pairs`. Two paths give the same value:
+:func:`distill.ranking.pairs.make_pairs`. When the caller passes the term's closed form
+(:mod:`distill.ranking.pair_sums`: squared, absolute, pinball, Huber, ... of ``u_i − u_j``),
+``"auto"`` sums the pairs without listing them (``docs/pair-sums.md``). Otherwise the pairs are
+listed, by one of two paths that give the same value:
 
 - **dense**: groups are padded into a few size buckets (padding ≤ 25 % per side) and every
   bucket is one broadcast ``(G_b, M_b, M_b)`` block with a 0/1 pair mask (no gathers, and the
@@ -26,6 +29,7 @@ import torch
 
 from distill._reduce import reduce_loss
 from distill._validation import check_choice
+from distill.ranking.pair_sums import PairForm, closed_pair_sum
 from distill.ranking.pairs import (
     PAIR_SETS,
     ContentCache,
@@ -39,7 +43,7 @@ from distill.ranking.pairs import (
 
 PairTerm = Callable[[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]], torch.Tensor]
 Normalize = Literal["pair", "group"]
-Path = Literal["auto", "dense", "ragged"]
+Path = Literal["auto", "closed", "dense", "ragged"]
 # "auto": smallest size bucket that takes the dense path, per device type (None: never).
 DENSE_MIN_SIZE: dict[str, int | None] = {"cpu": None, "cuda": 64}
 _PLAN_CACHE_SIZE = 4
@@ -201,8 +205,14 @@ def pair_sum(
     normalize: Normalize = "pair",
     reduction: Literal["none", "mean", "sum"] = "mean",
     path: Path = "auto",
+    form: PairForm | None = None,
 ) -> torch.Tensor:
     """Reduce ``term(firsts, seconds)`` over the pairs of each group.
+
+    With a ``form`` (the term is ``ρ(u_first − u_second)`` of the single item tensor ``u``
+    and ρ has a :class:`~distill.ranking.pair_sums.PairForm`), ``"mean"`` and ``"sum"`` over
+    ``"all"`` or ``"unequal"`` pairs are computed exactly without listing the pairs
+    (:mod:`distill.ranking.pair_sums`, ``docs/pair-sums.md``).
 
     Args:
         items: tensors ``(N,)`` or ``(N, K)`` holding per-item values; ``term`` receives them
@@ -216,21 +226,43 @@ def pair_sum(
         reduction: ``"none"`` returns the weighted per-pair values in
             :func:`~distill.ranking.pairs.make_pairs` order; ``"sum"`` their sum; ``"mean"`` the sum
             over the number of pairs (``"pair"``) or of groups with pairs (``"group"``).
-        path: ``"auto"`` (per size bucket and device), ``"dense"`` or ``"ragged"``.
+        path: ``"auto"`` (the closed form when ``form`` applies, else per size bucket and
+            device), ``"closed"`` (the closed form, required to apply), ``"dense"`` or
+            ``"ragged"`` (enumerate the pairs).
+        form: the closed form of ``term``, or None.
 
     Returns:
         scalar, or ``(P,)`` for ``"none"``; 0 with finite gradients when there are no pairs.
+
+    Raises:
+        ValueError: an unknown option; ``path="closed"`` where the closed form does not apply.
     """
     check_choice("normalize", normalize, ("pair", "group"))
     check_choice("reduction", reduction, ("none", "mean", "sum"))
-    check_choice("path", path, ("auto", "dense", "ragged"))
+    check_choice("path", path, ("auto", "closed", "dense", "ragged"))
     dtype = items[0].dtype
-    if isinstance(pairs, Pairs):
-        plan = _explicit_plan(pairs, normalize, dtype)
-    else:
+    if not isinstance(pairs, Pairs):
         check_choice("pairs", pairs, PAIR_SETS)
         if pairs == "unequal":
             check_labels(labels, group_ids)
+    closed = _closed_applies(items, pairs, reduction, form)
+    if path == "closed" and not closed:
+        raise ValueError(
+            "`path` 'closed' needs a `form`, one item tensor, `pairs` 'all' or 'unequal' and "
+            f"`reduction` 'mean' or 'sum'; got pairs={_describe(pairs)}, reduction={reduction!r}"
+        )
+    if closed and path in ("auto", "closed"):
+        total, denominator = closed_pair_sum(
+            items[0],
+            group_ids,
+            labels if pairs == "unequal" else None,
+            form=form,
+            normalize=normalize,
+        )
+        return reduce_loss(total, reduction, count=denominator)
+    if isinstance(pairs, Pairs):
+        plan = _explicit_plan(pairs, normalize, dtype)
+    else:
         plan = _plan(
             group_ids, labels, pairs, normalize, dtype, "ragged" if reduction == "none" else path
         )
@@ -239,3 +271,17 @@ def pair_sum(
         return ragged
     total = _dense_sum(items, plan.blocks, term) + ragged.sum()
     return reduce_loss(total, reduction, count=plan.denominator)
+
+
+def _closed_applies(items, pairs, reduction: str, form: PairForm | None) -> bool:
+    """The closed form covers one per-item tensor, all/unequal pairs, a reduced result."""
+    return (
+        form is not None
+        and len(items) == 1
+        and not isinstance(pairs, Pairs)
+        and reduction != "none"
+    )
+
+
+def _describe(pairs) -> str:
+    return "Pairs(...)" if isinstance(pairs, Pairs) else repr(pairs)

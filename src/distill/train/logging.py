@@ -136,10 +136,11 @@ class ProgressBar:
         if self._progress is not None:
             self._progress.stop()
 
-    def update(self, completed: int, values: dict[str, float]) -> None:
-        """Move to ``completed`` steps and show ``values`` (e.g. ``loss/kd=0.123``)."""
+    def update(self, completed: int, values: dict[str, Any]) -> None:
+        """Move to ``completed`` steps and show ``values`` (e.g. ``loss/kd=0.123``); numbers or
+        0-d tensors, read only when the bar is shown."""
         if self._progress is not None:
-            status = " ".join(f"{key}={value:.4g}" for key, value in values.items())
+            status = " ".join(f"{key}={float(value):.4g}" for key, value in values.items())
             self._progress.update(self._task, completed=completed, status=status)
 
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from distill.data import Dataset
+from distill.teachers import CachedScores
 from distill.train.batches import Batch, epoch_batches, make_batch
 from distill.train.distributed import all_reduce_mean, setup_distributed
 from distill.train.evaluation import evaluate
@@ -118,7 +119,7 @@ def fit(
         state = TrainState.create(net, options, data.total_steps, context)
         files = RunFiles(run_dir, variant, options, context)
         files.start(state, resume=resume)
-        _loop(state, data, objective, teacher, options, context, files)  # loop, eval, checkpoint
+        _loop(state, data, objective, options, context, files)  # loop, eval, checkpoint
         files.finish()
         restored = options.restore_best and state.best_weights is not None
         if restored:
@@ -138,7 +139,8 @@ def fit(
     )
 
 
-def _loop(state, data, objective, teacher, options, context, files) -> None:
+def _loop(state, data, objective, options, context, files) -> None:
+    state.ddp_net.train()  # evaluation restores the mode it found
     with ProgressBar(
         data.total_steps, files.variant, enabled=context.is_main and options.progress
     ) as bar:
@@ -147,7 +149,7 @@ def _loop(state, data, objective, teacher, options, context, files) -> None:
             for index in batches[state.position :]:
                 state.step += 1
                 state.position += 1
-                values = _train_step(state, data.batch(index), objective, teacher, options)
+                values = _train_step(state, data, index, objective, options)
                 bar.update(state.step, values)
                 _after_step(state, values, data, objective, options, context, files)
                 if state.step >= data.total_steps or state.stop_reason != "completed":
@@ -157,16 +159,13 @@ def _loop(state, data, objective, teacher, options, context, files) -> None:
 
 
 def _train_step(
-    state: TrainState, batch: Batch, objective: Objective, teacher: Any, options: TrainOptions
-) -> dict[str, float]:
-    state.ddp_net.train()
+    state: TrainState, data: _TrainData, index: torch.Tensor, objective: Objective, options
+) -> dict[str, torch.Tensor | float]:
+    """One optimiser step; the logged values stay tensors (no host read until logged)."""
+    batch = data.batch(index)
     teacher_logits = None
     if objective.needs_teacher(state.step):
-        teacher_features = (
-            batch.features if batch.teacher_features is None else batch.teacher_features
-        )
-        teacher_logits = teacher.predict(teacher_features, batch.ids).to(batch.labels.device)
-        teacher_logits = teacher_logits.float()
+        teacher_logits = data.teacher_logits(batch, index)
     device_type = batch.labels.device.type
     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=options.bf16):
         outputs = _forward(state.ddp_net, batch)
@@ -174,10 +173,11 @@ def _train_step(
     lr = state.scheduler.get_last_lr()[0]
     state.optimizer.zero_grad(set_to_none=True)
     total.backward()
-    values = {"loss": float(total.detach()), **{k: float(v.detach()) for k, v in parts.items()}}
+    values = {"loss": total.detach(), **{k: v.detach() for k, v in parts.items()}}
     if options.grad_clip is not None:
-        norm = torch.nn.utils.clip_grad_norm_(state.net.parameters(), options.grad_clip)
-        values["grad_norm"] = float(norm)
+        values["grad_norm"] = torch.nn.utils.clip_grad_norm_(
+            state.net.parameters(), options.grad_clip
+        )
     state.optimizer.step()
     state.scheduler.step()
     values["lr"] = lr
@@ -192,7 +192,7 @@ def _after_step(state, values, data, objective, options, context, files) -> None
         is_last or (options.eval_every is not None and step % options.eval_every == 0)
     )
     if step % options.log_every == 0 or is_last or evaluated:
-        state.last_train = all_reduce_mean(values, context)
+        state.last_train = all_reduce_mean({k: float(v) for k, v in values.items()}, context)
         files.log(step, "train", state.last_train, phase)
     if evaluated:
         metrics = evaluate(
@@ -236,6 +236,9 @@ class _TrainData:
         self.valid = valid if valid is None or spec is None else valid.select_features(spec)
         self.options = options
         self.context = context
+        self._epoch_batches: tuple[int, list[torch.Tensor]] | None = None
+        self.teacher = teacher
+        self.row_logits = _row_logits(teacher, train, context.device)
         batches_per_epoch = len(self.batches(0))
         if batches_per_epoch == 0:
             raise ValueError(
@@ -248,19 +251,37 @@ class _TrainData:
             self.valid_teacher_scores = _teacher_scores(teacher, valid, options.eval_batch_size)
 
     def batches(self, epoch: int) -> list[torch.Tensor]:
-        """This rank's row positions per step of ``epoch``."""
-        return epoch_batches(
-            self.student,
-            batch_size=self.options.batch_size,
-            groups_per_batch=self.options.groups_per_batch,
-            seed=self.options.seed,
-            epoch=epoch,
-            context=self.context,
-        )
+        """This rank's row positions per step of ``epoch`` (the last epoch's are kept)."""
+        if self._epoch_batches is None or self._epoch_batches[0] != epoch:
+            batches = epoch_batches(
+                self.student,
+                batch_size=self.options.batch_size,
+                groups_per_batch=self.options.groups_per_batch,
+                seed=self.options.seed,
+                epoch=epoch,
+                context=self.context,
+            )
+            self._epoch_batches = (epoch, batches)
+        return self._epoch_batches[1]
 
     def batch(self, index: torch.Tensor) -> Batch:
         """The rows ``index`` on the training device."""
         return make_batch(self.student, self.teacher_view, index, self.context.device)
+
+    def teacher_logits(self, batch: Batch, index: torch.Tensor) -> torch.Tensor:
+        """The teacher's float32 logits for the batch: one gather from cached scores, else
+        the teacher's forward on the full feature columns."""
+        if self.row_logits is not None:
+            return self.row_logits.index_select(0, index.to(self.row_logits.device))
+        features = batch.features if batch.teacher_features is None else batch.teacher_features
+        return self.teacher.predict(features, batch.ids).to(batch.labels.device).float()
+
+
+def _row_logits(teacher: Any, train: Dataset, device: torch.device) -> torch.Tensor | None:
+    """Cached teacher scores aligned with the training rows (looked up once), else None."""
+    if not isinstance(teacher, CachedScores):
+        return None
+    return teacher.predict(train.features, train.ids).to(device).float()
 
 
 @torch.inference_mode()
