@@ -1,6 +1,6 @@
 """A run's data from real-format files: train/valid/test paths, LightGBM and MSLR layouts,
 Avazu-style CSV with string columns, label types by track, stratified splits; each checked
-against scikit-learn / pandas reads or hand-computed values."""
+against scikit-learn and csv-module reads or hand-computed values."""
 
 import csv
 import random

@@ -21,7 +21,7 @@ from distill.data._checks import (
 )
 
 ZeroBased = bool | Literal["auto"]
-_BAD_QID = re.compile(rb"(?:^|\s)qid[^:\s]")  # a mangled qid token such as b"qid\xff\xfe:1"
+_BAD_QID = re.compile(rb"qid[^:\s]")  # a mangled qid token such as b"qid\xff\xfe:1" (or a comment)
 
 
 @dataclass
