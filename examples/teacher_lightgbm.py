@@ -2,15 +2,15 @@
 
 Writes, into FOLDER (default ``data/rank``):
 
-- a LETOR fold in LightGBM's layout: ``train.txt``, ``vali.txt``, ``test.txt`` (SVMlight rows)
-  each with its ``.query`` file of group sizes; grades 0-4 of a nonlinear relevance;
-- ``lambdarank.txt``: a LightGBM lambdarank model trained on ``train.txt`` only (the teacher);
-- ``scores.parquet``: that model's raw scores of every row, keyed by ``row`` (rows numbered
-  across train, vali and test): the teacher as a scores file;
-- ``table.parquet``: the rows of vali.txt and test.txt (which the teacher never saw) as one
-  table with the score as a ``teacher_logit`` column: the teacher as a logged column, as ads
-  and search pipelines keep it;
-- ``teacher.onnx``: a small torch ranker trained on ``train.txt``, exported to ONNX.
+- a LETOR train/test pair in LightGBM's layout: ``rank.train`` and ``rank.test`` (SVMlight
+  rows) each with its ``.query`` file of group sizes; grades 0-4 of a nonlinear relevance;
+- ``lambdarank.txt``: a LightGBM lambdarank model trained on ``rank.train`` (the teacher);
+- ``scores.parquet``: that model's raw scores of every row, keyed by ``row`` (the train rows
+  0 … n−1, then the test rows): the teacher as a scores file;
+- ``train.parquet`` and ``test.parquet``: the same rows as tables with the score as a
+  ``teacher_logit`` column: the teacher as a logged column, as ads and search pipelines keep
+  it;
+- ``teacher.onnx``: a small torch ranker trained on ``rank.train``, exported to ONNX.
 
 Then: ``distill run examples/teacher_lightgbm.toml`` (and ``teacher_scores.toml``,
 ``teacher_onnx.toml``). Needs ``pip install 'distill[gbdt]'``.
@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 import torch
 
 N_FEATURES = 8
-FILES = {"train.txt": (240, 0), "vali.txt": (40, 1), "test.txt": (80, 2)}
+FILES = {"train": (280, 0), "test": (80, 2)}
 """File name: (queries, seed)."""
 
 
@@ -53,17 +53,16 @@ def write_letor(path: Path, x: np.ndarray, grades: np.ndarray, sizes: np.ndarray
     path.with_name(path.name + ".query").write_text("\n".join(map(str, sizes)) + "\n")
 
 
-def write_table(path: Path, parts: dict, scores: np.ndarray) -> None:
-    """The given parts as one Parquet table: f1..f8, grade, query and the teacher's logit."""
-    x, grades, sizes = (np.concatenate([part[i] for part in parts.values()]) for i in range(3))
+def write_table(path: Path, x: np.ndarray, grades: np.ndarray, sizes: np.ndarray, scores) -> None:
+    """One Parquet table: f1..f8, grade, query and the teacher's logit."""
     columns = {f"f{j + 1}": x[:, j] for j in range(N_FEATURES)}
     columns |= {"grade": grades, "query": np.repeat(np.arange(len(sizes)), sizes)}
     pq.write_table(pa.table({**columns, "teacher_logit": scores}), path)
 
 
 def lambdarank(folder: Path, parts: dict, rounds: int = 60) -> np.ndarray:
-    """Train the LightGBM teacher on train.txt; save it and its raw scores of every row."""
-    x, grades, sizes = parts["train.txt"]
+    """Train the LightGBM teacher on rank.train; save it and its raw scores of every row."""
+    x, grades, sizes = parts["train"]
     params = {"objective": "lambdarank", "num_leaves": 15, "verbose": -1, "num_threads": 1}
     booster = lightgbm.train(params, lightgbm.Dataset(x, grades, group=sizes), rounds)
     booster.save_model(str(folder / "lambdarank.txt"))
@@ -77,8 +76,8 @@ def lambdarank(folder: Path, parts: dict, rounds: int = 60) -> np.ndarray:
 
 
 def onnx_ranker(folder: Path, parts: dict, steps: int = 300) -> None:
-    """A small MLP regressing train.txt's grades, exported to ``teacher.onnx``."""
-    x, grades, _ = (torch.from_numpy(a) for a in parts["train.txt"])
+    """A small MLP regressing rank.train's grades, exported to ``teacher.onnx``."""
+    x, grades, _ = (torch.from_numpy(a) for a in parts["train"])
     torch.manual_seed(0)
     model = torch.nn.Sequential(
         torch.nn.Linear(N_FEATURES, 64), torch.nn.ReLU(), torch.nn.Linear(64, 1)
@@ -104,14 +103,13 @@ def main(folder: str = "data/rank", *, onnx: bool = True) -> Path:
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     parts = {name: queries(n, seed) for name, (n, seed) in FILES.items()}
-    for name, part in parts.items():
-        write_letor(out / name, *part)
-    scores = lambdarank(out, parts)
-    unseen = {name: part for name, part in parts.items() if name != "train.txt"}
-    write_table(out / "table.parquet", unseen, scores[len(parts["train.txt"][0]) :])
+    scores = np.split(lambdarank(out, parts), [len(parts["train"][0])])
+    for (name, part), part_scores in zip(parts.items(), scores, strict=True):
+        write_letor(out / f"rank.{name}", *part)
+        write_table(out / f"{name}.parquet", *part, part_scores)
     if onnx:
         onnx_ranker(out, parts)
-    print(f"wrote the LETOR fold, lambdarank.txt, scores.parquet, table.parquet into {out}")
+    print(f"wrote rank.train, rank.test, lambdarank.txt and the scores files into {out}")
     return out
 
 

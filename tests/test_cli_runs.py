@@ -77,10 +77,11 @@ def _example_overrides(name: str, tmp_path: Path) -> list[str]:
     if name.startswith("teacher_"):  # files of examples/teacher_lightgbm.py
         write = runpy.run_path(str(EXAMPLES / "teacher_lightgbm.py"))["main"]
         rank = write(str(tmp_path / "rank"), onnx=name == "teacher_onnx")
-        data = {"teacher_scores": rank / "table.parquet"}.get(name, rank)
+        pattern = "{}.parquet" if name == "teacher_scores" else "rank.{}"
+        files = [f"data.{split}='{rank / pattern.format(split)}'" for split in ("train", "test")]
         model = {"teacher_lightgbm": "lambdarank.txt", "teacher_onnx": "teacher.onnx"}
         teacher = [f"teacher.path='{rank / model[name]}'"] if name in model else []
-        return [f"data.path='{data}'", *teacher]
+        return [*files, *teacher]
     if name == "avazu":
         _write_avazu(tmp_path / "train.csv", 300, seed=0)
         _write_avazu(tmp_path / "test.csv", 100, seed=1)

@@ -24,9 +24,10 @@ EXAMPLES = Path(__file__).parents[1] / "examples"
 
 @pytest.fixture(scope="module")
 def letor(tmp_path_factory):
-    """The files of examples/teacher_lightgbm.py: a LETOR fold in LightGBM's layout, a
-    lambdarank model trained on train.txt only, its raw scores in a file keyed by row and in
-    a table column, and an ONNX ranker."""
+    """The files of examples/teacher_lightgbm.py: a LETOR train/test pair in LightGBM's layout
+    (rank.train + rank.train.query, rank.test + rank.test.query), a lambdarank model trained on
+    rank.train, its raw scores in a file keyed by row and as a column of train/test tables,
+    and an ONNX ranker."""
     example = runpy.run_path(str(EXAMPLES / "teacher_lightgbm.py"))
     folder = example["main"](str(tmp_path_factory.mktemp("rank")))
     parts = {name: example["queries"](*spec) for name, spec in example["FILES"].items()}
@@ -64,13 +65,30 @@ def _weights(folder, name, variant):
     )
 
 
-def test_lightgbm_teacher_and_its_scores_train_the_same_better_students(letor):
-    folder, parts, scores = letor
-    data = f'source = "letor"\npath = "{folder}"'
-    model_run = _config(
-        folder, data, f'kind = "lightgbm"\npath = "{folder / "lambdarank.txt"}"', "lgbm"
+def _letor_data(folder):
+    """The LETOR train/test pair in LightGBM's layout; valid is cut from rank.train."""
+    train, test = folder / "rank.train", folder / "rank.test"
+    return f'source = "letor"\ntrain = "{train}"\ntest = "{test}"\nsplit = [0.85, 0.15]'
+
+
+def _table_data(folder, train="train.parquet"):
+    """The same rows as Parquet tables (f1..f8, grade, query, teacher_logit)."""
+    features = ", ".join(f'"f{j + 1}"' for j in range(8))
+    return (
+        f'source = "table"\ntrain = "{folder / train}"\ntest = "{folder / "test.parquet"}"\n'
+        f"split = [0.85, 0.15]\n"
+        f'columns = {{ label = "grade", group = "query", features = [{features}] }}'
     )
-    result = _run(model_run)
+
+
+def _model(folder):
+    return f'path = "{folder / "lambdarank.txt"}"'
+
+
+def test_lightgbm_teacher_trains_students_that_beat_labels_only(letor):
+    folder, parts, scores = letor
+    config = _config(folder, _letor_data(folder), f'kind = "lightgbm"\n{_model(folder)}', "lgbm")
+    result = _run(config)
     assert result.exit_code == 0, result.output
     results = _results(folder, "lgbm")
     teacher, rows = results["teacher"], {row["name"]: row for row in results["variants"]}
@@ -78,33 +96,100 @@ def test_lightgbm_teacher_and_its_scores_train_the_same_better_students(letor):
     assert teacher["trees"] == 60 and teacher["params"] == 2 * teacher["leaves"] - 60
     assert teacher["size_bytes"] == (folder / "lambdarank.txt").stat().st_size
     assert not (folder / "runs" / "lgbm" / "teacher").exists()  # not trained, not copied
+    # The teacher's row is LightGBM's own scores of rank.test (an independent NDCG oracle).
+    test_scores = scores[len(parts["train"][0]) :]
+    expected = _ndcg10(test_scores, *parts["test"][1:])
+    assert teacher["metrics"]["ndcg@10"] == pytest.approx(expected, abs=1e-5)
 
-    # The teacher's test NDCG@10 is LightGBM's own scores' (an independent NDCG oracle).
-    test_scores = scores[-len(parts["test.txt"][0]) :]
-    assert teacher["metrics"]["ndcg@10"] == pytest.approx(
-        _ndcg10(test_scores, *parts["test.txt"][1:]), abs=1e-5
-    )
 
-    file_teacher = (
-        f'kind = "scores"\npath = "{folder / "scores.parquet"}"\nkey = "row"\ncolumn = "lambdarank"'
-    )
-    result = _run(_config(folder, data, file_teacher, "scores_file", variants=("pairwise",)))
-    assert result.exit_code == 0, result.output
-    for name, value in _weights(folder, "lgbm", "pairwise").items():
-        assert torch.equal(value, _weights(folder, "scores_file", "pairwise")[name]), name
-    assert _results(folder, "scores_file")["teacher"]["metrics"] == teacher["metrics"]
+def test_the_teachers_scores_as_a_column_or_a_file_train_the_same_students(letor):
+    folder, _, _ = letor
+    scores_file = f'kind = "scores"\npath = "{folder / "scores.parquet"}"\nkey = "row"'
+    runs = {
+        "offline": (_letor_data(folder), _model(folder)),
+        "column": (_table_data(folder), 'kind = "scores"\ncolumn = "teacher_logit"'),
+        "table_model": (_table_data(folder), _model(folder)),  # the column is not a feature
+        "file": (_letor_data(folder), f'{scores_file}\ncolumn = "lambdarank"'),
+        "online": (_letor_data(folder), _model(folder)),
+    }
+    for name, (data, teacher) in runs.items():
+        config = _config(folder, data, teacher, name, ())
+        if name == "online":
+            text = config.read_text().replace("[train]\n", '[train]\nteacher_mode = "online"\n')
+            config.write_text(text)
+        result = _run(config, report=name == "column")  # the report plots the column's scores
+        assert result.exit_code == 0, result.output
+    assert (folder / "runs" / "column" / "report.html").is_file()
+    assert not (folder / "runs" / "column" / "scores").exists()  # no scoring pass
+    reference = _weights(folder, "offline", "pairwise")
+    for name in runs:
+        for key, value in _weights(folder, name, "pairwise").items():
+            assert torch.equal(value, reference[key]), (name, key)
+        metrics = _results(folder, name)["teacher"]["metrics"]
+        assert metrics == _results(folder, "offline")["teacher"]["metrics"], name
+    column_row = _results(folder, "column")["teacher"]
+    assert column_row["params"] == 0 and column_row["path"] == "column ['teacher_logit']"
 
 
 def test_onnx_teacher_run_reports_its_real_size(letor):
     folder, _, _ = letor
     teacher = f'path = "{folder / "teacher.onnx"}"'
-    config = _config(folder, f'source = "letor"\npath = "{folder}"', teacher, "onnx", ())
-    result = _run(config)
+    result = _run(_config(folder, _letor_data(folder), teacher, "onnx", ()))
     assert result.exit_code == 0, result.output
     row = _results(folder, "onnx")["teacher"]
     assert row["params"] == 8 * 64 + 64 + 64 + 1  # the exported MLP's weights
     assert row["size_bytes"] == (folder / "teacher.onnx").stat().st_size
     assert "trees" not in row
+
+
+def _nan_table(folder, row):
+    """The example's train table with the teacher's logit of one row set to NaN."""
+    table = pq.read_table(folder / "train.parquet")
+    logits = table["teacher_logit"].to_numpy().copy()
+    logits[row] = np.nan
+    index = table.column_names.index("teacher_logit")
+    pq.write_table(table.set_column(index, "teacher_logit", pa.array(logits)), folder / "nan.pq")
+    return "nan.pq"
+
+
+def _assert_refused(folder, config, name, message):
+    result = _run(config)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split()), result.output
+    assert not (folder / "runs" / name).exists()  # nothing written
+
+
+def test_bad_teachers_exit_2_before_anything_is_written(letor, tmp_path):
+    folder, parts, scores = letor
+    model = folder / "lambdarank.txt"
+    cases = {
+        "wrong_kind": (f'kind = "xgboost"\npath = "{model}"', "kind = 'xgboost' expects an"),
+        "no_file": (f'path = "{tmp_path / "nope.txt"}"', "nope.txt: no such teacher file"),
+    }
+    short = tmp_path / "short.parquet"
+    pq.write_table(pa.table({"row": np.arange(10), "s": np.zeros(10, np.float32)}), short)
+    cases["short"] = (
+        f'kind = "scores"\npath = "{short}"\nkey = "row"\ncolumn = "s"',
+        f"expected {len(scores)} scores (one per row of the data",
+    )
+    narrow = tmp_path / "narrow.txt"
+    x, grades, sizes = parts["train"]
+    lightgbm.train(
+        {"objective": "lambdarank", "verbose": -1, "num_threads": 1},
+        lightgbm.Dataset(x[:, :5], grades, group=sizes),
+        num_boost_round=2,
+    ).save_model(str(narrow))
+    cases["narrow"] = (
+        f'path = "{narrow}"',
+        "the LightGBM model expects 5 features, the data gives it 8",
+    )
+    for name, (teacher, message) in cases.items():
+        _assert_refused(folder, _config(folder, _letor_data(folder), teacher, name), name, message)
+    nan_data = _table_data(folder, train=_nan_table(folder, 7))
+    config = _config(folder, nan_data, 'column = "teacher_logit"', "nan", ())
+    _assert_refused(folder, config, "nan", "teacher score of row 7 (id 7) is [nan]")
+    config = _config(folder, _table_data(folder), 'column = "logged_score"', "no_column", ())
+    _assert_refused(folder, config, "no_column", "no column(s) ['logged_score']")
 
 
 def _ndcg10(scores, grades, sizes):
@@ -120,86 +205,6 @@ def _ndcg10(scores, grades, sizes):
                 np.sum((2 ** g[np.argsort(-s, kind="stable")][:10] - 1) * discount) / ideal
             )
     return float(np.mean(values))
-
-
-def _nan_table(folder, row):
-    """The example's table with the teacher's logit of one row set to NaN."""
-    table = pq.read_table(folder / "table.parquet")
-    logits = table["teacher_logit"].to_numpy().copy()
-    logits[row] = np.nan
-    index = table.column_names.index("teacher_logit")
-    pq.write_table(table.set_column(index, "teacher_logit", pa.array(logits)), folder / "nan.pq")
-    return folder / "nan.pq"
-
-
-def _table_data(path):
-    features = ", ".join(f'"f{j + 1}"' for j in range(8))
-    return (
-        f'source = "table"\npath = "{path}"\n'
-        f'columns = {{ label = "grade", group = "query", features = [{features}] }}'
-    )
-
-
-def test_score_column_of_a_table_gives_the_lightgbm_teachers_students(letor):
-    folder, _, _ = letor
-    data = _table_data(folder / "table.parquet")
-    column = _config(folder, data, 'kind = "scores"\ncolumn = "teacher_logit"', "column", ())
-    model = _config(folder, data, f'path = "{folder / "lambdarank.txt"}"', "table_lgbm", ())
-    online = _config(folder, data, f'path = "{folder / "lambdarank.txt"}"', "online", ())
-    online.write_text(online.read_text().replace("[train]\n", '[train]\nteacher_mode = "online"\n'))
-    for config in (column, model, online):
-        result = _run(config, report=config == column)  # the report plots the column's scores
-        assert result.exit_code == 0, result.output
-    assert (folder / "runs" / "column" / "report.html").is_file()
-    for name, value in _weights(folder, "column", "pairwise").items():
-        assert torch.equal(value, _weights(folder, "table_lgbm", "pairwise")[name]), name
-        assert torch.equal(value, _weights(folder, "online", "pairwise")[name]), name
-    column_row = _results(folder, "column")["teacher"]
-    assert column_row["metrics"] == _results(folder, "table_lgbm")["teacher"]["metrics"]
-    assert column_row["params"] == 0 and column_row["path"] == "column ['teacher_logit']"
-    assert not (folder / "runs" / "column" / "scores").exists()  # no scoring pass
-
-
-def _assert_refused(folder, config, name, message):
-    result = _run(config)
-    assert result.exit_code == 2, result.output
-    assert message in " ".join(result.output.split()), result.output
-    assert not (folder / "runs" / name).exists()  # nothing written
-
-
-def test_bad_teachers_exit_2_before_anything_is_written(letor, tmp_path):
-    folder, parts, scores = letor
-    letor_data = f'source = "letor"\npath = "{folder}"'
-    model = folder / "lambdarank.txt"
-    cases = {
-        "wrong_kind": (f'kind = "xgboost"\npath = "{model}"', "kind = 'xgboost' expects an"),
-        "no_file": (f'path = "{tmp_path / "nope.txt"}"', "nope.txt: no such teacher file"),
-    }
-    short = tmp_path / "short.parquet"
-    pq.write_table(pa.table({"row": np.arange(10), "s": np.zeros(10, np.float32)}), short)
-    cases["short"] = (
-        f'kind = "scores"\npath = "{short}"\nkey = "row"\ncolumn = "s"',
-        f"expected {len(scores)} scores (one per row of the data",
-    )
-    narrow = tmp_path / "narrow.txt"
-    x, grades, sizes = parts["train.txt"]
-    lightgbm.train(
-        {"objective": "lambdarank", "verbose": -1, "num_threads": 1},
-        lightgbm.Dataset(x[:, :5], grades, group=sizes),
-        num_boost_round=2,
-    ).save_model(str(narrow))
-    cases["narrow"] = (
-        f'path = "{narrow}"',
-        "the LightGBM model expects 5 features, the data gives it 8",
-    )
-    for name, (teacher, message) in cases.items():
-        _assert_refused(folder, _config(folder, letor_data, teacher, name), name, message)
-    nan_data = _table_data(_nan_table(folder, 7))
-    config = _config(folder, nan_data, 'column = "teacher_logit"', "nan", ())
-    _assert_refused(folder, config, "nan", "teacher score of row")
-    table = _table_data(folder / "table.parquet")
-    config = _config(folder, table, 'column = "logged_score"', "no_column", ())
-    _assert_refused(folder, config, "no_column", "table.parquet: no column(s) ['logged_score']")
 
 
 @pytest.mark.parametrize(
@@ -248,12 +253,11 @@ def test_score_cache_notices_a_changed_teacher_file(letor, tmp_path):
     folder, parts, _ = letor
     model = tmp_path / "model.txt"
     model.write_bytes((folder / "lambdarank.txt").read_bytes())
-    data = f'source = "letor"\npath = "{folder}"'
-    config = _config(tmp_path, data, f'path = "{model}"', "steps", ())
+    config = _config(tmp_path, _letor_data(folder), f'path = "{model}"', "steps", ())
     for command in ("teacher", "score", "student"):
         result = runner.invoke(app, [command, str(config)])
         assert result.exit_code == 0, result.output
-    x, grades, sizes = parts["train.txt"]
+    x, grades, sizes = parts["train"]
     lightgbm.train(
         {"objective": "lambdarank", "verbose": -1, "num_threads": 1},
         lightgbm.Dataset(x, grades, group=sizes),
@@ -271,13 +275,7 @@ def test_missing_library_is_a_config_error(letor, monkeypatch):
 
     folder, _, _ = letor
     monkeypatch.setitem(sys.modules, "lightgbm", None)  # as if not installed
-    config = _config(
-        folder,
-        f'source = "letor"\npath = "{folder}"',
-        f'path = "{folder / "lambdarank.txt"}"',
-        "nolib",
-        (),
-    )
+    config = _config(folder, _letor_data(folder), _model(folder), "nolib", ())
     _assert_refused(folder, config, "nolib", "pip install 'distill[gbdt]'")
 
 
