@@ -20,6 +20,7 @@ from distill.models.registry import (
     save,
     size_bytes,
 )
+from distill.models.transformer import TransformerClassifier
 
 __all__ = [
     "BUILTIN_MODELS",
@@ -30,6 +31,7 @@ __all__ = [
     "FieldEmbedding",
     "JointModel",
     "StackedModel",
+    "TransformerClassifier",
     "WideAndDeep",
     "WideAndDeepTower",
     "build",

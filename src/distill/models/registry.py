@@ -18,6 +18,7 @@ from distill.models._spec import module_spec
 from distill.models.compose import JointModel, StackedModel
 from distill.models.ctr import DeepCTRTower, FieldEmbedding, WideAndDeep, WideAndDeepTower
 from distill.models.mlp import MLP, DeepTower
+from distill.models.transformer import TransformerClassifier
 
 BUILTIN_MODELS: dict[str, type[nn.Module]] = {
     cls.__name__: cls
@@ -30,6 +31,7 @@ BUILTIN_MODELS: dict[str, type[nn.Module]] = {
         WideAndDeep,
         StackedModel,
         JointModel,
+        TransformerClassifier,
     )
 }
 SPEC_FILE = "model.json"
