@@ -14,13 +14,19 @@ from typing import TYPE_CHECKING
 
 from distill._extras import lazy_exports
 from distill.data import Dataset, load_builtin
+from distill.intermediate import (
+    attention_distillation_loss,
+    embedding_distillation_loss,
+    hidden_distillation_loss,
+    hint_loss,
+)
 from distill.losses import (
     binary_kd_loss,
     kd_loss,
     logit_matching_loss,
     pointwise_distillation_loss,
 )
-from distill.models import MLP, DeepTower, JointModel, WideAndDeep
+from distill.models import MLP, DeepTower, JointModel, TransformerClassifier, WideAndDeep
 from distill.ranking import (
     RankingObjective,
     pair_agreement,
@@ -38,7 +44,14 @@ from distill.temperature import (
     softmax_t,
     top_k_probs,
 )
-from distill.train import FitResult, JointObjective, Objective, TrainOptions, fit
+from distill.train import (
+    FitResult,
+    IntermediateObjective,
+    JointObjective,
+    Objective,
+    TrainOptions,
+    fit,
+)
 
 # The one place the version is written; pyproject.toml reads it (setuptools dynamic version).
 __version__ = "0.1.0"
@@ -74,6 +87,7 @@ __all__ = [
     "DeepTower",
     "EnsembleTeacher",
     "FitResult",
+    "IntermediateObjective",
     "JointModel",
     "JointObjective",
     "ModuleTeacher",
@@ -81,14 +95,19 @@ __all__ = [
     "RankingObjective",
     "RunConfig",
     "TrainOptions",
+    "TransformerClassifier",
     "WideAndDeep",
     "__version__",
+    "attention_distillation_loss",
     "binary_kd_loss",
     "compress",
     "compression_table",
+    "embedding_distillation_loss",
     "ensemble_probs",
     "export_model",
     "fit",
+    "hidden_distillation_loss",
+    "hint_loss",
     "kd_loss",
     "load_builtin",
     "load_config",

@@ -337,6 +337,37 @@ class TwoStepMedianTerm(_Section):
     median_steps: PositiveInt | None = None
 
 
+LayerPair = Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]
+
+
+class IntermediateLayers(_Section):
+    """Layer names of one model for ``[variants.objective.intermediate]`` (``distill.hooks``)."""
+
+    embedding: str | None = None
+    hidden: list[str] = []
+    attention: list[str] = []
+
+
+class IntermediateTerm(_Section):
+    """TinyBERT-style layer terms (``docs/intermediate.md``); needs ``teacher_mode = "online"``.
+
+    ``hidden``/``attention``/``embedding`` are the weights of the layer losses (0 leaves one
+    out); ``layer_map`` is ``"uniform"`` or ``[[student_layer, teacher_layer], ...]``;
+    ``intermediate_steps`` > 0 trains the layer terms alone for that many steps, then the
+    other terms of the objective alone (TinyBERT's two stages). Layer names default to the
+    models' ``layer_names()``.
+    """
+
+    layer_map: Literal["uniform"] | list[LayerPair] = "uniform"
+    hidden: NonNegative = 1.0
+    attention: NonNegative = 1.0
+    embedding: NonNegative = 0.0
+    attention_kind: Literal["mse", "kl"] = "mse"
+    intermediate_steps: NonNegativeInt = 0
+    student_layers: IntermediateLayers | None = None
+    teacher_layers: IntermediateLayers | None = None
+
+
 class Objective(_Section):
     """The weighted terms one student is trained with (at least one)."""
 
@@ -348,6 +379,7 @@ class Objective(_Section):
     pairwise: PairwiseTerm | None = None
     quantile_heads: QuantileHeadsTerm | None = None
     two_step_median: TwoStepMedianTerm | None = None
+    intermediate: IntermediateTerm | None = None
 
     @model_validator(mode="after")
     def _not_empty(self) -> Objective:
@@ -431,6 +463,16 @@ class RunConfig(_Section):
             raise ValueError(
                 "teacher scores in a data column need data.source = 'table', got "
                 f"{self.data.source!r}; give a scores file instead (teacher.path + key)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _intermediate_online(self) -> RunConfig:
+        uses = [v.name for v in self.variants if v.objective.intermediate is not None]
+        if uses and self.train.teacher_mode != "online":
+            raise ValueError(
+                f"variants {uses} use [variants.objective.intermediate], which runs the teacher "
+                "module: set train.teacher_mode = 'online'"
             )
         return self
 

@@ -200,9 +200,10 @@ def run_student(cfg: RunConfig, variant: str, *, data: RunData | None = None) ->
     model = build_model(
         cfg.student.model, view, cfg.run.track, seed=cfg.run.seed, where="student.model"
     )
-    objective = fit_objective(chosen.objective, cfg.run.track)
+    teacher = teacher_source(cfg, data) if chosen.objective.uses_teacher else None
+    sample = (data.student_view(train).features[:8], train.features[:8])
+    objective = fit_objective(chosen.objective, cfg.run.track, teacher=teacher, sample=sample)
     options = train_options(cfg.train, cfg, student_features=data.student_features)
-    teacher = teacher_source(cfg, data) if objective.uses_teacher else None
     if chosen.objective.two_step_median is not None:
         teacher = median_teacher(cfg, chosen, data, model, teacher)
     result = fit(

@@ -20,6 +20,7 @@ from distill.config import ConfigError, ModelSpec, Objective, RunConfig, Variant
 from distill.config import TrainSection as TrainConfig
 from distill.data import Dataset
 from distill.experiment.inputs import read_splits
+from distill.train.intermediate import IntermediateObjective
 from distill.train.objective import Objective as FitObjective
 from distill.train.objective import make_term
 from distill.train.options import TrainOptions
@@ -172,10 +173,23 @@ def train_options(
     )
 
 
-def fit_objective(objective: Objective, track: str) -> FitObjective:
-    """The ``fit`` objective of a config ``[variants.objective]`` table."""
+def fit_objective(
+    objective: Objective,
+    track: str,
+    *,
+    teacher: Any = None,
+    sample: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> FitObjective:
+    """The ``fit`` objective of a config ``[variants.objective]`` table.
+
+    ``[variants.objective.intermediate]`` needs the online ``teacher`` source (a module) and
+    ``sample``: a few training rows as the student and the teacher see them (run through both
+    models before training, to check the layers and size the projections).
+    """
     specs = []
     for name, term in objective.terms().items():
+        if name == "intermediate":
+            continue
         values = term.model_dump()
         if name == "labels" and values["loss"] == "auto":
             values["loss"] = LABEL_LOSS[track]
@@ -185,4 +199,35 @@ def fit_objective(objective: Objective, track: str) -> FitObjective:
             values.pop("median_steps")
             name = values.pop("target")
         specs.append({"name": name, **values})
-    return FitObjective([make_term(spec) for spec in specs])
+    terms = [make_term(spec) for spec in specs]
+    if objective.intermediate is not None:
+        return _intermediate_objective(objective.intermediate, terms, teacher, sample)
+    return FitObjective(terms)
+
+
+def _intermediate_objective(section, terms, teacher: Any, sample) -> IntermediateObjective:
+    module = getattr(teacher, "module", None)
+    if not isinstance(module, nn.Module) or sample is None:
+        raise ConfigError(
+            ["variants.objective.intermediate: needs the teacher module (teacher_mode = 'online')"]
+        )
+    values = section.model_dump(exclude={"student_layers", "teacher_layers"})
+    layers = {
+        f"{what}_layers": None if names is None else names.model_dump()
+        for what, names in (
+            ("student", section.student_layers),
+            ("teacher", section.teacher_layers),
+        )
+    }
+    student_sample, teacher_sample = sample
+    try:
+        return IntermediateObjective(
+            module,
+            sample=student_sample,
+            teacher_sample=teacher_sample,
+            terms=terms,
+            **values,
+            **layers,
+        )
+    except (TypeError, ValueError) as error:
+        raise ConfigError([f"variants.objective.intermediate: {error}"]) from None

@@ -87,14 +87,16 @@ def _spec_path(path: Path, spec: str | os.PathLike | None) -> Path:
 
 _JOINT_TO_STUDENT = {"shared_bottom": "bottom", "student_tower": "tower", "teacher_tower": None}
 _HEADS_TO_MODEL = {"model": "", "heads": None}
+_PROJECTIONS_TO_MODEL = {"model": "", "projections": None}
 
 
 def _serving_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The serving model's weights from a training state dict: ``model.*`` of a quantile-heads
-    wrapper; ``shared_bottom.*`` + ``student_tower.*`` of a joint model (as ``bottom.*`` and
+    wrapper or of an intermediate-distillation wrapper (its projections dropped);
+    ``shared_bottom.*`` + ``student_tower.*`` of a joint model (as ``bottom.*`` and
     ``tower.*``, the keys of ``JointModel.student()``). Other state dicts pass unchanged."""
     prefixes = {key.split(".", 1)[0] for key in state}
-    for renames in (_HEADS_TO_MODEL, _JOINT_TO_STUDENT):
+    for renames in (_HEADS_TO_MODEL, _PROJECTIONS_TO_MODEL, _JOINT_TO_STUDENT):
         if prefixes == set(renames):
             return _renamed(state, renames)
     return state

@@ -8,6 +8,7 @@ from distill.train.distributed import (
     setup_distributed,
 )
 from distill.train.evaluation import evaluate, predict
+from distill.train.intermediate import IntermediateObjective, IntermediateStudent
 from distill.train.joint import JointObjective
 from distill.train.logging import MetricsLog, read_metrics
 from distill.train.loop import FitResult, fit
@@ -28,6 +29,8 @@ __all__ = [
     "BinaryKDTerm",
     "DistributedContext",
     "FitResult",
+    "IntermediateObjective",
+    "IntermediateStudent",
     "JointObjective",
     "KDTerm",
     "LabelsTerm",
