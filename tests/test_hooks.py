@@ -69,13 +69,15 @@ def test_probs_are_the_softmax_of_the_scores():
 
 def test_unknown_names_list_the_available_ones_with_a_did_you_mean():
     model = TransformerClassifier(64, 3, d_model=16, num_heads=4)
-    with pytest.raises(
-        ValueError,
-        match=r"student \(TransformerClassifier\) has no submodule "
-        r"'block.0'; did you mean 'blocks.0'.*Available: embedding, ",
+    with (
+        pytest.raises(
+            ValueError,
+            match=r"student \(TransformerClassifier\) has no submodule "
+            r"'block.0'; did you mean 'blocks.0'.*Available: embedding, ",
+        ),
+        capture(student=model, teacher=model, student_layers=["block.0"], teacher_layers=[]),
     ):
-        with capture(student=model, teacher=model, student_layers=["block.0"], teacher_layers=[]):
-            pass
+        pass
     assert not model.blocks[0]._forward_hooks
 
 

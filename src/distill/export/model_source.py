@@ -65,7 +65,9 @@ def load_checkpoint_model(path: Path, spec: str | os.PathLike | None) -> nn.Modu
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or not isinstance(payload.get("model"), dict):
         raise ValueError(f"{path}: not a distill checkpoint (no 'model' state dict)")
-    state = _serving_state(payload["model"])
+    state = payload["model"]
+    if set(state) != set(model.state_dict()):
+        state = _serving_state(state)
     _check_state(model, state, f"{path}: checkpoint does not match model spec {spec_path}")
     model.load_state_dict(state)
     return model.eval()
@@ -92,12 +94,12 @@ _PROJECTIONS_TO_MODEL = {"model": "", "projections": None}
 
 def _serving_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The serving model's weights from a training state dict: ``model.*`` of a quantile-heads
-    wrapper or of an intermediate-distillation wrapper (its projections dropped);
+    wrapper or of an intermediate-distillation wrapper (its projections dropped, if any);
     ``shared_bottom.*`` + ``student_tower.*`` of a joint model (as ``bottom.*`` and
     ``tower.*``, the keys of ``JointModel.student()``). Other state dicts pass unchanged."""
     prefixes = {key.split(".", 1)[0] for key in state}
     for renames in (_HEADS_TO_MODEL, _PROJECTIONS_TO_MODEL, _JOINT_TO_STUDENT):
-        if prefixes == set(renames):
+        if prefixes == set(renames) or prefixes == {"model"} <= set(renames):
             return _renamed(state, renames)
     return state
 

@@ -250,7 +250,7 @@ def _links(student: dict, teacher: dict, layer_map, weights: dict[str, float]) -
             continue
         s_names, t_names = list(student.get(kind) or []), list(teacher.get(kind) or [])
         if not s_names or not t_names:
-            raise ValueError(f"a {kind} weight > 0 needs {kind} layer names for both models")
+            raise ValueError(f"the {kind} weight > 0 needs {kind} layer names for both models")
         for m, n in layer_pairs(layer_map, len(s_names), len(t_names)):
             links.append(_Link(kind, f"{kind}_{m}", s_names[m - 1], t_names[n - 1]))
     return links
