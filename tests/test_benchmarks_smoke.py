@@ -12,6 +12,7 @@ import pytest
 from benchmarks import (
     _common,
     distill_overhead,
+    intermediate,
     joint_model,
     ranking_demo,
     ranking_quality,
@@ -172,3 +173,15 @@ def test_fit_overhead_quick(tmp_path):
     for part in document["results"].values():
         assert max(part["max_weight_difference"].values()) < 1e-5
         assert set(part["ratios"]) == {"plain", "offline KD"}
+
+
+def test_intermediate_quick(tmp_path):
+    document = run_quick(intermediate, tmp_path, "--seeds", "2")
+    family = document["families"][0]
+    assert family["family"] == "our transformer" and len(family["per_seed"]) == 2
+    summary = family["summary"]
+    assert summary["labels"]["vs_labels"]["mean"] == 0.0
+    diffs = [row["logits KD"] - row["labels"] for row in family["per_seed"]]
+    assert summary["logits KD"]["vs_labels"]["mean"] == pytest.approx(sum(diffs) / 2)
+    low, high = summary["logits KD"]["vs_labels"]["ci95"]
+    assert low <= sum(diffs) / 2 <= high
