@@ -187,7 +187,7 @@ class Captured:
         """
         self.student_recorder.clear()
         self.teacher_recorder.clear()
-        teacher_output = run_teacher(
+        teacher_output = run_frozen(
             self.teacher_model, student_inputs if teacher_inputs is None else teacher_inputs
         )
         return _call(self.student_model, student_inputs), teacher_output
@@ -210,20 +210,21 @@ def _call(model: nn.Module, inputs: Any) -> Any:
     return model(*inputs) if isinstance(inputs, tuple) else model(inputs)
 
 
-def run_teacher(teacher: nn.Module, inputs: Any) -> Any:
-    """``teacher(inputs)`` in ``eval()`` mode under ``torch.no_grad``, its mode restored.
+def run_frozen(module: nn.Module, inputs: Any) -> Any:
+    """``module(inputs)`` in ``eval()`` mode under ``torch.no_grad``, its mode restored (a
+    teacher forward; a tuple is unpacked as positional arguments, a dict as keyword ones).
 
     Example:
-        >>> run_teacher(nn.Linear(2, 1), torch.zeros(3, 2)).requires_grad
+        >>> run_frozen(nn.Linear(2, 1), torch.zeros(3, 2)).requires_grad
         False
     """
-    was_training = teacher.training
-    teacher.eval()
+    was_training = module.training
+    module.eval()
     try:
         with torch.no_grad():
-            return _call(teacher, inputs)
+            return _call(module, inputs)
     finally:
-        teacher.train(was_training)
+        module.train(was_training)
 
 
 @contextmanager

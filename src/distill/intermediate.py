@@ -76,10 +76,7 @@ def hidden_distillation_loss(
         >>> hidden_distillation_loss(torch.randn(2, 8, 64), torch.randn(2, 8, 128), projection=w)
         tensor(..., grad_fn=...)
     """
-    mapped, target = _mapped(
-        student_hidden, teacher_hidden, projection, ("student_hidden", "projection")
-    )
-    return reduce_loss((mapped - target).square(), reduction)
+    return _projected_mse(student_hidden, teacher_hidden, projection, "student_hidden", reduction)
 
 
 def embedding_distillation_loss(
@@ -112,9 +109,13 @@ def embedding_distillation_loss(
         >>> embedding_distillation_loss(torch.zeros(2, 8, 16), torch.ones(2, 8, 16))
         tensor(1.)
     """
-    mapped, target = _mapped(
-        student_embedding, teacher_embedding, projection, ("student_embedding", "projection")
+    return _projected_mse(
+        student_embedding, teacher_embedding, projection, "student_embedding", reduction
     )
+
+
+def _projected_mse(student, teacher, projection: Map | None, name: str, reduction: Reduction):
+    mapped, target = _mapped(student, teacher, projection, (name, "projection"))
     return reduce_loss((mapped - target).square(), reduction)
 
 

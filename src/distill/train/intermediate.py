@@ -19,7 +19,7 @@ from torch import nn
 
 from distill import intermediate
 from distill._validation import check_choice, check_number, check_positive_int
-from distill.hooks import LayerRecorder, layer_pairs, run_teacher
+from distill.hooks import LayerRecorder, layer_pairs, run_frozen
 from distill.train.batches import Batch
 from distill.train.objective import Objective, Term
 
@@ -195,7 +195,7 @@ class IntermediateObjective(Objective):
         _move(self.teacher, features.device)
         references = [link.teacher for link in self.links]
         with LayerRecorder(self.teacher, references, detach=True, what="teacher") as recorder:
-            output = run_teacher(self.teacher, inputs)
+            output = run_frozen(self.teacher, inputs)
         return output, [recorder.get(reference).float() for reference in references]
 
     def _layer_losses(self, student, teacher) -> dict[str, torch.Tensor]:
@@ -261,9 +261,9 @@ def _projections(model, teacher, links, objective) -> nn.ModuleDict:
     student_refs = [link.student for link in links]
     teacher_refs = [link.teacher for link in links]
     with LayerRecorder(model, student_refs, detach=True, what="student") as s_rec:
-        run_teacher(model, objective.sample)
+        run_frozen(model, objective.sample)
     with LayerRecorder(teacher, teacher_refs, detach=True, what="teacher") as t_rec:
-        run_teacher(teacher, objective.teacher_sample)
+        run_frozen(teacher, objective.teacher_sample)
     projections = nn.ModuleDict()
     for link in links:
         s, t = s_rec.get(link.student), t_rec.get(link.teacher)
