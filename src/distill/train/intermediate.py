@@ -22,6 +22,7 @@ from distill._validation import check_choice, check_number, check_positive_int
 from distill.hooks import LayerRecorder, layer_pairs, run_frozen
 from distill.train.batches import Batch
 from distill.train.objective import Objective, Term
+from distill.train.terms import main_score
 
 LAYER_KINDS = ("embedding", "hidden", "attention")
 
@@ -178,7 +179,9 @@ class IntermediateObjective(Objective):
         model_outputs, student_layers = outputs
         teacher_output, teacher_layers = self._teacher_forward(batch)
         phase = self.phase(step)
-        total, parts = torch.zeros((), device=batch.labels.device), {}
+        # A part a stage leaves out still enters with weight 0, so that every parameter gets
+        # a gradient at every step (DistributedDataParallel requires it).
+        total, parts = 0.0 * sum(layer.sum() for layer in student_layers), {}
         if phase != "prediction":
             for kind, value in self._layer_losses(student_layers, teacher_layers).items():
                 parts[f"loss/{kind}"] = value
@@ -186,8 +189,8 @@ class IntermediateObjective(Objective):
         if self.terms and phase != "intermediate":
             logits = teacher_output.float()
             term_total, term_parts = super().__call__(model_outputs, batch, logits, step=step)
-            total, parts = total + term_total, parts | term_parts
-        return total, parts
+            return total + term_total, parts | term_parts
+        return total + 0.0 * main_score(model_outputs).sum(), parts
 
     def _teacher_forward(self, batch: Batch) -> tuple[torch.Tensor, list[torch.Tensor]]:
         features = batch.features if batch.teacher_features is None else batch.teacher_features
