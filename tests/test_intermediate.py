@@ -12,6 +12,7 @@ from distill.intermediate import (
     hint_regressor,
     projection,
 )
+from distill.nn import HiddenDistillationLoss, HintLoss
 
 
 def _np(x):
@@ -165,3 +166,24 @@ def test_regressor_errors():
         hint_regressor((4, 5, 5), (4, 6, 6))
     with pytest.raises(ValueError, match=r"must be \(D,\) or \(C, H, W\)"):
         hint_regressor((4, 5), (4, 5))
+
+
+def test_module_forms_own_their_maps_and_train_them():
+    loss_fn = HiddenDistillationLoss(4, 6)
+    student, teacher = torch.randn(3, 2, 4), torch.randn(3, 2, 6)
+    w = loss_fn.projection
+    expected = ((_np(student) @ _np(w.weight).T + _np(w.bias) - _np(teacher)) ** 2).mean()
+    loss = loss_fn(student, teacher)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    assert w.weight.grad is not None
+    assert HiddenDistillationLoss(4, 4).projection is None
+    assert list(HiddenDistillationLoss(4, 4).parameters()) == []
+    hint = HintLoss((4,), (3,))
+    guided, target = torch.randn(5, 4), torch.randn(5, 3)
+    mapped = _np(hint.regressor(guided))
+    assert hint(guided, target).item() == pytest.approx(
+        0.5 * ((mapped - _np(target)) ** 2).sum(axis=1).mean(), rel=1e-5
+    )
+    with pytest.raises(ValueError, match="`reduction` must be one of"):
+        HintLoss((4,), (3,), reduction="avg")

@@ -1,5 +1,6 @@
-"""``nn.Module`` wrappers around :mod:`distill.losses` and :mod:`distill.ranking`: validate and
-store hyperparameters at construction, show them in ``repr``, call the functional loss."""
+"""``nn.Module`` wrappers around :mod:`distill.losses`, :mod:`distill.intermediate` and
+:mod:`distill.ranking`: validate and store hyperparameters (and learnable width maps) at
+construction, show them in ``repr``, call the functional loss."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from torch import nn
 from distill import penalties
 from distill._reduce import Reduction
 from distill._validation import REDUCTIONS, check_choice
+from distill.intermediate import hidden_distillation_loss, hint_loss, hint_regressor, projection
 from distill.losses import (
     Signal,
     _check_binary_options,
@@ -309,3 +311,64 @@ class PairwiseLogisticLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"ties={self.ties!r}, normalize={self.normalize!r}, reduction={self.reduction!r}"
+
+
+class HiddenDistillationLoss(nn.Module):
+    """Module form of :func:`distill.intermediate.hidden_distillation_loss` that owns ``W_h``.
+
+    ``MSE(H_S·W_h, H_T)``; ``W_h = nn.Linear(d', d)`` when the widths differ, else none. Train
+    its parameters with the student's (``[*student.parameters(), *loss_fn.parameters()]``);
+    they are not part of the student. Also the embedding loss (``W_e``).
+
+    Reference: Jiao et al. 2019, "TinyBERT", Eq. 8–9; ``docs/intermediate.md``.
+
+    Example:
+        >>> loss_fn = HiddenDistillationLoss(64, 128)
+        >>> loss_fn(torch.zeros(2, 8, 64), torch.zeros(2, 8, 128)).shape
+        torch.Size([])
+    """
+
+    def __init__(
+        self, student_width: int, teacher_width: int, *, reduction: Reduction = "mean"
+    ) -> None:
+        super().__init__()
+        self.reduction = check_choice("reduction", reduction, REDUCTIONS)
+        self.projection = (
+            projection(student_width, teacher_width) if student_width != teacher_width else None
+        )
+
+    def forward(self, student_hidden: torch.Tensor, teacher_hidden: torch.Tensor) -> torch.Tensor:
+        return hidden_distillation_loss(
+            student_hidden, teacher_hidden, projection=self.projection, reduction=self.reduction
+        )
+
+
+class HintLoss(nn.Module):
+    """Module form of :func:`distill.intermediate.hint_loss` that owns the FitNets regressor.
+
+    ``½·‖u_h(x) − r(v_g(x))‖²`` per example; ``r`` from
+    :func:`distill.intermediate.hint_regressor` (per-example shapes ``(D,)`` or ``(C, H, W)``).
+
+    Reference: Romero et al. 2015, "FitNets"; ``docs/intermediate.md``.
+
+    Example:
+        >>> loss_fn = HintLoss((16, 8, 8), (32, 4, 4))
+        >>> loss_fn(torch.zeros(2, 16, 8, 8), torch.zeros(2, 32, 4, 4)).shape
+        torch.Size([])
+    """
+
+    def __init__(
+        self,
+        student_shape: tuple[int, ...],
+        teacher_shape: tuple[int, ...],
+        *,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__()
+        self.reduction = check_choice("reduction", reduction, REDUCTIONS)
+        self.regressor = hint_regressor(student_shape, teacher_shape)
+
+    def forward(self, student_guided: torch.Tensor, teacher_hint: torch.Tensor) -> torch.Tensor:
+        return hint_loss(
+            student_guided, teacher_hint, regressor=self.regressor, reduction=self.reduction
+        )
