@@ -2,13 +2,15 @@
 
 A teacher transformer (4 blocks × 128 wide, 4 heads) learns the digits from their labels; a
 student (2 blocks × 64 wide, 4 heads) then learns on the same training rows with: labels only;
-logits KD (``KDTerm``); logits + hidden states (``IntermediateObjective``, uniform layer map,
-``W_h`` projections); logits + hidden + attention (attention scores, weight 0.1,
-TinyBERT's MSE). Every variant of a seed starts from the same student weights and sees the same
-batches, so differences are paired; intervals are 95 % t-intervals of the per-seed differences.
-With ``transformers`` installed the same four variants run on two tiny randomly initialised
+logits KD (``KDTerm``, T = 4, α = 0.9); logits + hidden states (``IntermediateObjective``,
+uniform layer map, ``W_h`` projections); logits + hidden + attention, with TinyBERT's MSE on
+the unnormalised scores (weight 0.1) or the row-wise KL on the probabilities (weight 1).
+Every variant of a seed starts from the same student weights and sees the same batches, so
+differences are paired; intervals are 95 % t-intervals of the per-seed differences. With
+``transformers`` installed the same variants (KL attention only) run on two tiny randomly
+initialised
 BERT encoders (``BertModel`` 4 × 128 → 2 × 64, fed the same row tokens through a linear
-embedding; attention as probabilities, so the attention term is the row-wise KL).
+embedding; Hugging Face exposes attention probabilities only, so the attention term is the KL).
 
 Run: ``python -m benchmarks.intermediate [--quick] [--seeds 5]``.
 """
@@ -42,7 +44,7 @@ from distill.train import IntermediateObjective, KDTerm, LabelsTerm, Objective, 
 
 NAME = "intermediate"
 TITLE = "Intermediate layers: TinyBERT-style terms on digits"
-VARIANTS = ("labels", "logits KD", "logits + hidden", "logits + hidden + attention")
+BASE = ("labels", "logits KD", "logits + hidden")
 KD = {"temperature": 4.0, "alpha": 0.9}
 LAYERS = {"hidden": 1.0, "embedding": 0.0}
 ATTENTION = {"mse": 0.1, "kl": 1.0}
@@ -59,13 +61,19 @@ def _train_options(epochs: int, seed: int) -> dict[str, Any]:
     return {"epochs": epochs, "batch_size": 64, "lr": 3e-3, "metric": "accuracy", "seed": seed}
 
 
-def objective(variant: str, teacher: nn.Module, sample: torch.Tensor, kind: str) -> Objective:
-    """The objective of one variant (``kind``: the attention loss, ``"mse"`` or ``"kl"``)."""
+def variants(kinds: Sequence[str]) -> list[str]:
+    """The rows of a family: the base ones, then one attention row per attention loss."""
+    return [*BASE, *(f"logits + hidden + attention ({kind})" for kind in kinds)]
+
+
+def objective(variant: str, teacher: nn.Module, sample: torch.Tensor) -> Objective:
+    """The objective of one variant (the attention loss, ``mse`` or ``kl``, in its name)."""
     if variant == "labels":
         return Objective([LabelsTerm()])
     if variant == "logits KD":
         return Objective([KDTerm(**KD)])
-    attention = ATTENTION[kind] if variant.endswith("attention") else 0.0
+    kind = variant.removesuffix(")").rsplit("(", 1)[-1] if "attention" in variant else "mse"
+    attention = ATTENTION[kind] if "attention" in variant else 0.0
     return IntermediateObjective(
         teacher,
         sample=sample,
@@ -77,7 +85,7 @@ def objective(variant: str, teacher: nn.Module, sample: torch.Tensor, kind: str)
 
 
 def run_family(
-    name: str, make: Callable[[str, int], nn.Module], kind: str, data, config, seeds: int
+    name: str, make: Callable[[str, int], nn.Module], kinds: Sequence[str], data, config, seeds
 ) -> dict[str, Any]:
     """Train the teacher once, then every variant for every seed; test accuracies."""
     train, valid, test = data
@@ -94,9 +102,9 @@ def run_family(
     per_seed = []
     for seed in range(seeds):
         row = {}
-        for variant in VARIANTS:
+        for variant in variants(kinds):
             student = make("student", 1000 + seed)
-            obj = objective(variant, teacher, train.features[:8], kind)
+            obj = objective(variant, teacher, train.features[:8])
             result = train_model(
                 student,
                 train,
@@ -108,10 +116,10 @@ def run_family(
         per_seed.append(row)
     return {
         "family": name,
-        "attention_kind": kind,
+        "variants": variants(kinds),
         "teacher_accuracy": teacher_acc,
         "per_seed": per_seed,
-        "summary": summarise(per_seed),
+        "summary": summarise(per_seed, variants(kinds)),
         "wall_time_s": time.perf_counter() - start,
     }
 
@@ -131,18 +139,16 @@ def paired(per_seed: Sequence[dict[str, float]], name: str, baseline: str) -> di
     return result
 
 
-def summarise(per_seed: Sequence[dict[str, float]]) -> dict[str, Any]:
-    """Per variant: accuracy mean ± std; paired vs labels and vs logits KD."""
+def summarise(per_seed: Sequence[dict[str, float]], rows: Sequence[str]) -> dict[str, Any]:
+    """Per variant: accuracy mean ± std; paired vs labels, vs logits KD, vs logits + hidden."""
     summary = {}
-    for variant in VARIANTS:
+    for variant in rows:
         summary[variant] = {
             "accuracy": mean_std(row[variant] for row in per_seed),
             "vs_labels": paired(per_seed, variant, "labels"),
             "vs_kd": paired(per_seed, variant, "logits KD"),
+            "vs_hidden": paired(per_seed, variant, "logits + hidden"),
         }
-    summary["attention_vs_hidden"] = paired(
-        per_seed, "logits + hidden + attention", "logits + hidden"
-    )
     return summary
 
 
@@ -202,20 +208,21 @@ def render(families: Sequence[dict[str, Any]], seeds: int) -> str:
     for family in families:
         summary = family["summary"]
         rows = []
-        for variant in VARIANTS:
+        for index, variant in enumerate(family["variants"]):
             s = summary[variant]
             rows.append(
                 [
                     variant,
                     fmt(s["accuracy"], 100, 2),
-                    _diff(s["vs_labels"], seeds),
-                    "–" if variant == "labels" else _diff(s["vs_kd"], seeds),
+                    "–" if index == 0 else _diff(s["vs_labels"], seeds),
+                    "–" if index < 2 else _diff(s["vs_kd"], seeds),
+                    "–" if index < 3 else _diff(s["vs_hidden"], seeds),
                 ]
             )
         header = ["student", "test accuracy %", "Δ vs labels (pp)", "Δ vs logits KD (pp)"]
+        header.append("Δ vs logits + hidden (pp)")
         parts.append(
             f"**{family['family']}** (teacher {family['teacher_accuracy'] * 100:.2f} %, "
-            f"attention term: {family['attention_kind']}, "
             f"{family['wall_time_s']:.0f} s)\n\n{markdown_table(header, rows)}"
         )
     return "\n\n".join(parts)
@@ -237,10 +244,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         share = config["rows"] / len(digits)
         digits = split(digits, (share, 1 - share), seed=0)[0]
     data = split(digits, (0.6, 0.2, 0.2), seed=0)
-    families = [run_family("our transformer", ours, "mse", data, config, args.seeds)]
+    families = [run_family("our transformer", ours, ("mse", "kl"), data, config, args.seeds)]
     if importlib.util.find_spec("transformers") is not None:
         families.append(
-            run_family("tiny BERT (transformers)", bert, "kl", data, config, args.seeds)
+            run_family("tiny BERT (transformers)", bert, ("kl",), data, config, args.seeds)
         )
     payload = {"settings": config, "kd": KD, "layers": LAYERS, "attention": ATTENTION}
     write_results(NAME, args, {**payload, "families": families})
@@ -253,11 +260,12 @@ def reading(families: Sequence[dict[str, Any]]) -> str:
     lines = []
     for family in families:
         summary = family["summary"]
-        for variant in VARIANTS[2:]:
+        for variant in family["variants"][2:]:
             verdict = _verdict(summary[variant]["vs_kd"])
             lines.append(f"- {family['family']}: {variant} vs logits KD: {verdict}.")
-        verdict = _verdict(summary["attention_vs_hidden"])
-        lines.append(f"- {family['family']}: adding attention to logits + hidden: {verdict}.")
+        for variant in family["variants"][3:]:
+            verdict = _verdict(summary[variant]["vs_hidden"])
+            lines.append(f"- {family['family']}: {variant} vs logits + hidden: {verdict}.")
     return "\n".join(lines)
 
 
