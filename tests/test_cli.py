@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from distill import __version__
 from distill.cli import app
+from distill.cli._common import STATE
 
 COMMANDS = [
     "demo",
@@ -120,7 +121,8 @@ def test_bench_unknown_name_lists_available(bench_dir):
     assert "available: tiny" in result.stderr
 
 
-def test_failures_exit_1_and_debug_shows_the_traceback(bench_dir):
+def test_failures_exit_1_and_debug_shows_the_traceback(bench_dir, monkeypatch):
+    monkeypatch.setattr(STATE, "debug", False)  # --debug below sets it for this process
     _write_bench(bench_dir, "raise RuntimeError('boom')\n")
     result = runner.invoke(app, ["bench", "tiny"])
     assert result.exit_code == 1
