@@ -23,6 +23,7 @@ from distill.losses import (
 from distill.models import MLP, DeepTower, JointModel, WideAndDeep
 from distill.ranking import (
     RankingObjective,
+    listwise_distillation_loss,
     pair_agreement,
     pairwise_distillation_loss,
     pairwise_logistic_loss,
@@ -90,6 +91,7 @@ __all__ = [
     "export_model",
     "fit",
     "kd_loss",
+    "listwise_distillation_loss",
     "load_builtin",
     "load_config",
     "load_teacher",
