@@ -117,3 +117,21 @@ def test_fit_teacher_and_student_see_the_same_generated_rows():
     for seen, used in zip(teacher.seen, inputs[:3], strict=True):
         assert seen.shape == (24, 4)
         assert torch.equal(seen, used)  # consistent function matching
+
+
+def test_fit_refuses_generated_rows_with_cached_teacher_scores(tmp_path):
+    from distill.teachers import CachedScores, ModuleTeacher, score
+
+    torch.manual_seed(0)
+    train = Dataset(torch.rand(40, 4), torch.randint(0, 3, (40,)))
+    cache = score(ModuleTeacher(MLP(4, (8,), out_features=3)), train, tmp_path / "scores")
+    options = TrainOptions(max_steps=2, batch_size=8, device="cpu", progress=False)
+    with pytest.raises(ValueError, match="`transfer` adds generated rows that need an online"):
+        fit(
+            MLP(4, (8,), out_features=3),
+            train,
+            objective=Objective([KDTerm()]),
+            options=options,
+            teacher=CachedScores(cache.parent, train),
+            transfer=SyntheticTransfer(train.features, method="jitter"),
+        )
