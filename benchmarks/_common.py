@@ -212,3 +212,70 @@ def train_model(model, train, *, objective, teacher=None, valid=None, **options:
         teacher=teacher,
         valid=valid,
     )
+
+
+def run_seeds(seeds: int, run: Callable[[int], Any]) -> list[Any]:
+    """``run(seed)`` for seeds ``0 … seeds − 1``, printing progress; the results in order."""
+    results = []
+    for seed in range(seeds):
+        results.append(run(seed))
+        print(f"seed {seed}: done", flush=True)
+    return results
+
+
+def paired(per_seed: Sequence[Mapping[str, float]], first: str, second: str) -> dict[str, Any]:
+    """Per-seed ``first − second``: mean ± std (:func:`mean_std`) and ``positive`` seeds."""
+    diffs = [s[first] - s[second] for s in per_seed]
+    return {**mean_std(diffs), "positive": sum(d > 0 for d in diffs)}
+
+
+def diff_text(
+    stats: Mapping[str, Any], seeds: int, *, scale: float = 100.0, digits: int = 2
+) -> str:
+    """``+1.23 ± 0.45 (4/5)`` of a :func:`paired` result; ``, none`` when inside one std."""
+    text = f"{stats['mean'] * scale:+.{digits}f} ± {stats['std'] * scale:.{digits}f}"
+    text += f" ({stats['positive']}/{seeds})"
+    return text + (", none" if abs(stats["mean"]) <= stats["std"] else "")
+
+
+def seeded_main(
+    name: str,
+    title: str,
+    argv: Sequence[str] | None,
+    *,
+    run_seed: Callable[[int, argparse.Namespace], Any],
+    summarise: Callable[[list[Any]], dict[str, Any]],
+    report: Callable[[dict[str, Any], argparse.Namespace], str],
+    stored: Callable[[list[Any]], Any] = lambda per_seed: per_seed,
+    extra: Callable | None = None,
+) -> tuple[dict[str, Any], list[Any], argparse.Namespace]:
+    """A benchmark that runs ``run_seed(seed, args)`` per seed on one thread (``args.wall_s``:
+    the seconds it took), then writes ``{"summary", "per_seed": stored(per_seed)}`` and
+    publishes ``report(summary, args)``."""
+    args = parse_args(name, argv, extra=extra)
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    per_seed = run_seeds(args.seeds, lambda seed: run_seed(seed, args))
+    args.wall_s = round(time.perf_counter() - started)
+    summary = summarise(per_seed)
+    write_results(name, args, {"summary": summary, "per_seed": stored(per_seed)})
+    publish(title, report(summary, args), args)
+    return summary, per_seed, args
+
+
+def seeded_entry(module: str) -> Callable[[Sequence[str] | None], dict[str, Any]]:
+    """``main(argv)`` of a benchmark module that defines ``NAME``, ``TITLE``,
+    ``run_seed(seed, quick)``, ``summarise(per_seed)`` and ``report(summary, args)``."""
+
+    def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+        found = sys.modules[module]
+        return seeded_main(
+            found.NAME,
+            found.TITLE,
+            argv,
+            run_seed=lambda seed, args: found.run_seed(seed, args.quick),
+            summarise=found.summarise,
+            report=found.report,
+        )[0]
+
+    return main

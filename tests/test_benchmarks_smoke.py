@@ -185,3 +185,59 @@ def test_intermediate_quick(tmp_path):
     assert summary["logits KD"]["vs_labels"]["mean"] == pytest.approx(sum(diffs) / 2)
     low, high = summary["logits KD"]["vs_labels"]["ci95"]
     assert low <= sum(diffs) / 2 <= high
+
+
+@pytest.mark.slow
+def test_listwise_quality_quick(tmp_path):
+    from benchmarks import listwise_quality
+
+    document = run_quick(listwise_quality, tmp_path, "--seeds", "1")
+    part = document["summary"]["synthetic-normal"]
+    assert set(part) == {"teacher", *listwise_quality.VARIANTS}
+    assert part["pairwise_l2"]["vs_pairwise_l2"]["mean"] == 0.0
+
+
+@pytest.mark.slow
+def test_tang_transforms_quick(tmp_path):
+    from benchmarks import tang_transforms
+
+    document = run_quick(tang_transforms, tmp_path, "--seeds", "2")
+    summary = document["summary"]
+    assert set(summary["order"]) == {
+        "kd − reweight",
+        "reweight − similarity",
+        "similarity − label_smoothing",
+        "label_smoothing − labels",
+    }
+    assert summary["accuracy"]["top_10"] == summary["accuracy"]["kd"]
+    assert sum(b["n"] for b in summary["rescaling_bins"]) > 0
+
+
+@pytest.mark.slow
+def test_specialists_quick(tmp_path):
+    from benchmarks import specialists
+
+    document = run_quick(specialists, tmp_path, "--seeds", "1")
+    accuracy = document["summary"]["accuracy"]
+    assert set(accuracy) == set(specialists.ROWS)
+    assert all(0.0 <= row["mean"] <= 1.0 for row in accuracy.values())
+
+
+@pytest.mark.slow
+def test_synthetic_transfer_quick(tmp_path):
+    from benchmarks import synthetic_transfer
+
+    document = run_quick(synthetic_transfer, tmp_path, "--seeds", "1")
+    summary = document["summary"]
+    assert set(summary["vs_kd_10"]) == {f"KD 10 % + {n}" for n in synthetic_transfer.GENERATORS}
+    assert summary["gap_recovered"]["hard 10 %"] in (0.0, None)
+
+
+@pytest.mark.slow
+def test_joint_gate_quick(tmp_path):
+    from benchmarks import joint_gate
+
+    document = run_quick(joint_gate, tmp_path, "--seeds", "1")
+    summary = document["summary"]
+    assert set(summary["vs_switch"]) == set(joint_gate.VARIANTS)
+    assert summary["vs_switch"]["hard switch"]["mean"] == 0.0

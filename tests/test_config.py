@@ -200,3 +200,16 @@ def test_schema_is_strict_everywhere():
     seen: set = set()
     models(RunConfig, seen)
     assert len(seen) >= 15
+
+
+def test_teacher_transform_is_validated_and_needs_labelled_rows():
+    raw = _raw()
+    raw["run"]["track"] = "classification"
+    raw["variants"][1] = {"name": "pt", "objective": {"kd": {"teacher_transform": "reweight"}}}
+    assert parse_config(raw).variants[1].objective.kd.teacher_transform == "reweight"
+    raw["variants"][1]["objective"]["kd"]["teacher_transform"] = {"name": "top_k"}
+    assert "needs key 'k'" in _error(raw)
+    raw["variants"][1]["objective"]["kd"]["teacher_transform"] = {"name": "top_k", "k": 3}
+    raw["data"]["label_fraction"] = 0.5
+    raw["variants"][1]["transfer"] = "all"
+    assert "kd.teacher_transform needs the class of every row" in _error(raw)

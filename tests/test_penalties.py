@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -308,3 +310,50 @@ def test_bad_inputs():
         P.gsmelu(r, alpha=1.0, beta=1.0, g_minus=0.2, g_plus=1.0, center=True)
     with pytest.raises(ValueError, match="`smoother` must be one of 'smelu', 'softplus'"):
         P.smoothed_pinball(r, 0.5, smoother="tanh")
+
+
+@pytest.mark.parametrize("tau", [0.1, 0.5, 0.85])
+@pytest.mark.parametrize("beta", [0.2, 1.0, 3.0])
+def test_sigmoid_smoother_gradient_is_sigmoid_step(tau, beta):
+    r = np.linspace(-8, 8, 81)
+    out = lambda x: P.smoothed_pinball(t64(x), tau, smoother="sigmoid", beta=beta).numpy()  # noqa: E731
+    step = 1e-5
+    numeric = (out(r + step) - out(r - step)) / (2 * step)
+    expected = tau - 1 / (1 + np.exp(r / beta))  # τ − σ(−r/β)
+    np.testing.assert_allclose(numeric, expected, atol=1e-7)
+    np.testing.assert_allclose(out(r), tau * r + beta * np.logaddexp(0, -r / beta), rtol=1e-12)
+
+
+def test_sigmoid_smoother_is_softplus_smoother_up_to_a_constant():
+    r = t64(np.linspace(-40, 40, 161))
+    for tau, beta in ((0.2, 0.5), (0.7, 2.0), ([0.1, 0.5, 0.9], 1.0)):
+        sigmoid = P.smoothed_pinball(r, tau, smoother="sigmoid", beta=beta)
+        softplus = P.smoothed_pinball(r, tau, smoother="softplus", beta=beta)
+        gap = (sigmoid - softplus).numpy()
+        np.testing.assert_allclose(gap, gap.flat[0], atol=1e-7)  # torch softplus: threshold 20
+        assert abs(gap.flat[0]) < 1e-7  # the constant is 0: β·softplus(x/β) = x + β·softplus(−x/β)
+
+
+def test_sigmoid_smoother_stable_and_in_get():
+    r = torch.tensor([-1e4, -50.0, 0.0, 50.0, 1e4])
+    out = P.get({"name": "smoothed_pinball", "tau": 0.3, "smoother": "sigmoid", "beta": 0.01})(r)
+    assert torch.isfinite(out).all()
+    bump = torch.tensor([0.0, 0.0, 0.01 * math.log(2), 0.0, 0.0])  # β·log 2 at r = 0 only
+    torch.testing.assert_close(out, P.pinball(r, 0.3) + bump)
+    with pytest.raises(ValueError, match="smoother"):
+        P.smoothed_pinball(r, 0.3, smoother="tanh")
+
+
+@pytest.mark.parametrize("taus", [[0.5], [0.2, 0.8], [0.1, 0.3, 0.5, 0.7, 0.9]])
+def test_expectile_symmetric_set_minimiser_is_exactly_the_mean(skewed_sample, taus):
+    t = skewed_sample
+    penalty = P.get({"name": "smoothed_pinball", "tau": taus, "smoother": "relu2"})
+    assert _argmin(penalty, t) == pytest.approx(t.mean(), abs=1e-6)
+    assert abs(t.mean() - np.median(t)) > 0.1  # the skew separates mean and median
+    r = t64(np.linspace(-3, 3, 13))
+    torch.testing.assert_close(penalty(r), r.square() / 2)  # τ and 1 − τ terms add to r²
+
+
+def test_pinball_half_is_half_of_absolute():
+    r = t64(R)
+    torch.testing.assert_close(P.pinball(r, 0.5), P.absolute(r) / 2)

@@ -306,7 +306,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="`penalty` must be one of"):
         pairwise_distillation_loss(s, t, g, penalty="cubic")
     with pytest.raises(ValueError, match="`signal` must be one of"):
-        pairwise_distillation_loss(s, t, g, signal="rank")
+        pairwise_distillation_loss(s, t, g, signal="ranks")
     with pytest.raises(ValueError, match=r"`student_scores` must have shape \(N,\), got \(3, 1\)"):
         pairwise_distillation_loss(s[:, None], t[:, None], g)
     with pytest.raises(TypeError, match="`scores` must be a floating-point tensor"):

@@ -265,3 +265,24 @@ def test_a_bad_student_model_fails_before_the_teacher_trains(tmp_path):
     with pytest.raises(ConfigError, match="student.model: .activation. must be one of"):
         run_experiment(parse_config(raw))
     assert not (tmp_path / "cls" / "teacher").exists()
+
+
+def test_similarity_transform_gets_the_saved_teachers_class_vectors(tmp_path, monkeypatch):
+    from distill import teacher_transforms
+    from distill.experiment.teacher import saved_teacher
+
+    seen, real = [], teacher_transforms.similarity_targets
+
+    def spy(class_vectors, *args, **kwargs):
+        seen.append(class_vectors.clone())
+        return real(class_vectors, *args, **kwargs)
+
+    monkeypatch.setattr(teacher_transforms, "similarity_targets", spy)
+    raw = _classification(tmp_path)
+    similarity = {"name": "similarity", "true_prob": 0.8, "temperature": 0.5}
+    raw["variants"] = [{"name": "sim", "objective": {"kd": {"teacher_transform": similarity}}}]
+    results = run_experiment(parse_config(raw))
+    cfg = parse_config(raw)
+    head = saved_teacher(cfg).head.weight.detach()
+    assert len(seen) == 20 and all(torch.equal(vectors, head) for vectors in seen)
+    assert 0.0 <= results["variants"][0]["metrics"]["accuracy"] <= 1.0

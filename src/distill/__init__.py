@@ -29,6 +29,7 @@ from distill.losses import (
 from distill.models import MLP, DeepTower, JointModel, TransformerClassifier, WideAndDeep
 from distill.ranking import (
     RankingObjective,
+    listwise_distillation_loss,
     pair_agreement,
     pairwise_distillation_loss,
     pairwise_logistic_loss,
@@ -109,6 +110,7 @@ __all__ = [
     "hidden_distillation_loss",
     "hint_loss",
     "kd_loss",
+    "listwise_distillation_loss",
     "load_builtin",
     "load_config",
     "load_teacher",

@@ -11,7 +11,7 @@ from torch import nn
 
 from distill import penalties
 from distill._reduce import Reduction
-from distill._validation import REDUCTIONS, check_choice
+from distill._validation import REDUCTIONS, check_choice, check_number
 from distill.intermediate import hidden_distillation_loss, hint_loss, hint_regressor, projection
 from distill.losses import (
     Signal,
@@ -22,10 +22,14 @@ from distill.losses import (
     logit_matching_loss,
     pointwise_distillation_loss,
 )
-from distill.ranking import pairwise_distillation_loss, pairwise_logistic_loss
+from distill.ranking import (
+    listwise_distillation_loss,
+    pairwise_distillation_loss,
+    pairwise_logistic_loss,
+)
+from distill.ranking.losses import PairwiseSignal as PairSignal
 from distill.ranking.pair_engine import Normalize
 from distill.ranking.pairs import PairSet
-from distill.ranking.pairs import Signal as PairSignal
 
 
 class KDLoss(nn.Module):
@@ -218,8 +222,9 @@ class PairwiseDistillationLoss(nn.Module):
 
     Args:
         penalty: anything :func:`distill.penalties.get` accepts (parsed at construction).
-        signal, absolute, pairs, normalize, reduction: as in
-            :func:`~distill.ranking.pairwise_distillation_loss`.
+        signal, absolute, pairs, normalize, reduction, temperature: as in
+            :func:`~distill.ranking.pairwise_distillation_loss` (``temperature``: of the
+            soft ranks of ``signal="rank"``).
 
     Raises:
         TypeError, ValueError: bad penalty spec or option (at construction).
@@ -241,9 +246,11 @@ class PairwiseDistillationLoss(nn.Module):
         pairs: PairSet = "all",
         normalize: Normalize = "pair",
         reduction: Reduction = "mean",
+        temperature: float = 1.0,
     ) -> None:
         super().__init__()
         self.penalty = penalties.get(penalty)
+        self.temperature = check_number("temperature", temperature, low=0.0, low_open=True)
         self.signal = check_choice("signal", signal, get_args(PairSignal))
         self.pairs = check_choice("pairs", pairs, get_args(PairSet))
         self.normalize = check_choice("normalize", normalize, get_args(Normalize))
@@ -260,14 +267,52 @@ class PairwiseDistillationLoss(nn.Module):
         return pairwise_distillation_loss(
             student_scores, teacher_scores, group_ids, labels, penalty=self.penalty,
             signal=self.signal, absolute=self.absolute, pairs=self.pairs,
-            normalize=self.normalize, reduction=self.reduction,
+            normalize=self.normalize, reduction=self.reduction, temperature=self.temperature,
         )  # fmt: skip
 
     def extra_repr(self) -> str:
+        rank = f", temperature={self.temperature}" if self.signal == "rank" else ""
         return (
             f"penalty={self.penalty!r}, signal={self.signal!r}, absolute={self.absolute}, "
             f"pairs={self.pairs!r}, normalize={self.normalize!r}, reduction={self.reduction!r}"
+            f"{rank}"
         )
+
+
+class ListwiseDistillationLoss(nn.Module):
+    """Module form of :func:`distill.ranking.listwise_distillation_loss` (ListNet per group).
+
+    Args:
+        temperature, reduction: as in :func:`~distill.ranking.listwise_distillation_loss`.
+
+    Raises:
+        ValueError: bad ``temperature`` or ``reduction`` (at construction).
+
+    Reference: Cao et al. (2007), ListNet.
+
+    Example:
+        >>> ListwiseDistillationLoss()(torch.zeros(2), torch.zeros(2), torch.tensor([1, 1]))
+        tensor(0.6931)
+    """
+
+    def __init__(self, *, temperature: float = 1.0, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        self.temperature = check_number("temperature", temperature, low=0.0, low_open=True)
+        self.reduction = check_choice("reduction", reduction, REDUCTIONS)
+
+    def forward(
+        self, student_scores: torch.Tensor, teacher_scores: torch.Tensor, group_ids: torch.Tensor
+    ) -> torch.Tensor:
+        return listwise_distillation_loss(
+            student_scores,
+            teacher_scores,
+            group_ids,
+            temperature=self.temperature,
+            reduction=self.reduction,
+        )
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}, reduction={self.reduction!r}"
 
 
 class PairwiseLogisticLoss(nn.Module):

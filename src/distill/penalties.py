@@ -17,7 +17,8 @@ import torch.nn.functional as F
 
 from distill._validation import check_choice, check_float_tensor, check_number
 
-Smoother = Literal["smelu", "softplus", "relu2", "swish"]
+Smoother = Literal["smelu", "softplus", "relu2", "swish", "sigmoid"]
+SMOOTHERS = ("smelu", "softplus", "relu2", "swish", "sigmoid")
 Tau = float | Sequence[float] | torch.Tensor
 
 
@@ -84,8 +85,9 @@ def pinball(r: torch.Tensor, tau: Tau) -> torch.Tensor:
     """Pinball (quantile) loss ``ρ_τ(r) = max(τ·r, (τ − 1)·r) = τ·ReLU(r) + (1 − τ)·ReLU(−r)``.
 
     Its expected value over ``t`` is minimised at the τ-quantile of ``t``. A 1-D ``tau`` of K
-    quantiles is broadcast on a new trailing axis. Koenker & Bassett (1978);
-    US 2023/0252281 Eqs. 5–7.
+    quantiles is broadcast on a new trailing axis. ``pinball(r, 0.5) = |r|/2`` is half of
+    :func:`absolute`: a loss weight tuned for one is not the weight for the other (double it).
+    Koenker & Bassett (1978); US 2023/0252281 Eqs. 5–7.
 
     Args:
         r: residual ``(...)``.
@@ -275,13 +277,22 @@ def smoothed_pinball(
     φ is ``smelu(β)`` (Huberised pinball: equals pinball outside ``[−β, β]`` and equals
     ``gsmelu(g₋=τ−1, g₊=τ, α=β, t=(1−τ)β)``), ``softplus`` (``β·log(1 + exp(x/β))``),
     ``relu2`` (``ReLU(x)²``: expectile regression; ``beta`` is not used) or ``swish``
-    (``x·σ(x/β)``). A 1-D ``tau`` adds a trailing axis as in :func:`pinball`. Reference:
-    docs/formulas.md#penalties; Newey & Powell (1987) for expectiles.
+    (``x·σ(x/β)``). ``sigmoid`` (the Sigmoid smoother of US 2023/0252281, claim 6) replaces
+    the pinball's gradient step by a sigmoid, ``ρ'_τ(r) = τ − σ(−r/β)``, i.e. ``ρ_τ(r) = τ·r +
+    β·log(1 + exp(−r/β))``; since ``β·softplus(r/β) = r + β·softplus(−r/β)`` it is the
+    ``softplus`` smoother up to a constant, and that constant is 0 (one exact ``logaddexp``
+    instead of two thresholded softplus). A 1-D ``tau`` adds a trailing axis as in
+    :func:`pinball`. Reference: docs/formulas.md#penalties, docs/methods.md; Newey & Powell
+    (1987) for expectiles.
+
+    Weights: with ``relu2`` and a symmetric set of τ the shared minimiser is exactly the mean
+    (the τ and 1 − τ expectile terms add up to ``r²/2``); ``pinball(0.5)`` is ``|r|/2``, half of
+    L1, so a weight tuned for ``absolute`` is not the weight for ``pinball(0.5)``.
 
     Args:
         r: residual ``(...)``.
         tau: a quantile in ``[0, 1]`` or K quantiles (sequence / 1-D tensor).
-        smoother: ``"smelu"``, ``"softplus"``, ``"relu2"`` or ``"swish"``.
+        smoother: ``"smelu"``, ``"softplus"``, ``"relu2"``, ``"swish"`` or ``"sigmoid"``.
         beta: smoothing scale ``β > 0``.
 
     Returns:
@@ -296,10 +307,12 @@ def smoothed_pinball(
         tensor([0.3000, 0.2500, 2.7000])
     """
     check_float_tensor("r", r)
-    check_choice("smoother", smoother, ("smelu", "softplus", "relu2", "swish"))
+    check_choice("smoother", smoother, SMOOTHERS)
     beta = check_number("beta", beta, low=0.0, low_open=True)
     tau = _tau_tensor(tau, r)
     r = _trailing(r, tau)
+    if smoother == "sigmoid":
+        return tau * r + beta * torch.logaddexp(torch.zeros_like(r), -r / beta)
     phi = _smoother(smoother, beta)
     return tau * phi(r) + (1 - tau) * phi(-r)
 

@@ -39,6 +39,16 @@ def _check_penalty(spec: Any) -> Any:
     return spec
 
 
+def _check_transform(spec: Any) -> Any:
+    """Validate a teacher-transform spec with ``distill.teacher_transforms.get``."""
+    from distill import teacher_transforms
+
+    if not isinstance(spec, (str, dict)):
+        raise ValueError(f"must be a teacher-transform name or table, got {spec!r}")
+    teacher_transforms.get(spec)
+    return spec
+
+
 Positive = Annotated[float, _in_interval(0, low_open=True)]
 NonNegative = Annotated[float, _in_interval(0)]
 UnitClosed = Annotated[float, _in_interval(0, 1)]
@@ -46,6 +56,7 @@ UnitOpen = Annotated[float, _in_interval(0, 1, low_open=True, high_open=True)]
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 PenaltySpec = Annotated[Any, AfterValidator(_check_penalty)]
+TransformSpec = Annotated[Any, AfterValidator(_check_transform)]
 
 
 class _Section(BaseModel):
@@ -250,11 +261,17 @@ class LabelsTerm(_Section):
 
 class KDTerm(_Section):
     """Hinton KD (docs/formulas.md#classification-kd); ``alpha`` weights the soft term against the
-    labels."""
+    labels.
+
+    ``teacher_transform``: a synthetic teacher (Tang et al. 2020, docs/methods.md) such as
+    ``"reweight"``, ``{name = "similarity", true_prob = 0.9}``, ``{name = "label_smoothing",
+    epsilon = 0.1}`` or ``{name = "top_k", k = 3}``; it needs the true class of every row.
+    """
 
     weight: NonNegative = 1.0
     temperature: Positive = 4.0
     alpha: UnitClosed = 0.9
+    teacher_transform: TransformSpec | None = None
 
 
 class BinaryKDTerm(_Section):
@@ -287,15 +304,25 @@ class PairwiseTerm(_Section):
     """ρ(Δ_teacher − Δ_student) over pairs inside groups (docs/formulas.md#pairs).
 
     ``max_pairs_per_group``: sample at most that many pairs per group afresh every step
-    (uniformly, without replacement); unset uses all pairs.
+    (uniformly, without replacement); unset uses all pairs. ``signal = "rank"``: teacher ranks
+    against the student's soft ranks at ``temperature`` (docs/methods.md). ``weight`` is not
+    portable across penalties: pinball with τ = 0.5 is half of ``absolute``.
     """
 
     weight: NonNegative = 1.0
     penalty: PenaltySpec = "squared"
-    signal: Literal["logit", "prob", "pair_prob", "squared"] = "logit"
+    signal: Literal["logit", "prob", "pair_prob", "squared", "rank"] = "logit"
     pairs: Literal["all", "unequal"] = "all"
     normalize: Literal["pair", "group"] = "pair"
     max_pairs_per_group: PositiveInt | None = None
+    temperature: Positive = 1.0
+
+
+class ListwiseTerm(_Section):
+    """ListNet cross-entropy of the teacher's and student's softmax over each group at T."""
+
+    weight: NonNegative = 1.0
+    temperature: Positive = 1.0
 
 
 class QuantileHeadsTerm(_Section):
@@ -377,6 +404,7 @@ class Objective(_Section):
     logit_matching: LogitMatchingTerm | None = None
     pointwise: PointwiseTerm | None = None
     pairwise: PairwiseTerm | None = None
+    listwise: ListwiseTerm | None = None
     quantile_heads: QuantileHeadsTerm | None = None
     two_step_median: TwoStepMedianTerm | None = None
     intermediate: IntermediateTerm | None = None
@@ -429,13 +457,27 @@ class JointSection(_Section):
     student tower of ``[student.model]`` (a ``WideAndDeep``: its ``embed_dim``/``hidden``).
     The student learns ``W·H(σ(teacher/T), s) + (1 − W)·H(y, s)`` (``soft_weight`` is W):
     from the saved teacher's cached scores for ``warmup_steps`` (static), then from the
-    concurrent teacher (dynamic).
+    concurrent teacher (dynamic). ``gate``: how the two labels mix, ``ŷ = g·ŷ_dynamic + (1 −
+    g)·ŷ_static``: ``switch`` (g jumps from 0 to 1), ``linear`` / ``cosine`` (g ramps over
+    ``gate_steps``), ``learned`` (a per-example gate tower of ``gate_hidden`` on the shared
+    embedding). ``teacher_experts`` > 0: the teacher tower is a gated mixture of that many deep
+    towers (docs/methods.md).
     """
 
     soft_weight: UnitClosed = 0.5
     temperature: Positive = 1.0
     warmup_steps: NonNegativeInt = 0
     teacher_hidden: Annotated[list[PositiveInt], Field(min_length=1)] = [256, 128, 64]
+    gate: Literal["switch", "linear", "cosine", "learned"] = "switch"
+    gate_steps: NonNegativeInt = 0
+    gate_hidden: Annotated[list[PositiveInt], Field(min_length=1)] = [16]
+    teacher_experts: NonNegativeInt = 0
+
+    @model_validator(mode="after")
+    def _ramp_needs_steps(self) -> JointSection:
+        if self.gate in ("linear", "cosine") and self.gate_steps == 0:
+            raise ValueError(f"`gate_steps` must be >= 1 for gate = {self.gate!r}")
+        return self
 
 
 class RunConfig(_Section):
@@ -464,6 +506,14 @@ class RunConfig(_Section):
                 "teacher scores in a data column need data.source = 'table', got "
                 f"{self.data.source!r}; give a scores file instead (teacher.path + key)"
             )
+        for variant in self.variants:
+            kd = variant.objective.kd
+            unlabeled = self.data.label_fraction < 1 and variant.transfer == "all"
+            if unlabeled and kd is not None and kd.teacher_transform is not None:
+                raise ValueError(
+                    f"variant {variant.name!r}: kd.teacher_transform needs the class of every "
+                    "row; use transfer = 'labeled' with data.label_fraction < 1"
+                )
         return self
 
     @model_validator(mode="after")

@@ -35,6 +35,7 @@ from distill.experiment.setup import (
 )
 from distill.experiment.teacher import (
     SCORES_DIR,
+    attach_class_vectors,
     given_teacher,
     is_module_teacher,
     load_model,
@@ -203,6 +204,7 @@ def run_student(cfg: RunConfig, variant: str, *, data: RunData | None = None) ->
     teacher = teacher_source(cfg, data) if chosen.objective.uses_teacher else None
     sample = (data.student_view(train).features[:8], train.features[:8])
     objective = fit_objective(chosen.objective, cfg.run.track, teacher=teacher, sample=sample)
+    attach_class_vectors(objective, cfg)
     options = train_options(cfg.train, cfg, student_features=data.student_features)
     if chosen.objective.two_step_median is not None:
         teacher = median_teacher(cfg, chosen, data, model, teacher)
@@ -237,10 +239,13 @@ def run_joint(cfg: RunConfig, *, data: RunData | None = None) -> dict[str, Any]:
         raise ConfigError(["joint: the config has no [joint] table"])
     data = data or load_run_data(cfg)
     model = _joint_model(cfg, data.train)
+    joint = cfg.joint
     objective = JointObjective(
-        soft_weight=cfg.joint.soft_weight,
-        temperature=cfg.joint.temperature,
-        warmup_steps=cfg.joint.warmup_steps,
+        soft_weight=joint.soft_weight,
+        temperature=joint.temperature,
+        warmup_steps=joint.warmup_steps,
+        gate=joint.gate,
+        gate_steps=joint.gate_steps,
     )
     result = fit(
         model,
@@ -277,6 +282,8 @@ def _joint_model(cfg: RunConfig, train) -> nn.Module:
         embed_dim=kwargs.pop("embed_dim", 8),
         student_hidden=kwargs.pop("hidden", (64, 32)),
         teacher_hidden=cfg.joint.teacher_hidden,
+        teacher_experts=cfg.joint.teacher_experts,
+        gate_hidden=cfg.joint.gate_hidden if cfg.joint.gate == "learned" else None,
         **kwargs,
     )
 

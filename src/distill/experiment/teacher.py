@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from distill import models, teachers
+from distill import models, teacher_transforms, teachers
 from distill.config import ConfigError, RunConfig, Variant
 from distill.data import parse_feature_spec
 from distill.experiment.setup import RunData, train_options
@@ -148,3 +148,12 @@ def load_model(directory: Path, what: str) -> nn.Module:
     if not (directory / "model.json").is_file():
         raise ConfigError([f"{what}: no saved model in {directory} (model.json missing)"])
     return models.load(directory)
+
+
+def attach_class_vectors(objective: Any, cfg: RunConfig) -> None:
+    """Give terms that read the teacher's class vectors (``similarity``) the saved teacher's."""
+    terms = [term for term in objective.terms if getattr(term, "needs_class_vectors", False)]
+    if terms:
+        vectors = teacher_transforms.logit_layer_vectors(saved_teacher(cfg))
+        for term in terms:
+            term.class_vectors = vectors

@@ -61,9 +61,11 @@ class JointModel(nn.Module):
         teacher_tower: the large tower (e.g. :class:`~distill.models.DeepCTRTower`).
         student_tower: the small tower that is served (e.g.
             :class:`~distill.models.WideAndDeepTower`).
+        gate: optional learned input gate over the shared bottom (a per-example logit g that
+            mixes the dynamic and static teacher labels, see ``distill.train.joint``).
 
     Returns (forward): ``(teacher_logit, student_logit)``, each what its tower returns
-    (``(N,)`` for CTR).
+    (``(N,)`` for CTR), plus the gate logit when there is a gate.
 
     Raises:
         TypeError: from :meth:`spec` when a part has no ``spec()``.
@@ -80,16 +82,22 @@ class JointModel(nn.Module):
     """
 
     def __init__(
-        self, shared_bottom: nn.Module, teacher_tower: nn.Module, student_tower: nn.Module
+        self,
+        shared_bottom: nn.Module,
+        teacher_tower: nn.Module,
+        student_tower: nn.Module,
+        gate: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.shared_bottom = shared_bottom
         self.teacher_tower = teacher_tower
         self.student_tower = student_tower
+        self.gate = gate
 
-    def forward(self, *inputs: Any, **options: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, *inputs: Any, **options: Any) -> tuple[torch.Tensor, ...]:
         shared = self.shared_bottom(*inputs, **options)
-        return self.teacher_tower(shared), self.student_tower(shared)
+        towers = (self.teacher_tower(shared), self.student_tower(shared))
+        return towers if self.gate is None else (*towers, self.gate(shared))
 
     def student(self) -> StackedModel:
         """The serving model: shared bottom + student tower only (parameters shared, no copy)."""
@@ -106,4 +114,5 @@ class JointModel(nn.Module):
             shared_bottom=module_spec("shared_bottom", self.shared_bottom),
             teacher_tower=module_spec("teacher_tower", self.teacher_tower),
             student_tower=module_spec("student_tower", self.student_tower),
+            **({} if self.gate is None else {"gate": module_spec("gate", self.gate)}),
         )

@@ -256,6 +256,64 @@ class WideAndDeep(StackedModel):
         return make_spec("WideAndDeep", **_wide_deep_kwargs(self.tower))
 
 
+class GatedExpertTower(nn.Module):
+    """A dynamic-structure teacher tower: a softmax gate mixes K deep expert towers.
+
+    ``y(e) = Σ_k softmax(G·x + c)_k · tower_k(e)`` with ``x`` the flattened embedding (plus
+    dense input) and each ``tower_k`` a :class:`DeepCTRTower`; the gate picks, per example,
+    which experts score it.
+
+    Args:
+        num_fields, embed_dim, dense_features, hidden, dropout: as in :class:`DeepCTRTower`
+            (each expert's widths).
+        experts: K >= 1.
+
+    Reference: Jacobs, Jordan, Nowlan & Hinton (1991), "Adaptive mixtures of local experts";
+    Ma et al. (2018), MMoE.
+
+    Example:
+        >>> tower = GatedExpertTower(3, experts=2, hidden=(8,))
+        >>> tower(FieldEmbedding(10, 3)(torch.tensor([[1, 2, 3]]))).shape
+        torch.Size([1])
+    """
+
+    def __init__(
+        self,
+        num_fields: int,
+        *,
+        embed_dim: int = 8,
+        experts: int = 4,
+        hidden: Sequence[int] = (128, 64),
+        dense_features: int = 0,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        sizes = {"embed_dim": embed_dim, "dense_features": dense_features}
+        count = check_positive_int("experts", experts)
+        self.experts = nn.ModuleList(
+            DeepCTRTower(num_fields, hidden=hidden, dropout=dropout, **sizes) for _ in range(count)
+        )
+        self.gate = nn.Linear(num_fields * embed_dim + dense_features, count)
+
+    def forward(self, embedded: Embedded) -> torch.Tensor:
+        weights = torch.softmax(self.gate(_deep_input(embedded)), dim=-1)
+        scores = torch.stack([expert(embedded) for expert in self.experts], dim=-1)
+        return (weights * scores).sum(dim=-1)
+
+    def spec(self) -> dict[str, Any]:
+        """``{"name": "GatedExpertTower", "kwargs": {...}}``."""
+        first = self.experts[0]
+        return make_spec(
+            "GatedExpertTower",
+            num_fields=first.num_fields,
+            embed_dim=first.embed_dim,
+            experts=len(self.experts),
+            hidden=first.deep.hidden,
+            dense_features=first.dense_features,
+            dropout=first.deep.dropout,
+        )
+
+
 def ctr_joint_model(
     num_embeddings: int,
     num_fields: int,
@@ -265,6 +323,8 @@ def ctr_joint_model(
     teacher_hidden: Sequence[int] = (256, 128, 64),
     dense_features: int = 0,
     dropout: float = 0.0,
+    teacher_experts: int = 0,
+    gate_hidden: Sequence[int] | None = None,
 ) -> JointModel:
     """The CTR joint model: shared :class:`FieldEmbedding`, :class:`DeepCTRTower` teacher and
     :class:`WideAndDeepTower` student; ``student()`` has :class:`WideAndDeep`'s state-dict keys.
@@ -275,6 +335,10 @@ def ctr_joint_model(
         num_embeddings, num_fields: id space size (max id + 1) and number of id columns F.
         embed_dim: shared embedding width; dense_features: dense input width (0: none).
         student_hidden, teacher_hidden: the towers' MLP widths; dropout: in both towers.
+        teacher_experts: K > 0 makes the teacher a :class:`GatedExpertTower` of K deep towers
+            of ``teacher_hidden`` (a dynamic-structure teacher); 0: one :class:`DeepCTRTower`.
+        gate_hidden: widths of a learned label gate (a :class:`DeepCTRTower` on the shared
+            embedding: forward then returns a third output, the gate logit); None: no gate.
 
     Returns:
         A :class:`JointModel`; forward ``(ids, values=None, dense=None)`` →
@@ -292,12 +356,19 @@ def ctr_joint_model(
         torch.Size([100, 8])
     """
     sizes = {"embed_dim": embed_dim, "dense_features": dense_features}
+    teacher = {"hidden": teacher_hidden, "dropout": dropout, **sizes}
+    if teacher_experts:
+        tower = GatedExpertTower(num_fields, experts=teacher_experts, **teacher)
+    else:
+        tower = DeepCTRTower(num_fields, **teacher)
+    gate = None if gate_hidden is None else DeepCTRTower(num_fields, hidden=gate_hidden, **sizes)
     return JointModel(
         FieldEmbedding(num_embeddings, num_fields, **sizes),
-        DeepCTRTower(num_fields, hidden=teacher_hidden, dropout=dropout, **sizes),
+        tower,
         WideAndDeepTower(
             num_embeddings, num_fields, hidden=student_hidden, dropout=dropout, **sizes
         ),
+        gate=gate,
     )
 
 

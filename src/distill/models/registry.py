@@ -16,7 +16,13 @@ from torch import nn
 from distill._io import write_atomic
 from distill.models._spec import module_spec
 from distill.models.compose import JointModel, StackedModel
-from distill.models.ctr import DeepCTRTower, FieldEmbedding, WideAndDeep, WideAndDeepTower
+from distill.models.ctr import (
+    DeepCTRTower,
+    FieldEmbedding,
+    GatedExpertTower,
+    WideAndDeep,
+    WideAndDeepTower,
+)
 from distill.models.mlp import MLP, DeepTower
 from distill.models.transformer import TransformerClassifier
 
@@ -28,6 +34,7 @@ BUILTIN_MODELS: dict[str, type[nn.Module]] = {
         FieldEmbedding,
         WideAndDeepTower,
         DeepCTRTower,
+        GatedExpertTower,
         WideAndDeep,
         StackedModel,
         JointModel,

@@ -5,6 +5,7 @@ docs/formulas.md#quantile-heads, US 2023/0252281 Eqs. 3, 5–8).
 - :func:`pairwise_logistic_loss` — the label-only RankNet baseline;
 - :func:`quantile_ranking_loss`, :func:`quantile_distillation_loss` — quantile-head losses;
 - :class:`RankingObjective` — label + pointwise + pairwise terms, weighted;
+- :func:`listwise_distillation_loss` — ListNet cross-entropy of the group softmaxes;
 - :func:`pair_agreement` — the share of pairs within a threshold of the teacher (US 2023/0252281,
   claim 1).
 
@@ -13,6 +14,7 @@ The losses live in :mod:`distill.ranking.losses`, the objective in
 :mod:`distill.ranking.heads`.
 """
 
+from distill.ranking.listwise import listwise_distillation_loss
 from distill.ranking.losses import (
     pair_agreement,
     pairwise_distillation_loss,
@@ -24,6 +26,7 @@ from distill.ranking.objective import RankingObjective
 
 __all__ = [
     "RankingObjective",
+    "listwise_distillation_loss",
     "pair_agreement",
     "pairwise_distillation_loss",
     "pairwise_logistic_loss",

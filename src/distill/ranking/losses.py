@@ -37,10 +37,14 @@ from distill.ranking.pairs import (
     Signal,
     check_group_ids,
     check_labels,
+    hard_ranks,
     item_signal,
     pair_signal,
+    soft_ranks,
 )
 
+PairwiseSignal = Literal["logit", "prob", "pair_prob", "squared", "rank"]
+PAIRWISE_SIGNALS = (*SIGNALS, "rank")
 Residual = Callable[[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]], torch.Tensor]
 PenaltySpec = penalties.Penalty | str | dict[str, Any]
 
@@ -91,23 +95,29 @@ def pairwise_distillation_loss(
     labels: torch.Tensor | None = None,
     *,
     penalty: PenaltySpec = "squared",
-    signal: Signal = "logit",
+    signal: PairwiseSignal = "logit",
     absolute: bool = False,
     pairs: PairSet | Pairs = "all",
     normalize: Normalize = "pair",
     reduction: Reduction = "mean",
+    temperature: float = 1.0,
 ) -> torch.Tensor:
     """Pairwise distillation: ``mean over pairs of ρ(Δ_teacher − Δ_student)``
     (docs/formulas.md#pairs).
 
     ``Δ`` is the pair's difference signal (see :func:`distill.ranking.pairs.difference`): ``logit``
     ``s_i − s_j``, ``prob`` ``σ(s_i) − σ(s_j)``, ``pair_prob`` ``σ(s_i − s_j)``, ``squared``
-    ``s_i² − s_j²``, optionally ``|Δ|``. Squared = Eq. 3, pinball on logit/prob/pair_prob =
-    Eqs. 5/6/7, absolute = Eq. 8; Huber, log-cosh, G-SmeLU, smoothed pinball also work.
-    The teacher is detached. For ``logit``/``prob``/``squared`` without ``absolute``, with
-    squared, absolute, pinball, Huber, SmeLU or the SmeLU-smoothed pinball over ``"all"`` or
-    ``"unequal"`` pairs and a reduced result, the pairs are summed in closed form in
-    O(n log n) per group (same value and gradient; ``docs/pair-sums.md``).
+    ``s_i² − s_j²``, optionally ``|Δ|``; ``rank`` ``rank_i − rank_j``: the teacher's hard ranks
+    within the group against the student's soft ranks ``½ + Σ_{k≠i} σ((s_k − s_i)/T)``
+    (:func:`~distill.ranking.pairs.soft_ranks`; "the difference in rankings" of
+    US 2023/0252281 ¶0050; its ranks sum over every pair of a group, whatever ``pairs``
+    selects). Squared = Eq. 3, pinball on logit/prob/pair_prob = Eqs. 5/6/7, absolute = Eq. 8;
+    Huber, log-cosh, G-SmeLU, smoothed pinball also work. The teacher is detached. ``pinball``
+    with τ = 0.5 is half of ``absolute``, so their weights differ by a factor 2. For
+    ``logit``/``prob``/``squared`` (and ``rank``, whose ranks are per-item values) without
+    ``absolute``, with squared, absolute, pinball, Huber, SmeLU or the SmeLU-smoothed pinball
+    over ``"all"`` or ``"unequal"`` pairs and a reduced result, the pairs are summed in closed
+    form in O(n log n) per group (same value and gradient; ``docs/pair-sums.md``).
 
     Args:
         student_scores: ``(N,)`` student logits, one per item.
@@ -115,7 +125,7 @@ def pairwise_distillation_loss(
         group_ids: ``(N,)`` integer group ids (any order; pairs only inside a group).
         labels: ``(N,)`` labels, required for ``pairs="unequal"``.
         penalty: anything :func:`distill.penalties.get` accepts.
-        signal: ``"logit"``, ``"prob"``, ``"pair_prob"`` or ``"squared"``.
+        signal: ``"logit"``, ``"prob"``, ``"pair_prob"``, ``"squared"`` or ``"rank"``.
         absolute: use ``|Δ|`` for both teacher and student.
         pairs: ``"all"``, ``"unequal"`` (``labels[i] > labels[j]``) or explicit
             :class:`~distill.ranking.pairs.Pairs` (e.g. sampled with ``max_pairs_per_group``).
@@ -124,6 +134,7 @@ def pairwise_distillation_loss(
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per pair, in
             :func:`~distill.ranking.pairs.make_pairs` order; with ``"group"`` each divided by its
             group's pair count).
+        temperature: ``T > 0`` of the student's soft ranks (``signal="rank"`` only).
 
     Returns:
         A scalar (``(P,)`` for ``"none"``); 0 with finite gradients when there are no pairs.
@@ -131,7 +142,7 @@ def pairwise_distillation_loss(
     Raises:
         TypeError: non-float scores, non-integer ``group_ids``, bad ``penalty`` type.
         ValueError: shape/length mismatch, NaN/inf scores, ``labels`` missing for
-            ``"unequal"``, unknown option or penalty.
+            ``"unequal"``, unknown option or penalty, ``temperature <= 0``.
 
     Reference: US 2023/0252281 Eqs. 3, 5–8 (pairwise L2, quantile and L1 distillation);
     docs/formulas.md#pairs.
@@ -146,6 +157,10 @@ def pairwise_distillation_loss(
     check_finite("teacher_scores", teacher_scores)
     _check_groups(group_ids, student_scores, "student_scores")
     rho = penalties.get(penalty)
+    check_number("temperature", temperature, low=0.0, low_open=True)
+    if check_choice("signal", signal, PAIRWISE_SIGNALS) == "rank":
+        student_scores = soft_ranks(student_scores, group_ids, temperature=temperature)
+        teacher_scores, signal = hard_ranks(teacher_scores, group_ids), "logit"
     items, residual = _residual_items(student_scores, teacher_scores, signal, absolute)
     return pair_sum(
         items,

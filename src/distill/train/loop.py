@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,7 @@ def fit(
     run_dir: str | os.PathLike | None = None,
     variant: str = "student",
     resume: bool = False,
+    transfer: Callable[[Batch], Batch] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train`` with ``objective``: AdamW, warm-up + cosine LR, clipping.
 
@@ -95,6 +97,9 @@ def fit(
         variant: the model's name in logs and checkpoint paths.
         resume: continue from ``checkpoints/<variant>/last.pt`` when it exists (else start
             fresh); the continued run ends with the same weights as an uninterrupted one.
+        transfer: a batch transform applied every step before the teacher and the student
+            see the batch, e.g. :class:`~distill.train.synthetic.SyntheticTransfer` (generated
+            unlabeled rows; needs an online teacher). It may draw from torch's global RNG.
 
     Returns:
         A :class:`FitResult`.
@@ -114,7 +119,7 @@ def fit(
     context = setup_distributed(options.device)
     with _deterministic(options.deterministic):
         _seed_everything(options.seed + context.rank)
-        data = _TrainData(train, valid, teacher, options, context)  # data
+        data = _TrainData(train, valid, teacher, options, context, transfer)  # data
         net = objective.wrap_model(model).to(context.device)  # model
         state = TrainState.create(net, options, data.total_steps, context)
         files = RunFiles(run_dir, variant, options, context)
@@ -229,7 +234,7 @@ def _as_float32(outputs: Any) -> Any:
 class _TrainData:
     """The student/teacher views of the data, batching per epoch and validation targets."""
 
-    def __init__(self, train, valid, teacher, options: TrainOptions, context) -> None:
+    def __init__(self, train, valid, teacher, options: TrainOptions, context, transfer) -> None:
         spec = options.student_features
         self.teacher_view = train
         self.student = train if spec is None else train.select_features(spec)
@@ -239,6 +244,12 @@ class _TrainData:
         self._epoch_batches: tuple[int, list[torch.Tensor]] | None = None
         self.teacher = teacher
         self.row_logits = _row_logits(teacher, train, context.device)
+        self.transfer = transfer
+        if transfer is not None and self.row_logits is not None:
+            raise ValueError(
+                "`transfer` adds generated rows that need an online teacher (a module), "
+                "got cached scores"
+            )
         batches_per_epoch = len(self.batches(0))
         if batches_per_epoch == 0:
             raise ValueError(
@@ -265,8 +276,9 @@ class _TrainData:
         return self._epoch_batches[1]
 
     def batch(self, index: torch.Tensor) -> Batch:
-        """The rows ``index`` on the training device."""
-        return make_batch(self.student, self.teacher_view, index, self.context.device)
+        """The rows ``index`` on the training device (then through ``transfer``, if given)."""
+        batch = make_batch(self.student, self.teacher_view, index, self.context.device)
+        return batch if self.transfer is None else self.transfer(batch)
 
     def teacher_logits(self, batch: Batch, index: torch.Tensor) -> torch.Tensor:
         """The teacher's float32 logits for the batch: one gather from cached scores, else

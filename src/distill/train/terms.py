@@ -19,10 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distill import losses, ranking
+from distill import losses, ranking, teacher_transforms
 from distill._validation import check_positive_int
 from distill.ranking import heads
 from distill.ranking.pairs import Pairs, make_pairs
+from distill.temperature import softmax_t
 from distill.train.batches import Batch
 
 
@@ -51,23 +52,40 @@ class LabelsTerm:
 
 @dataclass
 class KDTerm:
-    """Hinton KD, ``distill.losses.kd_loss`` (α·T²·KL + (1 − α)·CE; T² unless ``scale_t2``)."""
+    """Hinton KD, ``distill.losses.kd_loss`` (α·T²·KL + (1 − α)·CE; T² unless ``scale_t2``).
+
+    ``teacher_transform`` (a :func:`distill.teacher_transforms.get` spec) replaces the
+    teacher's ``softmax_T`` by a synthetic distribution built from it and the labels (Tang et
+    al. 2020: ``reweight``, ``similarity``, ``label_smoothing``, ``top_k``); ``similarity``
+    reads the teacher's logit-layer ``class_vectors``, set by the runner.
+    """
 
     temperature: float = 4.0
     alpha: float = 0.9
     scale_t2: bool = True
     weight: float = 1.0
+    teacher_transform: Any = None
+    class_vectors: torch.Tensor | None = field(default=None, repr=False)
     name: ClassVar[str] = "kd"
     needs_teacher: ClassVar[bool] = True
 
+    def __post_init__(self) -> None:
+        if self.teacher_transform is not None:
+            self.teacher_transform = teacher_transforms.get(self.teacher_transform)
+
+    @property
+    def needs_class_vectors(self) -> bool:
+        """Whether the transform reads the teacher's class vectors (``similarity``)."""
+        return getattr(self.teacher_transform, "name", None) == "similarity"
+
     def __call__(self, outputs: Any, batch: Batch, teacher_logits: torch.Tensor) -> torch.Tensor:
+        options = {"temperature": self.temperature, "alpha": self.alpha, "scale_t2": self.scale_t2}
+        if self.teacher_transform is None:
+            return losses.kd_loss(main_score(outputs), teacher_logits, batch.labels, **options)
+        probs = softmax_t(teacher_logits.detach(), self.temperature)
+        probs = self.teacher_transform(probs, batch.labels, self.class_vectors)
         return losses.kd_loss(
-            main_score(outputs),
-            teacher_logits,
-            batch.labels,
-            temperature=self.temperature,
-            alpha=self.alpha,
-            scale_t2=self.scale_t2,
+            main_score(outputs), None, batch.labels, teacher_probs=probs, **options
         )
 
 
@@ -135,7 +153,8 @@ class PairwiseTerm:
 
     ``max_pairs_per_group``: at most this many pairs per group, sampled uniformly without
     replacement afresh every step (:func:`distill.ranking.pairs.make_pairs`); ``None`` uses all
-    pairs.
+    pairs. ``temperature``: of the student's soft ranks, for ``signal="rank"``. ``weight``
+    depends on the penalty's scale: pinball with τ = 0.5 is half of ``absolute``.
     """
 
     penalty: Any = "squared"
@@ -145,6 +164,7 @@ class PairwiseTerm:
     normalize: str = "pair"
     weight: float = 1.0
     max_pairs_per_group: int | None = None
+    temperature: float = 1.0
     name: ClassVar[str] = "pairwise"
     needs_teacher: ClassVar[bool] = True
 
@@ -162,6 +182,22 @@ class PairwiseTerm:
             absolute=self.absolute,
             pairs=_pair_set(batch, self.pairs, self.max_pairs_per_group),
             normalize=self.normalize,
+            temperature=self.temperature,
+        )
+
+
+@dataclass
+class ListwiseTerm:
+    """``distill.ranking.listwise_distillation_loss``: ListNet cross-entropy per group at T."""
+
+    temperature: float = 1.0
+    weight: float = 1.0
+    name: ClassVar[str] = "listwise"
+    needs_teacher: ClassVar[bool] = True
+
+    def __call__(self, outputs: Any, batch: Batch, teacher_logits: torch.Tensor) -> torch.Tensor:
+        return ranking.listwise_distillation_loss(
+            main_score(outputs), teacher_logits, batch.groups, temperature=self.temperature
         )
 
 
@@ -235,6 +271,7 @@ TERMS: dict[str, type] = {
         BinaryKDTerm,
         PointwiseTerm,
         PairwiseTerm,
+        ListwiseTerm,
         QuantileHeadsTerm,
         LogitMatchingTerm,
     )
