@@ -84,7 +84,7 @@ def teacher_source(cfg: RunConfig, data: RunData) -> Any:
         return teachers.CachedScores(path, data.train, teacher=teacher)
     except teachers.StaleCacheError as error:
         raise ConfigError(
-            [f"{error}; the teacher changed since its scores were cached: run `distill score`"]
+            [f"{error}; the teacher or data changed since: run `distill score` again"]
         ) from None
 
 
