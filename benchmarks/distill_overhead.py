@@ -114,7 +114,7 @@ def measure(task: dict[str, Any], repeats: int, folder: Path) -> dict[str, Any]:
     teacher = teachers.ModuleTeacher(task["teacher"]())
     data = task["data"]
     shard = teachers.score(teacher, data, folder)
-    cached = teachers.CachedScores(shard.parent, data)
+    cached = teachers.CachedScores(shard.parent, data, teacher=teacher)
     times = time_interleaved(
         {
             "plain": epoch_runner(task, task["labels"], None),

@@ -151,7 +151,8 @@ def measure(task: dict[str, Any], repeats: int, folder: Path) -> dict[str, Any]:
     torch.manual_seed(1)
     teacher = teachers.ModuleTeacher(task["teacher"]())
     data = task["data"]
-    cached = teachers.CachedScores(teachers.score(teacher, data, folder).parent, data)
+    shard = teachers.score(teacher, data, folder)
+    cached = teachers.CachedScores(shard.parent, data, teacher=teacher)
     logits = cached.predict(data.features, data.ids)
     candidates = {
         "plain: fit": fit_loop(task, task["labels"], None),

@@ -89,8 +89,9 @@ def run_seed(seed: int, quick: bool) -> dict[str, Any]:
     train_model(alone, train, objective=labels, **common)
     out = {"teacher alone": evaluate_ctr(teacher, test), "student alone": evaluate_ctr(alone, test)}
     with tempfile.TemporaryDirectory(prefix="joint_gate_") as folder:
-        cache = teachers.score(teachers.ModuleTeacher(teacher), train, Path(folder) / "scores")
-        cached = teachers.CachedScores(cache.parent, train)
+        source = teachers.ModuleTeacher(teacher)
+        cache = teachers.score(source, train, Path(folder) / "scores")
+        cached = teachers.CachedScores(cache.parent, train, teacher=source)
         steps = _steps(train, config)
         for name, (options, extra) in VARIANTS.items():
             model = joint_model(models, seed, extra)

@@ -143,8 +143,9 @@ def run_seed(seed: int, config: dict[str, Any], cache_root: Path) -> dict[str, A
     started = time.perf_counter()
     teacher_model = models.teacher()
     train_model(teacher_model, train, objective=Objective([LabelsTerm("bce")]), **common)
-    cache = teachers.score(teachers.ModuleTeacher(teacher_model), train, cache_root / str(seed))
-    cached = teachers.CachedScores(cache.parent, train)
+    source = teachers.ModuleTeacher(teacher_model)
+    cache = teachers.score(source, train, cache_root / str(seed))
+    cached = teachers.CachedScores(cache.parent, train, teacher=source)
     out: dict[str, Any] = {"teacher alone": evaluate_ctr(teacher_model, test)}
     for name, (joint, objective, teacher) in _plans(_steps(train, config), cached).items():
         model = models.joint() if joint else models.student()

@@ -117,8 +117,9 @@ def ctr_seed(seed: int, rate: float, config: dict[str, Any], folder: Path) -> di
     labels = Objective([LabelsTerm("bce")])
     teacher = models.teacher()
     out = {"teacher": _fit_ctr(teacher, train, test, labels, **common)}
-    shard = teachers.score(ModuleTeacher(teacher), train, folder / f"{seed}-{rate:g}")
-    cached = teachers.CachedScores(shard.parent, train)
+    source = ModuleTeacher(teacher)
+    shard = teachers.score(source, train, folder / f"{seed}-{rate:g}")
+    cached = teachers.CachedScores(shard.parent, train, teacher=source)
     out[HARD] = _fit_ctr(models.student(), train, test, labels, **common)
     longer = {**common, "epochs": round(LONGER * common["epochs"])}
     out[LONG] = _fit_ctr(models.student(), train, test, labels, **longer)

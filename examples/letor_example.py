@@ -27,8 +27,9 @@ def main(path: str | None = None, work: str | None = None) -> float:
         optimizer.zero_grad()
         torch.nn.functional.mse_loss(teacher(data.features), data.labels).backward()
         optimizer.step()
-    score(ModuleTeacher(teacher), data, work / "scores")
-    cached = CachedScores(work / "scores", data)  # later runs need no teacher forward pass
+    source = ModuleTeacher(teacher)
+    score(source, data, work / "scores")
+    cached = CachedScores(work / "scores", data, teacher=source)  # no teacher forward pass
     value = ndcg(cached.predict(data.features, data.ids), data.labels, data.groups, k=10)
     print(f"teacher NDCG@10 from cached scores: {value:.4f}")
     return value

@@ -75,10 +75,10 @@ def test_load_keeps_stored_half_precision(tmp_path):
 
 def test_build_import_path_and_save_with_explicit_spec(tmp_path):
     spec = {"name": "torch.nn:Linear", "kwargs": {"in_features": 3, "out_features": 2}}
-    linear = build(spec)
+    linear = build(spec, trust=True)
     assert isinstance(linear, nn.Linear) and linear.weight.shape == (2, 3)
     save(linear, tmp_path, spec=spec)
-    torch.testing.assert_close(load(tmp_path).weight, linear.weight)
+    torch.testing.assert_close(load(tmp_path, trust=True).weight, linear.weight)
     with pytest.raises(TypeError, match=r"`model` \(Linear\) has no spec\(\)"):
         save(linear, tmp_path)
 
@@ -103,7 +103,7 @@ def test_build_nested_spec():
 )
 def test_build_errors(spec, error, match):
     with pytest.raises(error, match=match):
-        build(spec)
+        build(spec, trust=True)
 
 
 def test_load_missing_directory_and_files(tmp_path):
@@ -175,3 +175,30 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path, monkeypatch):
 def test_save_rejects_non_json_spec(tmp_path):
     with pytest.raises(TypeError, match="`spec` must be JSON-serialisable"):
         save(MLP(2), tmp_path, spec={"name": "MLP", "kwargs": {"x": object()}})
+
+
+EVIL_MODULE = """
+import pathlib
+pathlib.Path(__file__).with_name("imported.txt").write_text("code ran")
+import torch
+class Thing(torch.nn.Linear):
+    pass
+"""
+
+
+def test_import_path_in_model_json_needs_trust(tmp_path, monkeypatch):
+    (tmp_path / "evilmod_reliability.py").write_text(EVIL_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    folder = save(MLP(3, hidden=(4,)), tmp_path / "teacher")
+    document = json.loads((folder / "model.json").read_text())
+    document["spec"] = {"name": "evilmod_reliability:Thing", "kwargs": {}}
+    (folder / "model.json").write_text(json.dumps(document))
+    with pytest.raises(ValueError, match=r"model.json: model 'evilmod_reliability:Thing' is an "):
+        load(folder)
+    with pytest.raises(ValueError, match="is an import path, .*trust=True"):
+        build(document["spec"])
+    assert not (tmp_path / "imported.txt").exists()  # nothing was imported
+    assert isinstance(build({"name": "MLP", "kwargs": {"in_features": 2}}), MLP)  # builtins
+    with pytest.raises(ValueError, match="cannot build"):  # trusted: imported, then
+        load(folder, trust=True)  # built (this class needs kwargs the spec lacks)
+    assert (tmp_path / "imported.txt").read_text() == "code ran"

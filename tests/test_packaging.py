@@ -70,7 +70,7 @@ def test_import_distill_loads_no_extra_and_trains_without_them():
         ("distill.data.read_table", "data"),
         ("distill.load_config", "cli"),
         ("distill.run_experiment", "cli,data"),
-        ("distill.CachedScores('x', None)", "data"),
+        ("distill.CachedScores('x', None, teacher='t')", "data"),
         ("distill.load_builtin('digits')", "data"),
         ("distill.export.OnnxModel('m.onnx')", "export"),
     ],

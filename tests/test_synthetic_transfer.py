@@ -124,7 +124,8 @@ def test_fit_refuses_generated_rows_with_cached_teacher_scores(tmp_path):
 
     torch.manual_seed(0)
     train = Dataset(torch.rand(40, 4), torch.randint(0, 3, (40,)))
-    cache = score(ModuleTeacher(MLP(4, (8,), out_features=3)), train, tmp_path / "scores")
+    teacher = ModuleTeacher(MLP(4, (8,), out_features=3))
+    cache = score(teacher, train, tmp_path / "scores")
     options = TrainOptions(max_steps=2, batch_size=8, device="cpu", progress=False)
     with pytest.raises(ValueError, match="`transfer` adds generated rows that need an online"):
         fit(
@@ -132,6 +133,6 @@ def test_fit_refuses_generated_rows_with_cached_teacher_scores(tmp_path):
             train,
             objective=Objective([KDTerm()]),
             options=options,
-            teacher=CachedScores(cache.parent, train),
+            teacher=CachedScores(cache.parent, train, teacher=teacher),
             transfer=SyntheticTransfer(train.features, method="jitter"),
         )

@@ -84,7 +84,9 @@ def test_load_teacher_from_safetensors_and_import_path_spec(tmp_path):
     path = tmp_path / "w.safetensors"
     safetensors.torch.save_file(linear.state_dict(), path)
     spec = {"name": "torch.nn:Linear", "kwargs": {"in_features": 4, "out_features": 2}}
-    teacher = load_teacher(path, spec=spec)
+    with pytest.raises(ValueError, match=r"'torch.nn:Linear' is an import path.*trust=True"):
+        load_teacher(path, spec=spec)
+    teacher = load_teacher(path, spec=spec, trust=True)
     x = torch.rand(2, 4)
     with torch.no_grad():
         assert torch.allclose(teacher.predict(x, torch.arange(2)), linear(x))
@@ -92,7 +94,7 @@ def test_load_teacher_from_safetensors_and_import_path_spec(tmp_path):
         load_teacher(path)
     bad = {"name": "torch.nn:Linear", "kwargs": {"in_features": 3, "out_features": 2}}
     with pytest.raises(ValueError, match="weights do not fit spec 'torch.nn:Linear'"):
-        load_teacher(path, spec=bad)
+        load_teacher(path, spec=bad, trust=True)
 
 
 def test_pickled_module_needs_trust(tmp_path):
@@ -218,29 +220,37 @@ def test_stale_cache_is_refused(tmp_path):
     score(teacher, ds, tmp_path)
     changed = _dataset()
     with pytest.raises(StaleCacheError, match=r"stale cache .*: dataset \w+ \(cache\) != \w+"):
-        CachedScores(tmp_path, changed)
+        CachedScores(tmp_path, changed, teacher=teacher)
     with pytest.raises(StaleCacheError, match="rows 10 \\(cache\\) != 8 \\(now\\)"):
-        CachedScores(tmp_path, ds.subset(torch.arange(8)))
+        CachedScores(tmp_path, ds.subset(torch.arange(8)), teacher=teacher)
+    other = ModuleTeacher(_mlp(seed=5))
+    both = (
+        f"teacher {teacher.fingerprint()[:16]} \\(cache\\) != {other.fingerprint()[:16]} \\(now\\)"
+    )
+    with pytest.raises(StaleCacheError, match=both):
+        CachedScores(tmp_path, ds, teacher=other)
     with pytest.raises(StaleCacheError, match="teacher"):
-        CachedScores(tmp_path, ds, teacher=ModuleTeacher(_mlp(seed=5)))
+        CachedScores(tmp_path, ds, teacher=other.fingerprint())  # a fingerprint string works too
+    with pytest.raises(TypeError, match="`teacher` must be a teacher with fingerprint"):
+        CachedScores(tmp_path, ds, teacher=None)
     relabelled = ds.subset(torch.arange(10))
     relabelled.labels += 1  # labels are not seen by a teacher: still fresh
-    CachedScores(tmp_path, relabelled)
+    CachedScores(tmp_path, relabelled, teacher=teacher)
 
 
 def test_cache_errors(tmp_path):
     ds = _dataset()
     with pytest.raises(FileNotFoundError, match="no score shards"):
-        CachedScores(tmp_path, ds)
+        CachedScores(tmp_path, ds, teacher="t")
     score(_Fixed(torch.zeros(110), "t"), ds, tmp_path, rank=1, world_size=2)
     with pytest.raises(ValueError, match=r"incomplete cache, shard\(s\) \[0\] of 2"):
-        CachedScores(tmp_path, ds)
+        CachedScores(tmp_path, ds, teacher="t")
     score(_Fixed(torch.zeros(110), "t"), ds, tmp_path)
     with pytest.raises(ValueError, match=r"shards of runs with world sizes \[1, 2\]"):
-        CachedScores(tmp_path / ".", ds)
+        CachedScores(tmp_path / ".", ds, teacher="t")
     (tmp_path / "scores-00001-of-00002.parquet").unlink()
     with pytest.raises(KeyError, match="id 5 is not in the score cache"):
-        CachedScores(tmp_path, ds).predict(None, torch.tensor([100, 5]))
+        CachedScores(tmp_path, ds, teacher="t").predict(None, torch.tensor([100, 5]))
     with pytest.raises(TypeError, match="needs a fingerprint"):
         score(object(), ds, tmp_path)
     with pytest.raises(ValueError, match="`rank` must be < world_size"):
@@ -262,7 +272,7 @@ def test_weighted_sparse_rows_pass_values_to_the_module(tmp_path):
     teacher = ModuleTeacher(WeightedSum())
     assert teacher.predict(ds.features, ds.ids).tolist() == [3.0, 3.0]
     score(teacher, ds, tmp_path)
-    assert CachedScores(tmp_path, ds).predict(None, ds.ids).tolist() == [4.5, 3.0]
+    assert CachedScores(tmp_path, ds, teacher=teacher).predict(None, ds.ids).tolist() == [4.5, 3.0]
     ensemble = EnsembleTeacher([teacher, teacher], binary=True)
     got = ensemble.predict(ds.features, ds.ids, values=ds.feature_values)
     assert torch.allclose(got, torch.tensor([4.5, 3.0]))
@@ -278,7 +288,7 @@ def test_cached_scores_with_ids_0_to_n_minus_1(tmp_path):
     ds = Dataset(features=torch.rand(8, 4), labels=torch.zeros(8))  # ids default to 0 … 7
     teacher = ModuleTeacher(_mlp())
     score(teacher, ds, tmp_path, batch_size=3)
-    cached = CachedScores(tmp_path, ds)
+    cached = CachedScores(tmp_path, ds, teacher=teacher)
     order = torch.tensor([7, 0, 3, 3, 5])
     expected = teacher.predict(ds.features[order], order)
     torch.testing.assert_close(cached.predict(None, order), expected)
@@ -286,3 +296,81 @@ def test_cached_scores_with_ids_0_to_n_minus_1(tmp_path):
     for missing in (8, -1):
         with pytest.raises(KeyError, match=f"id {missing} is not in the score cache"):
             cached.predict(None, torch.tensor([2, missing]))
+
+
+def _rewrite_shard(file, change):
+    """Rewrite a shard's table with ``change(table)``, keeping its metadata (a hand edit)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(file)
+    pq.write_table(change(table).replace_schema_metadata(table.schema.metadata), file)
+
+
+def test_edited_shard_is_caught_by_its_content_hash(tmp_path):
+    import pyarrow as pa
+
+    ds = _dataset()
+    teacher = ModuleTeacher(_mlp(1))
+    file = score(teacher, ds, tmp_path)
+    CachedScores(tmp_path, ds, teacher=teacher)
+
+    def double_logits(table):
+        logits = pa.compute.multiply(table["logits"], 2.0).cast(pa.float32())
+        return table.set_column(1, "logits", logits)
+
+    _rewrite_shard(file, double_logits)
+    with pytest.raises(ValueError, match=r"scores-00000-of-00001.parquet: the ids/logits do not"):
+        CachedScores(tmp_path, ds, teacher=teacher)
+
+
+def test_stray_duplicate_shard_is_caught(tmp_path):
+    import shutil
+
+    ds = _dataset()
+    teacher = ModuleTeacher(_mlp(1))
+    for rank in range(2):
+        score(teacher, ds, tmp_path, rank=rank, world_size=2)
+    stray = tmp_path / "scores-00002-of-00002.parquet"
+    shutil.copy(tmp_path / "scores-00000-of-00002.parquet", stray)
+    with pytest.raises(ValueError, match="holds shard 0 of 2 under another shard's name"):
+        CachedScores(tmp_path, ds, teacher=teacher)
+    stray.unlink()
+    # a shard whose rows repeat rows of another shard (same name, content hash recomputed)
+    import json
+
+    import pyarrow.parquet as pq
+
+    from distill.teachers.cache import fingerprint_content
+
+    first = pq.read_table(tmp_path / "scores-00000-of-00002.parquet")
+    second_file = tmp_path / "scores-00001-of-00002.parquet"
+    meta = json.loads(pq.read_table(second_file).schema.metadata[b"distill.fingerprint"])
+    ids = torch.tensor(first["id"].to_pylist())
+    logits = torch.tensor(first["logits"].to_pylist(), dtype=torch.float32)
+    meta["content"] = fingerprint_content(ids, logits)
+    copy = first.replace_schema_metadata({b"distill.fingerprint": json.dumps(meta).encode()})
+    pq.write_table(copy, second_file)
+    with pytest.raises(ValueError, match=r"\(a stray shard\?\): id 100 occurs more than once"):
+        CachedScores(tmp_path, ds, teacher=teacher)
+
+
+def test_truncated_shard_is_named(tmp_path):
+    ds = _dataset()
+    teacher = ModuleTeacher(_mlp())
+    file = score(teacher, ds, tmp_path)
+    file.write_bytes(file.read_bytes()[:-40])
+    with pytest.raises(ValueError, match=r"scores-00000-of-00001.parquet: unreadable score shard"):
+        CachedScores(tmp_path, ds, teacher=teacher)
+
+
+@pytest.mark.parametrize("metadata", [b"{not json", b'{"teacher": "t"}', b"[1]"])
+def test_damaged_fingerprint_metadata_is_named(tmp_path, metadata):
+    import pyarrow.parquet as pq
+
+    ds = _dataset()
+    teacher = ModuleTeacher(_mlp())
+    file = score(teacher, ds, tmp_path)
+    table = pq.read_table(file)
+    pq.write_table(table.replace_schema_metadata({b"distill.fingerprint": metadata}), file)
+    with pytest.raises(ValueError, match=r"00001.parquet: damaged fingerprint metadata \(needs"):
+        CachedScores(tmp_path, ds, teacher=teacher)

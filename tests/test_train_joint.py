@@ -104,7 +104,7 @@ def test_static_phase_reads_the_cached_scores_of_the_batch_rows(tmp_path):
     torch.manual_seed(0)
     teacher = ctr_joint_model(data.num_embeddings, 4, teacher_hidden=(8,)).teacher().eval()
     score(ModuleTeacher(teacher), train, tmp_path / "scores")
-    cached = CachedScores(tmp_path / "scores", train)
+    cached = CachedScores(tmp_path / "scores", train, teacher=ModuleTeacher(teacher))
     served = []
 
     class CheckedScores:

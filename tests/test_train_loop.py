@@ -119,7 +119,7 @@ def test_offline_teacher_costs_no_forward_online_one_per_step(tmp_path):
     fit(MLP(4, (8,), 3), data, objective=objective, options=options(), teacher=online)
     assert len(forwards) == 30  # one teacher forward per step
     score(online, data, tmp_path / "scores")
-    offline = CachedScores(tmp_path / "scores", data)
+    offline = CachedScores(tmp_path / "scores", data, teacher=online)
     forwards.clear()
     fit(MLP(4, (8,), 3), data, objective=objective, options=options(), teacher=offline)
     assert forwards == []

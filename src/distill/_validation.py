@@ -15,6 +15,10 @@ import torch
 REDUCTIONS = ("none", "mean", "sum")
 
 
+class NonFiniteError(ValueError):
+    """A tensor argument holds NaN or inf (raised by :func:`check_finite`)."""
+
+
 def check_tensor(name: str, value: Any) -> torch.Tensor:
     """Require a ``torch.Tensor`` (not a list, array or number)."""
     if not isinstance(value, torch.Tensor):
@@ -106,16 +110,52 @@ def value_range(tensor: torch.Tensor) -> tuple[float, float]:
     return low, high
 
 
-def check_finite(name: str, value: torch.Tensor) -> torch.Tensor:
-    """No NaN or inf entries; reports how many and where the first one is."""
-    bad = ~torch.isfinite(value)
+def check_finite(name: str, value: torch.Tensor, *, allow_neg_inf: bool = False) -> torch.Tensor:
+    """No NaN or inf entries (``allow_neg_inf``: −inf allowed); reports how many and the first."""
+    bad = ~_finite(value, allow_neg_inf)
     if bool(bad.any()):
         first = tuple(int(i) for i in bad.nonzero()[0])
-        raise ValueError(
-            f"`{name}` must be finite, got {int(bad.sum())} NaN/inf value(s), "
+        allowed = " (-inf allowed)" if allow_neg_inf else ""
+        raise NonFiniteError(
+            f"`{name}` must be finite{allowed}, got {int(bad.sum())} NaN/inf value(s), "
             f"first at index {first}"
         )
     return value
+
+
+def check_loss_inputs(
+    named: dict[str, torch.Tensor | None], *, allow_neg_inf: Iterable[str] = ()
+) -> None:
+    """Non-empty tensors without NaN/inf, checked with one host read for all of them.
+
+    The losses run on every training step, so the common case costs one sum per tensor and a
+    single device-to-host read: a sum is finite only if every entry is (NaN and ±inf
+    propagate). Only a non-finite sum (or a finite-valued overflow) looks at the entries.
+
+    Raises:
+        ValueError: an empty tensor (``"`x` must be non-empty, got shape (0, 3)"``), or NaN/inf
+            entries (the argument, the count and the first bad index are named).
+    """
+    tensors = {name: value for name, value in named.items() if value is not None}
+    for name, value in tensors.items():
+        if value.numel() == 0:
+            raise ValueError(f"`{name}` must be non-empty, got shape {tuple(value.shape)}")
+    with torch.no_grad():
+        total = sum(
+            value.sum(dtype=torch.promote_types(value.dtype, torch.float32))
+            for value in tensors.values()
+        )
+    if math.isfinite(float(total)):
+        return
+    allowed = set(allow_neg_inf)
+    for name, value in tensors.items():
+        check_finite(name, value, allow_neg_inf=name in allowed)
+
+
+def _finite(value: torch.Tensor, allow_neg_inf: bool) -> torch.Tensor:
+    if allow_neg_inf:
+        return ~torch.isnan(value) & (value != math.inf)
+    return torch.isfinite(value)
 
 
 def _interval(low, high, low_open, high_open) -> str:

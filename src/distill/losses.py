@@ -19,7 +19,9 @@ from distill._reduce import Reduction, reduce_loss
 from distill._validation import (
     REDUCTIONS,
     check_choice,
+    check_finite,
     check_float_tensor,
+    check_loss_inputs,
     check_number,
     check_pair,
     value_range,
@@ -130,8 +132,10 @@ def kd_loss(
 
     Raises:
         TypeError: non-float logits/probabilities, non-integer ``target``, dtype mismatch.
-        ValueError: shape/device mismatch, both or neither teacher given, probabilities that do
-            not sum to 1, class index out of range, bad ``temperature``/``alpha``/``reduction``.
+        ValueError: empty inputs, NaN/inf (teacher logits may be ``-inf``: a class the teacher
+            rules out), shape/device mismatch, both or neither teacher given, probabilities
+            that do not sum to 1, class index out of range, bad ``temperature``/``alpha``/
+            ``reduction``.
 
     Reference: Hinton, Vinyals & Dean (2015), "Distilling the Knowledge in a Neural Network";
     docs/formulas.md#classification-kd.
@@ -149,6 +153,14 @@ def kd_loss(
         )
     temperature, alpha = _check_kd_options(temperature, alpha, reduction)
     teacher = _teacher_distribution(student_logits, teacher_logits, teacher_probs, temperature)
+    check_loss_inputs(
+        {
+            "student_logits": student_logits,
+            "teacher_logits": teacher_logits,
+            "teacher_probs": teacher_probs,
+        },
+        allow_neg_inf=("teacher_logits",),
+    )
     student = _upcast(student_logits)
     summed = "none" if reduction == "none" else "sum"
     soft = F.kl_div(log_softmax_t(student, temperature), teacher, reduction=summed)
@@ -201,7 +213,8 @@ def _binary_target(target: Any, student_logits: torch.Tensor) -> torch.Tensor:
     check_pair("target", target, "student_logits", student_logits)
     if target.numel():
         low, high = value_range(target)
-        if low < 0 or high > 1:
+        if not (low >= 0 and high <= 1):  # NaN fails both
+            check_finite("target", target)
             raise ValueError(f"`target` values must be in [0, 1], got {low if low < 0 else high:g}")
     return target
 
@@ -242,7 +255,8 @@ def binary_kd_loss(
 
     Raises:
         TypeError: non-float logits or dtype mismatch.
-        ValueError: shape/device mismatch, labels outside ``[0, 1]``, bad hyperparameters.
+        ValueError: empty inputs, NaN/inf logits (argument and first index named), shape/device
+            mismatch, labels outside ``[0, 1]`` (NaN labels included), bad hyperparameters.
 
     Reference: docs/formulas.md#binary-kd; Hinton et al. (2015); Zhou et al.
     (2018), "Rocket Launching".
@@ -257,6 +271,7 @@ def binary_kd_loss(
     temperature, soft_weight = _check_binary_options(
         temperature, soft_weight, temper_student, reduction
     )
+    check_loss_inputs({"student_logits": student_logits, "teacher_logits": teacher_logits})
     student = _upcast(student_logits)
     teacher = sigmoid_t(_upcast(teacher_logits.detach()), temperature)
     if target is not None:
@@ -308,7 +323,8 @@ def logit_matching_loss(
 
     Raises:
         TypeError: non-float logits or dtype mismatch.
-        ValueError: shape/device mismatch, ``center`` without a class axis, bad ``reduction``.
+        ValueError: empty inputs, NaN/inf logits (argument and first index named), shape/device
+            mismatch, ``center`` without a class axis, bad ``reduction``.
 
     Reference: Ba & Caruana (2014), "Do Deep Nets Really Need to be Deep?";
     docs/formulas.md#classification-kd.
@@ -321,6 +337,7 @@ def logit_matching_loss(
     check_pair("teacher_logits", teacher_logits, "student_logits", student_logits)
     check_choice("reduction", reduction, REDUCTIONS)
     _check_center(center, student_logits)
+    check_loss_inputs({"student_logits": student_logits, "teacher_logits": teacher_logits})
     student, teacher = student_logits, teacher_logits.detach()
     if center:
         student = student - student.mean(dim=-1, keepdim=True)
@@ -354,7 +371,8 @@ def pointwise_distillation_loss(
 
     Raises:
         TypeError: non-float scores, dtype mismatch, bad ``penalty`` type.
-        ValueError: shape/device mismatch, unknown penalty/keys/values, bad ``signal``.
+        ValueError: empty inputs, NaN/inf scores (argument and first index named),
+            shape/device mismatch, unknown penalty/keys/values, bad ``signal``.
 
     Reference: US 2023/0252281 ¶0052, ¶0103 (pointwise distillation with robust penalties);
     docs/formulas.md#penalties.
@@ -369,6 +387,7 @@ def pointwise_distillation_loss(
     check_choice("signal", signal, ("logit", "prob"))
     check_choice("reduction", reduction, REDUCTIONS)
     rho = penalties.get(penalty)
+    check_loss_inputs({"student": student, "teacher": teacher})
     teacher = teacher.detach()
     if signal == "prob":
         student, teacher = torch.sigmoid(student), torch.sigmoid(teacher)

@@ -198,6 +198,10 @@ def _gsmelu_minimum(*, alpha: float, beta: float, g_minus: float, g_plus: float)
     return -(alpha * g_plus + beta * g_minus) / (g_plus - g_minus)
 
 
+def _finite_number(name: str, value: Any) -> float:
+    return check_number(name, value, low=-math.inf, high=math.inf, low_open=True, high_open=True)
+
+
 def _gsmelu_uncentered(x, alpha, beta, g_minus, g_plus, t):
     """Branch-free G-SmeLU: the quadratic on ``clamp(x, −α, β)`` plus the two linear tails."""
     width = alpha + beta
@@ -229,9 +233,9 @@ def gsmelu(
 
     Args:
         x: float tensor, any shape.
-        alpha, beta: the knots are at ``−α`` and ``β``; ``α + β > 0``.
-        g_minus, g_plus: slopes of the left and right tails.
-        t: value at the left knot, ``f(−α) = t``.
+        alpha, beta: the knots are at ``−α`` and ``β``; finite, ``α + β > 0``.
+        g_minus, g_plus: slopes of the left and right tails (finite).
+        t: value at the left knot, ``f(−α) = t`` (finite).
         center: move the minimum to 0 with value 0 (needs ``g₋ ≤ 0 ≤ g₊``, ``g₋ < g₊``).
 
     Returns:
@@ -239,7 +243,8 @@ def gsmelu(
 
     Raises:
         TypeError: ``x`` is not floating point or a parameter is not a number.
-        ValueError: ``α + β ≤ 0``, or ``center=True`` with slopes that give no minimum.
+        ValueError: a parameter that is not finite, ``α + β ≤ 0``, or ``center=True`` with
+            slopes that give no minimum (not ``g₋ ≤ 0 ≤ g₊`` with ``g₋ < g₊``).
 
     Reference: Shamir & Lin (2022), G-SmeLU; US 2023/0252281 ¶0103.
 
@@ -248,9 +253,16 @@ def gsmelu(
         tensor([0.0000, 0.2500, 2.0000])
     """
     check_float_tensor("x", x)
-    alpha, beta = check_number("alpha", alpha), check_number("beta", beta)
-    g_minus, g_plus = check_number("g_minus", g_minus), check_number("g_plus", g_plus)
-    t = check_number("t", t)
+    alpha, beta, g_minus, g_plus, t = (
+        _finite_number(name, value)
+        for name, value in (
+            ("alpha", alpha),
+            ("beta", beta),
+            ("g_minus", g_minus),
+            ("g_plus", g_plus),
+            ("t", t),
+        )
+    )
     check_number("alpha + beta", alpha + beta, low=0.0, low_open=True)
     if not center:
         return _gsmelu_uncentered(x, alpha, beta, g_minus, g_plus, t)

@@ -8,7 +8,7 @@ negative or NaN temperature raises.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -28,6 +28,18 @@ EnsembleMean = Literal["arithmetic", "geometric"]
 def _check_temperature(temperature: float) -> float:
     """Validate a temperature in ``[0, inf]`` (negative or NaN raises)."""
     return check_number("temperature", temperature, low=0.0)
+
+
+def _check_dim(logits: torch.Tensor, dim: Any) -> int:
+    """A class dimension that exists in ``logits`` (negative counts from the end)."""
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise TypeError(f"`dim` must be an integer, got {type(dim).__name__}")
+    if not -logits.ndim <= dim < max(logits.ndim, 1):
+        raise ValueError(
+            f"`dim` must be in [{-logits.ndim}, {logits.ndim - 1}] for logits of shape "
+            f"{tuple(logits.shape)}, got {dim}"
+        )
+    return dim
 
 
 def _scaled_shifted(logits: torch.Tensor, temperature: float, dim: int) -> torch.Tensor:
@@ -65,8 +77,8 @@ def softmax_t(logits: torch.Tensor, temperature: float, dim: int = -1) -> torch.
         Probabilities, same shape and dtype as ``logits``, summing to 1 along ``dim``.
 
     Raises:
-        TypeError: ``logits`` is not a floating-point tensor.
-        ValueError: ``temperature`` is negative or NaN.
+        TypeError: ``logits`` is not a floating-point tensor, or ``dim`` is not an integer.
+        ValueError: ``temperature`` is negative or NaN, or ``logits`` has no dimension ``dim``.
 
     Reference: Hinton, Vinyals & Dean (2015), "Distilling the Knowledge in a Neural Network", §2.
 
@@ -75,6 +87,7 @@ def softmax_t(logits: torch.Tensor, temperature: float, dim: int = -1) -> torch.
         tensor([0.2689, 0.7311])
     """
     check_float_tensor("logits", logits)
+    dim = _check_dim(logits, dim)
     temperature = _check_temperature(temperature)
     if temperature == 0.0:
         return _argmax_one_hot(logits, dim)
@@ -96,8 +109,8 @@ def log_softmax_t(logits: torch.Tensor, temperature: float, dim: int = -1) -> to
         Log-probabilities, same shape and dtype as ``logits``.
 
     Raises:
-        TypeError: ``logits`` is not a floating-point tensor.
-        ValueError: ``temperature`` is negative or NaN.
+        TypeError: ``logits`` is not a floating-point tensor, or ``dim`` is not an integer.
+        ValueError: ``temperature`` is negative or NaN, or ``logits`` has no dimension ``dim``.
 
     Reference: Hinton et al. (2015), §2.
 
@@ -106,6 +119,7 @@ def log_softmax_t(logits: torch.Tensor, temperature: float, dim: int = -1) -> to
         tensor([-0.6931, -0.6931])
     """
     check_float_tensor("logits", logits)
+    dim = _check_dim(logits, dim)
     temperature = _check_temperature(temperature)
     if temperature == 0.0:
         return torch.log(_argmax_one_hot(logits, dim))

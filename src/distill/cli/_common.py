@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:  # pydantic loads when a command reads a config, not for --help
     from distill.config import RunConfig
@@ -39,6 +39,14 @@ ConfigArgument = Annotated[
     typer.Argument(
         help="Run config (TOML). See examples/*.toml; runs/<name>/config.toml reproduces a run.",
         show_default=False,
+    ),
+]
+TrustOption = Annotated[
+    bool,
+    typer.Option(
+        "--trust",
+        help="Allow code to run from the run's files: a pickled teacher (teacher.path *.pt) "
+        "and import paths ('pkg.module:Class') as model names. Only for sources you trust.",
     ),
 ]
 SetOption = Annotated[
@@ -70,18 +78,19 @@ def guard() -> Iterator[None]:
             raise
         where = f"{error.source}: " if error.source else ""
         for line in error.lines:
-            error_console.print(f"[bold red]error:[/] {escape(where + line)}", highlight=False)
-        error_console.print("Fix the config (or the --set value) and run again.")
+            print_error(f"{where}{line}")
+        error_console.print("Fix the config (or the --set value) and run again.", markup=False)
         raise typer.Exit(EXIT_USAGE) from None
     except Exception as error:
         if STATE.debug:
             raise
-        error_console.print(
-            f"[bold red]error:[/] {type(error).__name__}: {escape(str(error))} "
-            "(run with --debug for the traceback)",
-            highlight=False,
-        )
+        print_error(f"{type(error).__name__}: {error} (run with --debug for the traceback)")
         raise typer.Exit(EXIT_FAILED) from None
+
+
+def print_error(message: str) -> None:
+    """``error: <message>`` on stderr; the message is plain text (brackets print verbatim)."""
+    error_console.print(Text("error: ", style="bold red") + Text(message), highlight=False)
 
 
 def is_main_process() -> bool:
@@ -89,11 +98,17 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def read_config(path: Path, overrides: list[str] | None) -> RunConfig:
-    """Load and validate a config with ``--set`` overrides (raises :class:`ConfigError`)."""
+def read_config(path: Path, overrides: list[str] | None, *, trust: bool = False) -> RunConfig:
+    """Load and validate a config with ``--set`` overrides (raises :class:`ConfigError`).
+
+    ``trust`` (``--trust``) sets ``teacher.trust``: pickled teachers and import-path models.
+    """
     from distill.config import load_config
 
-    return load_config(path, overrides=list(overrides or []))
+    cfg = load_config(path, overrides=list(overrides or []))
+    if trust:
+        cfg = cfg.model_copy(update={"teacher": cfg.teacher.model_copy(update={"trust": True})})
+    return cfg
 
 
 def results_table(results: dict[str, Any]) -> Table:

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from distill.cli._common import EXIT_USAGE, error_console, guard
+from distill.cli._common import EXIT_USAGE, guard, print_error
 
 
 def available_benchmarks(root: Path) -> list[str]:
@@ -44,11 +44,7 @@ def bench(
                 "of the repository"
             )
         )
-        error_console.print(
-            f"[bold red]error:[/] no benchmark {name!r} in {root / 'benchmarks'}; "
-            f"available: {listing}",
-            highlight=False,
-        )
+        print_error(f"no benchmark {name!r} in {root / 'benchmarks'}; available: {listing}")
         raise typer.Exit(EXIT_USAGE)
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))

@@ -175,7 +175,7 @@ def demo(
     with guard():
         for cfg in demo_configs(quick=quick, out_dir=str(out / "demo"), seed=seed):
             console.rule(f"[bold]{cfg.run.name}[/] ({cfg.run.track})")
-            results = run_experiment(cfg)
+            results = run_experiment(cfg, force=True)
             report = write_run_report(cfg, results)
             console.print(results_table(results))
             console.print(f"Report: {report}")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from distill.cli._common import console, guard
+from distill.cli._common import TrustOption, console, guard
 from distill.export.formats import FORMATS
 
 FORMAT_HELP = (
@@ -90,6 +90,7 @@ def export(
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing output directory (an export).")
     ] = False,
+    trust: TrustOption = False,
 ) -> None:
     """Export students to deployable formats and print the compression table.
 
@@ -120,7 +121,7 @@ def export(
         from distill.export.sources import export_source, open_source
         from distill.export.table import print_table
 
-        source = open_source(source, variants=variant or (), spec=spec)
+        source = open_source(source, variants=variant or (), spec=spec, trust=trust)
         rows = export_source(
             source,
             out,

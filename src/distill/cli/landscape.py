@@ -13,12 +13,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from distill._io import write_atomic
+from distill.cli._common import EXIT_USAGE, print_error
 from distill.landscape import DEFAULT_NODES
 
 if TYPE_CHECKING:  # the lab (scipy, matplotlib) loads when the command runs, not for --help
     from distill.landscape import LossLandscape, TeacherDistribution
 
-EXIT_USAGE = 2
 DEFAULT_LOSSES = ["squared", "absolute", "logistic", "pinball:0.1,0.5,0.9", "huber:1.0"]
 
 
@@ -106,9 +106,7 @@ def landscape(
         lab.plot_landscape(result, out)
         json_path = write_atomic(out.with_suffix(".json"), _json(result, beta))
     except (ValueError, TypeError, OSError) as error:
-        Console(stderr=True, soft_wrap=True).print(
-            f"[bold red]error:[/] {escape(str(error))}", highlight=False
-        )
+        print_error(str(error))
         raise typer.Exit(EXIT_USAGE) from None
     console = Console()
     console.print(minimiser_table(result))

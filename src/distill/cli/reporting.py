@@ -33,7 +33,7 @@ def write_run_report(cfg: RunConfig, results: dict[str, Any], *, repeats: int = 
     """
     folder = cfg.run.directory
     data = load_run_data(cfg)
-    saved = _saved_models(results)
+    saved = _saved_models(results, trust=cfg.teacher.trust)
     results["compression"] = _compression_rows(saved, data, cfg.metric, repeats)
     (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     sections = report.run_sections(results, report.read_metrics(folder / "metrics.jsonl"))
@@ -42,11 +42,11 @@ def write_run_report(cfg: RunConfig, results: dict[str, Any], *, repeats: int = 
     return html
 
 
-def _saved_models(results: dict[str, Any]) -> dict[str, torch.nn.Module]:
+def _saved_models(results: dict[str, Any], *, trust: bool) -> dict[str, torch.nn.Module]:
     """The run's saved modules (not a teacher file or score column the user gave)."""
     rows = [results["teacher"], *results["variants"]]
     saved = [row for row in rows if (Path(row["path"]) / "model.json").is_file()]
-    return {row["name"]: models.load(row["path"]) for row in saved}
+    return {row["name"]: models.load(row["path"], trust=trust) for row in saved}
 
 
 def _inputs(model: torch.nn.Module, data: RunData) -> tuple[torch.Tensor, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,7 @@ import typer
 from distill.cli._common import (
     ConfigArgument,
     SetOption,
+    TrustOption,
     console,
     guard,
     is_main_process,
@@ -27,6 +29,18 @@ def run(
             help="Write the compression table, report.html and summary.md after training."
         ),
     ] = True,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite a run already in runs/<name>/.")
+    ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Finish a killed run: finished models are kept, the others continue from "
+            "their last checkpoint.",
+        ),
+    ] = False,
+    trust: TrustOption = False,
 ) -> None:
     """Run a whole experiment: teacher, its score cache, every student variant, the report.
 
@@ -36,14 +50,18 @@ def run(
     Under torchrun (torchrun --nproc-per-node 2 $(which distill) run CONFIG) every model
     trains with DistributedDataParallel and rank 0 writes the files.
 
+    A folder that already holds a run is overwritten only with --force; --resume finishes a
+    killed run with the same weights as an uninterrupted one. One run at a time per folder
+    (runs/<name>/run.lock).
+
     Example: distill run examples/ranking.toml --set train.max_steps=200
     """
     with guard():
-        cfg = read_config(config, set_)
+        cfg = read_config(config, set_, trust=trust)
         from distill.cli.reporting import write_run_report
         from distill.experiment.runner import run_experiment
 
-        results = run_experiment(cfg)
+        results = run_experiment(cfg, force=force, resume=resume)
         if not is_main_process():
             return
         html = write_run_report(cfg, results) if report else None
@@ -51,24 +69,33 @@ def run(
     console.print(f"Report: {html}" if html else f"Results: {cfg.run.directory / 'results.json'}")
 
 
-def teacher(config: ConfigArgument, set_: SetOption = None) -> None:
+def folder_lock(cfg) -> contextlib.AbstractContextManager:
+    """The run folder's lock (main process only): a step never writes beside a running run."""
+    from distill.experiment.run_folder import run_lock
+
+    return run_lock(cfg.run.directory) if is_main_process() else contextlib.nullcontext()
+
+
+def teacher(config: ConfigArgument, set_: SetOption = None, trust: TrustOption = False) -> None:
     """Train the config's teacher (or load teacher.path) and save it to runs/<name>/teacher."""
     with guard():
-        cfg = read_config(config, set_)
+        cfg = read_config(config, set_, trust=trust)
         from distill.experiment.runner import run_teacher
 
-        row = run_teacher(cfg)
+        with folder_lock(cfg):
+            row = run_teacher(cfg)
     metrics = ", ".join(f"{k} = {v:.4f}" for k, v in row["metrics"].items())
     console.print(f"Teacher: {metrics}; {row['params']:,} parameters; saved in {row['path']}")
 
 
-def score(config: ConfigArgument, set_: SetOption = None) -> None:
+def score(config: ConfigArgument, set_: SetOption = None, trust: TrustOption = False) -> None:
     """Cache the saved teacher's scores for the config's data in runs/<name>/scores/."""
     with guard():
-        cfg = read_config(config, set_)
+        cfg = read_config(config, set_, trust=trust)
         from distill.experiment.runner import score_teacher
 
-        path = score_teacher(cfg)
+        with folder_lock(cfg):
+            path = score_teacher(cfg)
     console.print(f"Teacher scores cached in {path}")
 
 
@@ -79,13 +106,19 @@ def student(
         typer.Option(help="Variant to train (repeatable); default: all variants of the config."),
     ] = None,
     set_: SetOption = None,
+    trust: TrustOption = False,
 ) -> None:
-    """Train student variants from the cached teacher scores (run `distill score` first)."""
+    """Train student variants from the cached teacher scores (run `distill score` first).
+
+    Scores cached for another teacher (one retrained since `distill score`) are refused.
+    """
     with guard():
-        cfg = read_config(config, set_)
+        cfg = read_config(config, set_, trust=trust)
         from distill.experiment.runner import run_student
 
-        rows = [run_student(cfg, name) for name in (variant or [v.name for v in cfg.variants])]
+        names = variant or [v.name for v in cfg.variants]
+        with folder_lock(cfg):
+            rows = [run_student(cfg, name) for name in names]
     for row in rows:
         metrics = ", ".join(f"{k} = {v:.4f}" for k, v in row["metrics"].items())
         console.print(f"{row['name']}: {metrics}; saved in {row['path']}")
@@ -98,10 +131,11 @@ def evaluate(
     config: ConfigArgument,
     split: Annotated[str, typer.Option(help="Data split: train, valid or test.")] = "test",
     set_: SetOption = None,
+    trust: TrustOption = False,
 ) -> None:
     """Evaluate a saved model on the config's data with the track's metrics."""
     with guard():
-        cfg = read_config(config, set_)
+        cfg = read_config(config, set_, trust=trust)
         from distill.experiment.runner import evaluate_model
 
         metrics = evaluate_model(cfg, model, split=split)

@@ -64,8 +64,9 @@ def load_config(path: str | Path, *, overrides: list[str] = ()) -> RunConfig:
         The validated :class:`RunConfig`.
 
     Raises:
-        ConfigError: unreadable file, TOML syntax error (with its line and column), bad
-            override or invalid content; the file name is the error's ``source``.
+        ConfigError: unreadable file, text that is not UTF-8 (with its line), TOML syntax
+            error (with its line and column), bad override or invalid content; the file name
+            is the error's ``source``.
 
     Example:
         >>> cfg = load_config("examples/ranking.toml", overrides=["train.max_steps=10"])
@@ -77,9 +78,23 @@ def load_config(path: str | Path, *, overrides: list[str] = ()) -> RunConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ConfigError([f"cannot read config: {error.strerror}"], str(path)) from None
+    except UnicodeDecodeError as error:
+        line = _line_of_byte(path, error.start)
+        raise ConfigError(
+            [
+                f"line {line}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset "
+                f"{error.start}); TOML files are UTF-8"
+            ],
+            str(path),
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError([f"invalid TOML: {error}"], str(path)) from None
     return parse_config(apply_overrides(raw, overrides), source=str(path))
+
+
+def _line_of_byte(path: Path, offset: int) -> int:
+    """The 1-based line of byte ``offset`` in the file at ``path``."""
+    return path.read_bytes()[:offset].count(b"\n") + 1
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

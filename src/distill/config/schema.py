@@ -49,12 +49,21 @@ def _check_transform(spec: Any) -> Any:
     return spec
 
 
-Positive = Annotated[float, _in_interval(0, low_open=True)]
-NonNegative = Annotated[float, _in_interval(0)]
-UnitClosed = Annotated[float, _in_interval(0, 1)]
-UnitOpen = Annotated[float, _in_interval(0, 1, low_open=True, high_open=True)]
-PositiveInt = Annotated[int, Field(ge=1)]
-NonNegativeInt = Annotated[int, Field(ge=0)]
+def _path_component(name: str) -> str:
+    """A name used as one folder of the run (``runs/<name>``, ``students/<variant>``)."""
+    if name in (".", ".."):
+        raise ValueError(f"must be a single folder name, not '.' or '..', got {name!r}")
+    return name
+
+
+Number = Annotated[float, Field(strict=True)]  # an int or a float; `true` is not 1
+Flag = Annotated[bool, Field(strict=True)]  # `true` or `false`, not 1 or "yes"
+Positive = Annotated[Number, _in_interval(0, math.inf, low_open=True, high_open=True)]
+NonNegative = Annotated[Number, _in_interval(0, math.inf, high_open=True)]
+UnitClosed = Annotated[Number, _in_interval(0, 1)]
+UnitOpen = Annotated[Number, _in_interval(0, 1, low_open=True, high_open=True)]
+PositiveInt = Annotated[int, Field(ge=1, strict=True)]
+NonNegativeInt = Annotated[int, Field(ge=0, strict=True)]
 PenaltySpec = Annotated[Any, AfterValidator(_check_penalty)]
 TransformSpec = Annotated[Any, AfterValidator(_check_transform)]
 
@@ -66,7 +75,7 @@ class _Section(BaseModel):
 class RunSection(_Section):
     """Name, track, seed and output folder of the run (results go to ``out_dir/name``)."""
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$"), AfterValidator(_path_component)]
     track: Track
     seed: NonNegativeInt = 0
     out_dir: str = "runs"
@@ -101,7 +110,7 @@ class DataSection(_Section):
     options: dict[str, Any] = {}
     columns: dict[Literal["features", "label", "group", "id", "categorical"], str | list[str]] = {}
     split: list[UnitOpen] = [0.7, 0.15, 0.15]
-    label_fraction: Annotated[float, _in_interval(0, 1, low_open=True)] = 1.0
+    label_fraction: Annotated[Number, _in_interval(0, 1, low_open=True)] = 1.0
     student_features: str | list[str | int] | None = None
 
     @model_validator(mode="after")
@@ -159,14 +168,14 @@ class TrainSection(_Section):
     warmup_steps: NonNegativeInt = 0
     min_lr_ratio: UnitClosed = 0.0
     grad_clip: Positive | None = 1.0
-    bf16: bool = False
+    bf16: Flag = False
     eval_every: PositiveInt | None = None
     patience: PositiveInt | None = None
     min_delta: NonNegative = 0.0
     stop_pair_agreement: UnitClosed | None = None
     checkpoint_every: PositiveInt | None = None
     log_every: PositiveInt = 10
-    tensorboard: bool = False
+    tensorboard: Flag = False
     device: Literal["auto", "cpu", "cuda"] = "cpu"
     eval_batch_size: PositiveInt = 4096
     teacher_mode: Literal["offline", "online"] = "offline"
@@ -185,14 +194,16 @@ class TeacherSection(_Section):
     (raw margins), ``onnx``, ``torchscript`` (also ``torch.export`` ``.pt2``), or ``scores``:
     logits stored in the data's table (``column``, or ``columns`` for C classes) or in a file
     keyed by example id (``path`` + ``key`` + ``column``/``columns``). ``features``: the
-    columns a GBDT/ONNX teacher reads (default: all, whatever the student sees).
+    columns a GBDT/ONNX teacher reads (default: all, whatever the student sees). ``trust`` (as
+    the CLI's ``--trust``) allows a pickled ``path`` and import-path model names
+    (``"pkg.module:Class"``) anywhere in the run, since both run code (docs/guarantees.md).
     """
 
     kind: TeacherKind | None = None
     path: str | None = None
     model: ModelSpec | None = None
     train: TrainSection = TrainSection()
-    trust: bool = False
+    trust: Flag = False
     column: str | None = None
     columns: Annotated[list[str], Field(min_length=1)] | None = None
     key: str | None = None
@@ -289,7 +300,7 @@ class LogitMatchingTerm(_Section):
     """Logit matching mean((z − v)²) (Ba & Caruana 2014), optionally centred per example."""
 
     weight: NonNegative = 1.0
-    center: bool = False
+    center: Flag = False
 
 
 class PointwiseTerm(_Section):
@@ -445,7 +456,7 @@ class Variant(_Section):
     read labels).
     """
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.=-]+$")]
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.=-]+$"), AfterValidator(_path_component)]
     objective: Objective
     transfer: Literal["labeled", "all"] = "labeled"
 

@@ -15,16 +15,25 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from distill import models, teachers
 from distill.config import ConfigError, LabelsTerm, Objective, RunConfig, Variant, write_config
 from distill.experiment.metrics import score_metrics, track_metrics
 from distill.experiment.results import read_results, write_row
+from distill.experiment.run_folder import (
+    clear_outputs,
+    finished_rows,
+    prepare_folder,
+    remove_temp_files,
+    run_lock,
+)
 from distill.experiment.setup import (
     RunData,
     build_model,
@@ -36,8 +45,9 @@ from distill.experiment.setup import (
 from distill.experiment.teacher import (
     SCORES_DIR,
     attach_class_vectors,
+    fingerprint_teacher,
+    fresh_cache,
     given_teacher,
-    is_module_teacher,
     load_model,
     median_teacher,
     teacher_source,
@@ -47,21 +57,30 @@ from distill.train.joint import JointObjective
 from distill.train.loop import fit
 
 
-def run_experiment(cfg: RunConfig) -> dict[str, Any]:
+def run_experiment(cfg: RunConfig, *, force: bool = False, resume: bool = False) -> dict[str, Any]:
     """Teacher, score cache, every variant (and the joint model), then ``results.json``.
 
     Every variant gets the same student architecture, data split and optimiser budget; each
     row of the comparison holds the track's test metrics, parameters, size, wall time and
     ``gap recovered = (variant − baseline) / (teacher − baseline)`` on the headline metric.
 
+    The data and every model spec are checked before any file is written. The run holds the
+    folder's lock (``run.lock``) while it writes; a second run on the folder refuses.
+
     Args:
         cfg: the validated run config (:func:`distill.config.load_config`).
+        force: overwrite a run already in the folder (its outputs are removed first).
+        resume: finish a killed run: models already in ``results.json`` are kept, the others
+            continue from their last checkpoint and end with the weights of an uninterrupted
+            run; the config must equal the run's ``config.toml``.
 
     Returns:
         The results mapping written to ``results.json`` (docs/index.md#run-folders).
 
     Raises:
-        ConfigError: data or variants that do not fit the track (exit code 2 in the CLI).
+        ConfigError: data or variants that do not fit the track, an existing run without
+            ``force``/``resume`` (exit code 2 in the CLI).
+        RunLockedError: another process is writing this run folder.
 
     Example:
         >>> results = run_experiment(load_config("examples/classification.toml"))
@@ -70,46 +89,63 @@ def run_experiment(cfg: RunConfig) -> dict[str, Any]:
     """
     data = load_run_data(cfg)  # bad data or models fail before the run folder is touched
     _check_models(cfg, data)
-    folder = start_run(cfg)
-    run_teacher(cfg, data=data)
-    uses_teacher = any(v.objective.uses_teacher for v in cfg.variants) or cfg.joint is not None
-    scored = cfg.train.teacher_mode == "offline" and not cfg.teacher.score_columns
-    if uses_teacher and scored:
-        score_teacher(cfg, data=data)
-    for variant in cfg.variants:
-        run_student(cfg, variant.name, data=data)
-    if cfg.joint is not None:
-        run_joint(cfg, data=data)
+    context = _context(cfg)
+    lock = run_lock(cfg.run.directory) if context.is_main else contextlib.nullcontext()
+    with lock:
+        if context.is_main:
+            prepare_folder(cfg, force=force, resume=resume)
+        folder = start_run(cfg, fresh=not resume)
+        done = finished_rows(folder) if resume else set()
+        if "teacher" not in done:
+            run_teacher(cfg, data=data, resume=resume)
+        uses_teacher = any(v.objective.uses_teacher for v in cfg.variants) or cfg.joint is not None
+        scored = cfg.train.teacher_mode == "offline" and not cfg.teacher.score_columns
+        if uses_teacher and scored:
+            score_teacher(cfg, data=data, reuse=resume)
+        for variant in cfg.variants:
+            if variant.name not in done:
+                run_student(cfg, variant.name, data=data, resume=resume)
+        if cfg.joint is not None and "joint" not in done:
+            run_joint(cfg, data=data, resume=resume)
     return read_results(folder)
 
 
 def _check_models(cfg: RunConfig, data: RunData) -> None:
-    """Build every model (load the user's teacher) once, so that a bad model table or teacher
-    file fails before anything is written."""
+    """Build every model on the meta device (no weights) and load the user's teacher, so that
+    a bad model table or teacher file fails before anything is written."""
+    options = {"seed": 0, "trust": cfg.teacher.trust, "device": "meta"}
     if cfg.teacher.model is not None:
-        build_model(cfg.teacher.model, data.train, cfg.run.track, seed=0, where="teacher.model")
+        build_model(cfg.teacher.model, data.train, cfg.run.track, where="teacher.model", **options)
     else:
         given_teacher(cfg, data)
     view = data.student_view(data.train)
-    build_model(cfg.student.model, view, cfg.run.track, seed=0, where="student.model")
+    build_model(cfg.student.model, view, cfg.run.track, where="student.model", **options)
     if cfg.joint is not None:
-        _joint_model(cfg, data.train)
+        with torch.device("meta"):
+            _joint_model(cfg, data.train)
 
 
-def start_run(cfg: RunConfig) -> Path:
-    """Create the run folder, write the resolved ``config.toml``, start a fresh log."""
+def start_run(cfg: RunConfig, *, fresh: bool = True) -> Path:
+    """Create the run folder, write the resolved ``config.toml``, start a fresh log.
+
+    Temp files of killed writes are removed; ``fresh`` also removes a previous run's outputs
+    (``resume`` keeps them).
+    """
     folder = cfg.run.directory
     context = _context(cfg)
     if context.is_main:
         folder.mkdir(parents=True, exist_ok=True)
+        remove_temp_files(folder)
+        if fresh:
+            clear_outputs(folder)
         write_config(cfg, folder / "config.toml")
-        for name in ("metrics.jsonl", "results.json"):
-            (folder / name).unlink(missing_ok=True)
     barrier(context)
     return folder
 
 
-def run_teacher(cfg: RunConfig, *, data: RunData | None = None) -> dict[str, Any]:
+def run_teacher(
+    cfg: RunConfig, *, data: RunData | None = None, resume: bool = False
+) -> dict[str, Any]:
     """Train the teacher (or load ``[teacher].path``), save it to ``teacher/``, test it.
 
     The teacher sees every feature column and every training label (``[teacher.train]``
@@ -121,6 +157,7 @@ def run_teacher(cfg: RunConfig, *, data: RunData | None = None) -> dict[str, Any
     Args:
         cfg: the run config.
         data: the run's splits when already loaded (else read from ``cfg``).
+        resume: continue training from ``checkpoints/teacher/last.pt`` when it exists.
 
     Returns:
         The teacher's results row (name, metrics, params, size_bytes, wall_time_s, path).
@@ -140,7 +177,12 @@ def run_teacher(cfg: RunConfig, *, data: RunData | None = None) -> dict[str, Any
         model = given.module
     else:
         model = build_model(
-            cfg.teacher.model, data.train, cfg.run.track, seed=cfg.run.seed, where="teacher.model"
+            cfg.teacher.model,
+            data.train,
+            cfg.run.track,
+            seed=cfg.run.seed,
+            where="teacher.model",
+            trust=cfg.teacher.trust,
         )
         objective = fit_objective(Objective(labels=LabelsTerm()), cfg.run.track)
         options = train_options(cfg.teacher.train, cfg)
@@ -152,6 +194,7 @@ def run_teacher(cfg: RunConfig, *, data: RunData | None = None) -> dict[str, Any
             valid=data.valid,
             run_dir=folder,
             variant="teacher",
+            resume=resume,
         ).model
     path = _save(cfg, model, folder / "teacher")
     wall_time = time.perf_counter() - started
@@ -160,33 +203,40 @@ def run_teacher(cfg: RunConfig, *, data: RunData | None = None) -> dict[str, Any
     return row
 
 
-def score_teacher(cfg: RunConfig, *, data: RunData | None = None) -> Path:
+def score_teacher(cfg: RunConfig, *, data: RunData | None = None, reuse: bool = False) -> Path:
     """Cache the teacher's scores of every training row (``scores/train/``): the saved
-    teacher module's, or those of the user's teacher file or score column."""
+    teacher module's, or those of the user's teacher file or score column.
+
+    Old shards are removed first. With ``reuse``, a cache that is still valid for the teacher
+    and the data (see :class:`distill.teachers.CachedScores`) is kept as it is.
+    """
     data = data or load_run_data(cfg)
-    if is_module_teacher(cfg):
-        teacher = teachers.ModuleTeacher(load_model(cfg.run.directory / "teacher", "teacher"))
-    else:
-        teacher = given_teacher(cfg, data)
+    teacher = fingerprint_teacher(cfg, data)
+    directory = cfg.run.directory / SCORES_DIR
+    if reuse and fresh_cache(cfg, data, teacher):
+        return directory
     context = _context(cfg)
+    if context.is_main:
+        for old in directory.glob("scores-*.parquet"):
+            old.unlink()
+    barrier(context)
     shard = teachers.score(
-        teacher,
-        data.train,
-        cfg.run.directory / SCORES_DIR,
-        rank=context.rank,
-        world_size=context.world_size,
+        teacher, data.train, directory, rank=context.rank, world_size=context.world_size
     )
     barrier(context)
     return Path(shard)
 
 
-def run_student(cfg: RunConfig, variant: str, *, data: RunData | None = None) -> dict[str, Any]:
+def run_student(
+    cfg: RunConfig, variant: str, *, data: RunData | None = None, resume: bool = False
+) -> dict[str, Any]:
     """Train one variant from the teacher (cached scores unless ``teacher_mode = "online"``).
 
     Args:
         cfg: the run config.
         variant: the name of one of ``cfg.variants``.
         data: the run's splits when already loaded.
+        resume: continue training from ``checkpoints/<variant>/last.pt`` when it exists.
 
     Returns:
         The variant's results row; the model is saved to ``students/<variant>/``.
@@ -199,7 +249,12 @@ def run_student(cfg: RunConfig, variant: str, *, data: RunData | None = None) ->
     train = data.training_rows(chosen)
     view = data.student_view(data.train)
     model = build_model(
-        cfg.student.model, view, cfg.run.track, seed=cfg.run.seed, where="student.model"
+        cfg.student.model,
+        view,
+        cfg.run.track,
+        seed=cfg.run.seed,
+        where="student.model",
+        trust=cfg.teacher.trust,
     )
     teacher = teacher_source(cfg, data) if chosen.objective.uses_teacher else None
     sample = (data.student_view(train).features[:8], train.features[:8])
@@ -217,6 +272,7 @@ def run_student(cfg: RunConfig, variant: str, *, data: RunData | None = None) ->
         valid=data.valid,
         run_dir=cfg.run.directory,
         variant=chosen.name,
+        resume=resume,
     )
     path = _save(cfg, result.model, cfg.run.directory / "students" / chosen.name)
     test = data.student_view(data.test)
@@ -225,7 +281,9 @@ def run_student(cfg: RunConfig, variant: str, *, data: RunData | None = None) ->
     return row
 
 
-def run_joint(cfg: RunConfig, *, data: RunData | None = None) -> dict[str, Any]:
+def run_joint(
+    cfg: RunConfig, *, data: RunData | None = None, resume: bool = False
+) -> dict[str, Any]:
     """Train the joint model (static warm-up from cached scores, then dynamic distillation).
 
     The model is ``distill.models.ctr_joint_model``: a shared embedding, a deep teacher tower
@@ -256,6 +314,7 @@ def run_joint(cfg: RunConfig, *, data: RunData | None = None) -> dict[str, Any]:
         valid=data.valid,
         run_dir=cfg.run.directory,
         variant="joint",
+        resume=resume,
     )
     student = result.model.student()
     path = _save(cfg, student, cfg.run.directory / "joint")
@@ -296,7 +355,7 @@ def evaluate_model(cfg: RunConfig, directory: Path, *, split: str = "test") -> d
     if split not in ("train", "valid", "test"):
         raise ConfigError([f"split: must be one of 'train', 'valid', 'test', got {split!r}"])
     data = load_run_data(cfg)
-    model = load_model(Path(directory), "model")
+    model = load_model(Path(directory), "model", trust=cfg.teacher.trust)
     return track_metrics(model, data.view_for(model, getattr(data, split)), cfg.run.track)
 
 

@@ -121,9 +121,19 @@ def num_classes(dataset: Dataset) -> int:
 
 
 def build_model(
-    spec: ModelSpec, dataset: Dataset, track: str, *, seed: int, where: str
+    spec: ModelSpec,
+    dataset: Dataset,
+    track: str,
+    *,
+    seed: int,
+    where: str,
+    trust: bool = False,
+    device: str | torch.device | None = None,
 ) -> nn.Module:
     """Build ``spec`` with weights drawn from ``seed``, filling sizes the data decides.
+
+    ``trust`` allows an import-path model name (see :func:`distill.models.build`); ``device``
+    ``"meta"`` checks the spec without allocating weights.
 
     Fills ``in_features`` (dense width), ``num_fields`` / ``num_embeddings`` (sparse ids) and,
     for classification, ``out_features`` (number of classes) when the model takes them and
@@ -141,10 +151,17 @@ def build_model(
     else:
         sizes["in_features"] = dataset.features.shape[1]
     kwargs = {name: value for name, value in sizes.items() if name in known} | kwargs
+    spec_dict = {"name": spec.name, "kwargs": kwargs}
     try:
-        return build_seeded(seed, models.build, {"name": spec.name, "kwargs": kwargs})
+        with torch.device(device or "cpu"):
+            return build_seeded(seed, models.build, spec_dict, trust=trust)
     except (TypeError, ValueError) as error:
         raise ConfigError([f"{where}: {error}"]) from None
+    except (NotImplementedError, RuntimeError):
+        if device != "meta":
+            raise
+    # a constructor that reads tensor values cannot run on the meta device: check it on the CPU
+    return build_model(spec, dataset, track, seed=seed, where=where, trust=trust)
 
 
 def build_seeded(seed: int, factory: Any, *args: Any, **kwargs: Any) -> nn.Module:

@@ -63,21 +63,45 @@ def teacher_source(cfg: RunConfig, data: RunData) -> Any:
     """What students learn from: a score column as is; else the cached scores (offline) or
     the teacher itself (online: the user's teacher file, or the saved teacher module).
 
+    The cache is opened with the teacher's fingerprint (the user's teacher file, or the
+    teacher saved in ``teacher/``): scores of another teacher, e.g. one retrained since
+    ``distill score``, are refused naming both fingerprints, and never trained on.
+
     Raises:
-        ConfigError: no score cache, or one from another teacher file (run `distill score`).
+        ConfigError: no score cache, or one from another teacher or other data (both
+            fingerprints are named; run `distill score`).
     """
     if cfg.teacher.score_columns:
         return given_teacher(cfg, data)
-    given = None if is_module_teacher(cfg) else given_teacher(cfg, data)
-    if cfg.train.teacher_mode == "online":
-        return given if given is not None else teachers.ModuleTeacher(saved_teacher(cfg))
     path = cfg.run.directory / SCORES_DIR
-    if not path.is_dir():
+    offline = cfg.train.teacher_mode == "offline"
+    if offline and not path.is_dir():
         raise ConfigError([f"no teacher scores in {path}; run `distill score` first"])
+    teacher = fingerprint_teacher(cfg, data)
+    if not offline:
+        return teacher
     try:
-        return teachers.CachedScores(path, data.train, teacher=given)
+        return teachers.CachedScores(path, data.train, teacher=teacher)
     except teachers.StaleCacheError as error:
-        raise ConfigError([f"{error}; run `distill score` again"]) from None
+        raise ConfigError(
+            [f"{error}; the teacher or data changed since: run `distill score` again"]
+        ) from None
+
+
+def fingerprint_teacher(cfg: RunConfig, data: RunData) -> Any:
+    """The run's teacher as a source: the user's teacher file, or the saved module."""
+    if is_module_teacher(cfg):
+        return teachers.ModuleTeacher(saved_teacher(cfg))
+    return given_teacher(cfg, data)
+
+
+def fresh_cache(cfg: RunConfig, data: RunData, teacher: Any) -> bool:
+    """Whether ``scores/train`` holds valid scores of ``teacher`` for the training rows."""
+    try:
+        teachers.CachedScores(cfg.run.directory / SCORES_DIR, data.train, teacher=teacher)
+    except (FileNotFoundError, ValueError):
+        return False
+    return True
 
 
 def is_module_teacher(cfg: RunConfig) -> bool:
@@ -140,14 +164,17 @@ def _feature_columns(spec: Any, data: RunData) -> list[int] | None:
 
 def saved_teacher(cfg: RunConfig) -> nn.Module:
     """The teacher saved in the run folder (``teacher/``)."""
-    return load_model(cfg.run.directory / "teacher", "teacher")
+    return load_model(cfg.run.directory / "teacher", "teacher", trust=cfg.teacher.trust)
 
 
-def load_model(directory: Path, what: str) -> nn.Module:
-    """A ``distill.models.save`` folder; a missing one is a config error naming ``what``."""
+def load_model(directory: Path, what: str, *, trust: bool = False) -> nn.Module:
+    """A ``distill.models.save`` folder; a missing one is a config error naming ``what``.
+
+    ``trust`` (``teacher.trust``, CLI ``--trust``) allows an import path in its ``model.json``.
+    """
     if not (directory / "model.json").is_file():
         raise ConfigError([f"{what}: no saved model in {directory} (model.json missing)"])
-    return models.load(directory)
+    return models.load(directory, trust=trust)
 
 
 def attach_class_vectors(objective: Any, cfg: RunConfig) -> None:

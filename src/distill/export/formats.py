@@ -260,7 +260,7 @@ def export_model(
     with atomic_directory(out_dir, force=force) as temp:
         details = _write_format(model, temp, format, example_input, onnx_atol, compress_options)
         write_atomic(temp / EXPORT_FILE, json.dumps(details, indent=2) + "\n")
-    return read_export(out_dir)
+    return read_export(out_dir, trust=True)  # the model's own spec, just written
 
 
 def _write_format(model, temp: Path, format: str, example_input, atol, options) -> dict:
@@ -280,8 +280,11 @@ def _write_format(model, temp: Path, format: str, example_input, atol, options) 
     return details
 
 
-def read_export(path: str | os.PathLike) -> ExportResult:
+def read_export(path: str | os.PathLike, *, trust: bool = False) -> ExportResult:
     """Load an export directory written by :func:`export_model` (or any model directory).
+
+    ``trust`` allows an import-path model name in its ``model.json`` (see
+    :func:`distill.models.load`).
 
     Returns:
         An :class:`ExportResult`; ``model`` is the module from ``distill.models.load`` or an
@@ -299,7 +302,7 @@ def read_export(path: str | os.PathLike) -> ExportResult:
         model: Any = OnnxModel(path / ONNX_FILE)
         weights = path / ONNX_FILE
     else:
-        model = models.load(path)
+        model = models.load(path, trust=trust)
         weights = path / models.registry.WEIGHTS_FILE
     fmt = details.get("format", "safetensors")
     return ExportResult(fmt, path, model, weights.stat().st_size, details)

@@ -49,7 +49,9 @@ def single_source(path: Path, name: str, model: nn.Module) -> ExportSource:
     return ExportSource(path, {name: model}, example_inputs={name: random_inputs(model)})
 
 
-def load_checkpoint_model(path: Path, spec: str | os.PathLike | None) -> nn.Module:
+def load_checkpoint_model(
+    path: Path, spec: str | os.PathLike | None, *, trust: bool = False
+) -> nn.Module:
     """Build the model of ``spec`` and load the checkpoint's ``"model"`` weights into it.
 
     The checkpoint is read with ``torch.load(weights_only=True)`` (no code runs). Quantile
@@ -61,7 +63,7 @@ def load_checkpoint_model(path: Path, spec: str | os.PathLike | None) -> nn.Modu
     """
     spec_path = _spec_path(path, spec)
     spec_dict = json.loads(spec_path.read_text())["spec"]
-    model = models.build(spec_dict)
+    model = models.build(spec_dict, trust=trust)
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or not isinstance(payload.get("model"), dict):
         raise ValueError(f"{path}: not a distill checkpoint (no 'model' state dict)")

@@ -21,7 +21,7 @@ from distill.train.evaluation import METRIC_FUNCTIONS
 EXAMPLE_ROWS = 256
 
 
-def run_source(path: Path, variants=()) -> ExportSource:
+def run_source(path: Path, variants=(), *, trust: bool = False) -> ExportSource:
     """Students (``students/*``, ``joint``), teacher and test data of the run at ``path``.
 
     The metric is the run's (``run.metric``; the track default when that is ``"loss"``),
@@ -32,9 +32,10 @@ def run_source(path: Path, variants=()) -> ExportSource:
         FileNotFoundError: the run has no saved student, or an unknown variant is asked for.
     """
     cfg = load_config(path / CONFIG_FILE)
-    students = _students(path, variants)
+    students = _students(path, variants, trust)
     teacher_dir = path / "teacher"
-    teacher = models.load(teacher_dir) if (teacher_dir / SPEC_FILE).is_file() else None
+    has_teacher = (teacher_dir / SPEC_FILE).is_file()
+    teacher = models.load(teacher_dir, trust=trust) if has_teacher else None
     data = load_run_data(cfg)
     metric = cfg.metric if cfg.metric in METRIC_FUNCTIONS else DEFAULT_METRIC[cfg.run.track]
     named = dict(students) if teacher is None else {"teacher": teacher, **students}
@@ -50,7 +51,7 @@ def run_source(path: Path, variants=()) -> ExportSource:
     )
 
 
-def _students(path: Path, variants) -> dict[str, nn.Module]:
+def _students(path: Path, variants, trust: bool) -> dict[str, nn.Module]:
     found = sorted((path / "students").glob(f"*/{SPEC_FILE}")) + sorted(
         path.glob(f"joint/{SPEC_FILE}")
     )
@@ -62,7 +63,7 @@ def _students(path: Path, variants) -> dict[str, nn.Module]:
             raise FileNotFoundError(
                 f"{path}: no saved student {name!r} (students in this run: {', '.join(folders)})"
             )
-    return {name: models.load(folders[name]) for name in variants or folders}
+    return {name: models.load(folders[name], trust=trust) for name in variants or folders}
 
 
 def _inputs(dataset: Dataset, rows: int | None = None) -> tuple[torch.Tensor, ...]:

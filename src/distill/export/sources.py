@@ -26,7 +26,11 @@ from distill.export.table import CompressionRow, compression_table, save_table
 
 
 def open_source(
-    path: str | os.PathLike, *, variants: Sequence[str] = (), spec: str | os.PathLike | None = None
+    path: str | os.PathLike,
+    *,
+    variants: Sequence[str] = (),
+    spec: str | os.PathLike | None = None,
+    trust: bool = False,
 ) -> ExportSource:
     """Read ``path``: a run directory (``config.toml``), a model directory (``model.json``) or a
     checkpoint file (``*.pt``, weights under ``"model"``; its spec from ``spec`` or, inside a
@@ -37,6 +41,7 @@ def open_source(
         variants: for a run, the students to export (default: every ``students/*`` and
             ``joint``).
         spec: for a checkpoint, the model directory or ``model.json`` whose spec it must match.
+        trust: allow import-path model names in the specs (importing runs their code).
 
     Returns:
         An :class:`ExportSource`. Model and checkpoint sources get random example inputs built
@@ -48,12 +53,12 @@ def open_source(
     """
     path = Path(path)
     if path.is_file():
-        model = load_checkpoint_model(path, spec)
+        model = load_checkpoint_model(path, spec, trust=trust)
         return single_source(path, path.parent.name or "model", model)
     if (path / CONFIG_FILE).is_file():
-        return run_source(path, variants)
+        return run_source(path, variants, trust=trust)
     if (path / SPEC_FILE).is_file():
-        return single_source(path, path.name or "model", models.load(path))
+        return single_source(path, path.name or "model", models.load(path, trust=trust))
     raise FileNotFoundError(
         f"{path}: not a run directory ({CONFIG_FILE}), a model directory ({SPEC_FILE}) "
         "or a checkpoint file"

@@ -54,8 +54,22 @@ class GroupMetric:
 
 
 def ndcg(scores, labels, groups, *, k: int | None = 10, gain: Gain = "exp2") -> float:
-    """Mean NDCG@k over groups; see :func:`ndcg_per_group` for the definition."""
-    return ndcg_per_group(scores, labels, groups, k=k, gain=gain).value
+    """Mean NDCG@k over the groups with a relevant item; see :func:`ndcg_per_group`.
+
+    Groups without a relevant item (every label 0) are skipped: their NDCG is 0/0. This is the
+    mean of ``sklearn.metrics.ndcg_score`` over the other groups (with ``gain="linear"``).
+
+    Raises:
+        ValueError: no group has a relevant item (NDCG is undefined for all of them), besides
+            the input errors of :func:`ndcg_per_group`.
+    """
+    result = ndcg_per_group(scores, labels, groups, k=k, gain=gain)
+    if result.n_groups == 0:
+        raise ValueError(
+            f"ndcg is undefined: none of the {result.n_excluded} group(s) has a relevant item "
+            "(every `labels` value is 0)"
+        )
+    return result.value
 
 
 @torch.no_grad()

@@ -47,31 +47,39 @@ FORMAT = "distill-model/1"
 _LAYOUT = f"a model directory holds {SPEC_FILE} and {WEIGHTS_FILE}"
 
 
-def build(spec: dict[str, Any]) -> nn.Module:
+def build(spec: dict[str, Any], *, trust: bool = False) -> nn.Module:
     """Build a model from its spec ``{"name": ..., "kwargs": {...}}``.
 
     ``name`` is a built-in model (:data:`BUILTIN_MODELS`) or an import path
     ``"pkg.module:Class"`` of an ``nn.Module`` subclass; it is called as ``Class(**kwargs)``.
-    A kwarg that is itself a spec (a dict with exactly the keys ``name`` and ``kwargs``) is
-    built first, so composite models (:class:`JointModel`) nest.
+    Importing a module runs its code, so an import path is refused unless ``trust=True``
+    (CLI: ``--trust``); built-in names and classes of ``distill`` itself (``"distill.…:Class"``,
+    e.g. compressed exports) never need it. A kwarg that is itself a spec (a dict
+    with exactly the keys ``name`` and ``kwargs``) is built first, so composite models
+    (:class:`JointModel`) nest.
 
     Args:
         spec: the spec dict, e.g. ``model.spec()`` or the ``"spec"`` of a ``model.json``.
+        trust: allow import paths (you trust the spec's source to name modules to import).
 
     Returns:
         A new module with freshly initialised weights (training mode).
 
     Raises:
         TypeError: spec is not a dict of the right form, or the class is not an ``nn.Module``.
-        ValueError: unknown name, unimportable path, or the constructor rejects the kwargs.
+        ValueError: unknown name, an import path without ``trust``, unimportable path, or the
+            constructor rejects the kwargs.
 
     Example:
         >>> build({"name": "MLP", "kwargs": {"in_features": 4, "hidden": [8]}}).num_features
         8
     """
     name, kwargs = _check_spec(spec)
-    cls = _resolve(name)
-    kwargs = {key: build(value) if _is_spec(value) else value for key, value in kwargs.items()}
+    cls = _resolve(name, trust)
+    kwargs = {
+        key: build(value, trust=trust) if _is_spec(value) else value
+        for key, value in kwargs.items()
+    }
     try:
         return cls(**kwargs)
     except TypeError as err:
@@ -112,23 +120,25 @@ def save(model: nn.Module, directory: str | os.PathLike, *, spec: dict | None = 
     return directory
 
 
-def load(directory: str | os.PathLike) -> nn.Module:
+def load(directory: str | os.PathLike, *, trust: bool = False) -> nn.Module:
     """Load a model saved by :func:`save`: rebuild it from the spec, then load the weights.
 
     The model takes the floating dtype of the stored weights (e.g. fp16 exports stay fp16) and
-    is returned in eval mode on the CPU. No pickle is read; a spec naming ``"pkg.module:Class"``
-    imports that module, so load directories only from sources you trust to name modules.
+    is returned in eval mode on the CPU. No pickle is read, and nothing is imported: a spec
+    naming ``"pkg.module:Class"`` is refused unless ``trust=True`` (see :func:`build`).
 
     Args:
         directory: a directory holding ``model.json`` and ``model.safetensors``.
+        trust: allow an import path in ``model.json`` (importing runs that module's code).
 
     Returns:
         The model, in eval mode.
 
     Raises:
         FileNotFoundError: the directory or one of its two files is missing.
-        ValueError: invalid JSON (file and line given), a bad spec, an unreadable weights file,
-            or weights that do not match the spec (the first offending key is named).
+        ValueError: invalid JSON (file and line given), a bad spec, an import path without
+            ``trust``, an unreadable weights file, or weights that do not match the spec (the
+            first offending key is named).
 
     Example:
         >>> model = load("runs/demo/teacher")  # doctest: +SKIP
@@ -138,7 +148,10 @@ def load(directory: str | os.PathLike) -> nn.Module:
         raise FileNotFoundError(f"model directory {directory} does not exist")
     spec = _read_spec(directory / SPEC_FILE)
     tensors = _read_weights(directory / WEIGHTS_FILE)
-    model = build(spec)
+    try:
+        model = build(spec, trust=trust)
+    except UntrustedImportError as err:
+        raise UntrustedImportError(f"{directory / SPEC_FILE}: {err}") from None
     _check_weights(model, tensors, directory / WEIGHTS_FILE, spec["name"])
     dtypes = {t.dtype for t in tensors.values() if t.is_floating_point()}
     if len(dtypes) == 1:
@@ -181,6 +194,10 @@ def size_bytes(model: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
+class UntrustedImportError(ValueError):
+    """A model spec names an import path and ``trust`` was not given."""
+
+
 def _is_spec(value: Any) -> bool:
     return isinstance(value, dict) and set(value) == {"name", "kwargs"}
 
@@ -197,7 +214,7 @@ def _check_spec(spec: Any) -> tuple[str, dict[str, Any]]:
     return name, kwargs
 
 
-def _resolve(name: str) -> type[nn.Module]:
+def _resolve(name: str, trust: bool) -> type[nn.Module]:
     if ":" not in name:
         if name not in BUILTIN_MODELS:
             known = ", ".join(sorted(BUILTIN_MODELS))
@@ -206,6 +223,12 @@ def _resolve(name: str) -> type[nn.Module]:
             )
         return BUILTIN_MODELS[name]
     module_name, _, attribute = name.partition(":")
+    own = module_name == "distill" or module_name.startswith("distill.")
+    if not (trust or own):
+        raise UntrustedImportError(
+            f"model {name!r} is an import path, and importing a module runs its code: pass "
+            "trust=True (CLI: --trust) only if you trust where this spec comes from"
+        )
     try:
         cls = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as err:

@@ -247,6 +247,8 @@ def pairwise_logistic_loss(
 
 
 def _check_taus(taus: Sequence[float], quantile_scores: torch.Tensor) -> list[float]:
+    if len(taus) == 0:
+        raise ValueError(f"`taus` must hold at least one quantile, got {list(taus)}")
     taus = [check_number("taus", tau, low=0.0, high=1.0) for tau in taus]
     if len(taus) != quantile_scores.shape[1]:
         raise ValueError(
@@ -303,10 +305,10 @@ def quantile_ranking_loss(
         tensor(0.5000)
     """
     _check_scores("quantile_scores", quantile_scores, 2)
+    taus = _check_taus(taus, quantile_scores)
     _check_scores("teacher_scores", teacher_scores, 1)
     check_pair("teacher_scores", teacher_scores, "quantile_scores", quantile_scores[:, 0])
     _check_groups(group_ids, quantile_scores, "quantile_scores")
-    taus = _check_taus(taus, quantile_scores)
     items, residual = _residual_items(quantile_scores, teacher_scores, signal, False)
     return pair_sum(
         items,

@@ -61,6 +61,11 @@ def fingerprint_dataset(dataset: Dataset) -> str:
     )
 
 
+def fingerprint_content(ids: torch.Tensor, logits: torch.Tensor) -> str:
+    """SHA-256 of one shard's rows: its ids (int64) and logits (float32), in file order."""
+    return fingerprint_tensors([("id", ids.to(torch.int64)), ("logits", logits.float())])
+
+
 def score(
     teacher: Any,
     dataset: Dataset,
@@ -75,7 +80,8 @@ def score(
     Rank r scores rows ``r, r + W, r + 2W, …`` and writes ``path/scores-<r>-of-<W>.parquet``
     atomically (temp file + rename). Columns: ``id`` (int64) and ``logits`` (float32, or a
     fixed-size list of C float32 for ``(N, C)`` logits). The schema metadata holds the
-    fingerprint: teacher weights hash, dataset hash, row count, dtype, logit shape, shard.
+    fingerprint: teacher weights hash, dataset hash, row count, dtype, logit shape, shard, and
+    the SHA-256 of the shard's own ids and logits (``content``), so an edited shard is caught.
 
     Args:
         teacher: has ``predict(features, ids)`` and ``fingerprint()``.
@@ -91,7 +97,8 @@ def score(
         TypeError: a teacher without ``fingerprint()``.
         ValueError: bad ``batch_size``/``rank``/``world_size``.
 
-    Reference: US 2023/0252281 ¶0043 ("stored predictions"); docs/teachers.md.
+    Reference: US 2023/0252281 ¶0043 ("stored predictions"); docs/teachers.md; docs/guarantees.md
+    (what is checked).
 
     Example:
         >>> score(ModuleTeacher(model), ds, "runs/demo/scores")  # doctest: +SKIP
@@ -116,7 +123,9 @@ def score(
     }
     pa = require("pyarrow", extra="data")
     pq = require("pyarrow.parquet", extra="data")
-    table = pa.table({"id": dataset.ids[rows].numpy(), "logits": _logits_array(logits)})
+    ids = dataset.ids[rows]
+    fingerprint["content"] = fingerprint_content(ids, logits)
+    table = pa.table({"id": ids.numpy(), "logits": _logits_array(logits)})
     table = table.replace_schema_metadata({FINGERPRINT_KEY: json.dumps(fingerprint).encode()})
     directory = Path(path)
     directory.mkdir(parents=True, exist_ok=True)
@@ -174,40 +183,49 @@ class StaleCacheError(ValueError):
 class CachedScores:
     """Teacher logits read back from :func:`score` shards, served by example id.
 
-    The cache is checked against ``dataset`` (and ``teacher`` if given) when opened; a
-    mismatch raises :class:`StaleCacheError` ("stale cache") listing what differs.
+    The cache is checked when opened: against ``dataset`` (data hash and row count), against
+    ``teacher`` (weights hash), and against itself (each shard's content hash, its file name,
+    every row exactly once). Scores are never served from a cache that fails a check.
 
     Args:
         path: the cache directory written by :func:`score` (all shards of one run).
         dataset: the data the scores must belong to.
-        teacher: optional; also require the cache to come from this teacher's weights.
+        teacher: the teacher the scores must come from: an object with ``fingerprint()`` or
+            that fingerprint (a hex string).
 
     Raises:
         FileNotFoundError: no shards in ``path``.
-        StaleCacheError: dataset hash, row count or teacher hash differ.
-        ValueError: shards of different runs or missing shards.
+        StaleCacheError: dataset hash, row count or teacher hash differ (both fingerprints
+            are named).
+        ValueError: an edited shard (content hash), a shard under another shard's name,
+            rows covered twice or missing, shards of different runs, or missing shards.
 
-    Reference: US 2023/0252281 ¶0043 ("stored predictions").
+    Reference: US 2023/0252281 ¶0043 ("stored predictions"); docs/guarantees.md.
 
     Example:
-        >>> cached = CachedScores("runs/demo/scores", ds)  # doctest: +SKIP
+        >>> cached = CachedScores("runs/demo/scores", ds, teacher=teacher)  # doctest: +SKIP
         >>> cached.predict(ds.features[:4], ds.ids[:4])  # no teacher forward pass
     """
 
-    def __init__(self, path: str | os.PathLike, dataset: Dataset, *, teacher: Any = None) -> None:
+    def __init__(self, path: str | os.PathLike, dataset: Dataset, *, teacher: Any) -> None:
         self.path = Path(path)
         shards = _read_shards(self.path)
-        expected = {"dataset": fingerprint_dataset(dataset), "rows": len(dataset)}
-        if teacher is not None:
-            expected["teacher"] = teacher.fingerprint()
+        expected = {
+            "dataset": fingerprint_dataset(dataset),
+            "rows": len(dataset),
+            "teacher": _teacher_fingerprint(teacher),
+        }
         for file, fingerprint, _ in shards:
             _check_fresh(file, fingerprint, expected)
-        ids = torch.cat(
-            [torch.from_numpy(table["id"].to_numpy().astype(np.int64)) for _, _, table in shards]
-        )
-        self._logits = torch.cat([_logits_tensor(fp, table) for _, fp, table in shards])
-        self._index = IdIndex(ids, source=f"the score cache {self.path}")
-        self._teacher_fingerprint = shards[0][1]["teacher"]
+        parts = [_shard_rows(file, fp, table) for file, fp, table in shards]
+        ids = torch.cat([ids for ids, _ in parts])
+        self._logits = torch.cat([logits for _, logits in parts])
+        self._index = IdIndex(ids, source=f"the score cache {self.path} (a stray shard?)")
+        if len(ids) != len(dataset):
+            raise ValueError(
+                f"{self.path}: the shards hold {len(ids)} rows, expected {len(dataset)}"
+            )
+        self._teacher_fingerprint = expected["teacher"]
 
     def predict(
         self, features: torch.Tensor, ids: torch.Tensor, *, values: torch.Tensor | None = None
@@ -233,11 +251,16 @@ def _read_shards(directory: Path) -> list[tuple[Path, dict, pa.Table]]:
     pq = require("pyarrow.parquet", extra="data")
     shards = []
     for file in files:
-        table = pq.read_table(file)
+        try:
+            table = pq.read_table(file)
+        except (OSError, ValueError) as error:  # truncated or not Parquet (ArrowInvalid)
+            raise ValueError(
+                f"{file}: unreadable score shard ({error}); delete the directory and re-run score()"
+            ) from None
         raw = (table.schema.metadata or {}).get(FINGERPRINT_KEY)
         if raw is None:
             raise ValueError(f"{file}: not a distill score file (no fingerprint metadata)")
-        shards.append((file, json.loads(raw), table))
+        shards.append((file, _fingerprint(file, raw), table))
     sizes = {fingerprint["world_size"] for _, fingerprint, _ in shards}
     if len(sizes) > 1:
         raise ValueError(
@@ -245,10 +268,56 @@ def _read_shards(directory: Path) -> list[tuple[Path, dict, pa.Table]]:
             "directory and re-run score()"
         )
     world_size = sizes.pop()
+    for file, fingerprint, _ in shards:
+        named = SHARD_PATTERN.fullmatch(file.name).groups()
+        if tuple(int(n) for n in named) != (fingerprint["rank"], fingerprint["world_size"]):
+            raise ValueError(
+                f"{file}: holds shard {fingerprint['rank']} of {fingerprint['world_size']} "
+                "under another shard's name (a copied or renamed file); delete the directory "
+                "and re-run score()"
+            )
     missing = sorted(set(range(world_size)) - {fp["rank"] for _, fp, _ in shards})
     if missing:
         raise ValueError(f"{directory}: incomplete cache, shard(s) {missing} of {world_size}")
     return shards
+
+
+def _fingerprint(file: Path, raw: bytes) -> dict:
+    """The shard's fingerprint metadata, with every field :func:`score` writes."""
+    try:
+        fingerprint = json.loads(raw)
+    except ValueError:
+        fingerprint = None
+    fields = ("teacher", "dataset", "rows", "shape", "rank", "world_size", "content")
+    if not isinstance(fingerprint, dict) or not set(fields) <= set(fingerprint):
+        raise ValueError(
+            f"{file}: damaged fingerprint metadata (needs {', '.join(fields)}); delete the "
+            "directory and re-run score()"
+        )
+    return fingerprint
+
+
+def _teacher_fingerprint(teacher: Any) -> str:
+    if isinstance(teacher, str):
+        return teacher
+    if not callable(getattr(teacher, "fingerprint", None)):
+        raise TypeError(
+            f"`teacher` must be a teacher with fingerprint() or its fingerprint str, got "
+            f"{type(teacher).__name__}"
+        )
+    return teacher.fingerprint()
+
+
+def _shard_rows(file: Path, fingerprint: dict, table: pa.Table) -> tuple[torch.Tensor, ...]:
+    """A shard's ids and logits, checked against the content hash written with them."""
+    ids = torch.from_numpy(table["id"].to_numpy().astype(np.int64))
+    logits = _logits_tensor(fingerprint, table)
+    if fingerprint.get("content") != fingerprint_content(ids, logits):
+        raise ValueError(
+            f"{file}: the ids/logits do not match the content hash written with them (the "
+            "file was edited or damaged); delete the directory and re-run score()"
+        )
+    return ids, logits
 
 
 def _check_fresh(file: Path, fingerprint: dict, expected: dict) -> None:
@@ -264,7 +333,7 @@ def _check_fresh(file: Path, fingerprint: dict, expected: dict) -> None:
 
 
 def _short(value: Any) -> str:
-    return value[:12] if isinstance(value, str) else str(value)
+    return value[:16] if isinstance(value, str) else str(value)
 
 
 def _logits_tensor(fingerprint: dict, table: pa.Table) -> torch.Tensor:

@@ -112,9 +112,12 @@ def load_module_teacher(
     - a pickled full module (``.pt``/``.pth``/``.pkl``): unpickling can run arbitrary code, so
       it loads only with ``trust=True`` (the CLI's ``--trust``).
 
+    A spec naming an import path (``"pkg.module:Class"``, in ``model.json`` or ``spec``) imports
+    that module, which runs its code: it too needs ``trust=True``.
+
     Args:
         path: the directory or file.
-        trust: allow unpickling a full module from this file.
+        trust: allow unpickling a full module from this file, and import-path model names.
         spec: model spec for a bare ``.safetensors`` file.
 
     Returns:
@@ -122,7 +125,8 @@ def load_module_teacher(
 
     Raises:
         FileNotFoundError: nothing at ``path``.
-        ValueError: a pickle without ``trust``, a ``.safetensors`` file without ``spec`` or
+        ValueError: a pickle or an import path without ``trust``, a ``.safetensors`` file
+            without ``spec`` or
             with weights that do not fit it, an unknown file type.
         TypeError: a pickle that does not hold an ``nn.Module``.
 
@@ -134,11 +138,11 @@ def load_module_teacher(
     """
     path = Path(path)
     if path.is_dir():
-        return ModuleTeacher(models.load(path))
+        return ModuleTeacher(models.load(path, trust=trust))
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such teacher file or model directory")
     if path.suffix == ".safetensors":
-        return ModuleTeacher(_load_safetensors(path, spec))
+        return ModuleTeacher(_load_safetensors(path, spec, trust))
     if path.suffix not in PICKLE_SUFFIXES:
         raise ValueError(
             f"{path}: a teacher is a model directory, a .safetensors file with a spec, or a "
@@ -156,10 +160,10 @@ def load_module_teacher(
     return ModuleTeacher(module)
 
 
-def _load_safetensors(path: Path, spec: dict[str, Any] | None) -> nn.Module:
+def _load_safetensors(path: Path, spec: dict[str, Any] | None, trust: bool) -> nn.Module:
     if spec is None:
         raise ValueError(f"{path}: a bare .safetensors file needs `spec` to build the model")
-    module = models.build(spec)
+    module = models.build(spec, trust=trust)
     try:
         module.load_state_dict(safetensors.torch.load_file(path), strict=True)
     except RuntimeError as error:

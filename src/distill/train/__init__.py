@@ -11,7 +11,7 @@ from distill.train.evaluation import evaluate, predict
 from distill.train.intermediate import IntermediateObjective, IntermediateStudent
 from distill.train.joint import JointObjective
 from distill.train.logging import MetricsLog, read_metrics
-from distill.train.loop import FitResult, fit
+from distill.train.loop import FitResult, NonFiniteLossError, fit
 from distill.train.objective import Objective, make_term
 from distill.train.options import TrainOptions
 from distill.train.schedule import warmup_cosine, warmup_cosine_factor
@@ -38,6 +38,7 @@ __all__ = [
     "ListwiseTerm",
     "LogitMatchingTerm",
     "MetricsLog",
+    "NonFiniteLossError",
     "Objective",
     "PairwiseTerm",
     "PointwiseTerm",

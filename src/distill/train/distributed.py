@@ -12,6 +12,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from distill._validation import check_choice
+
 CPU = torch.device("cpu")
 
 
@@ -52,10 +54,19 @@ def setup_distributed(device: str = "auto") -> DistributedContext:
     Returns:
         The :class:`DistributedContext` of this process.
 
+    Raises:
+        ValueError: an unknown ``device``, or ``"cuda"`` on a machine without a CUDA GPU.
+
     Example:
         >>> setup_distributed("cpu").world_size
         1
     """
+    check_choice("device", device, ("auto", "cpu", "cuda"))
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            "`device` is 'cuda' but torch finds no CUDA GPU (torch.cuda.is_available() is "
+            "False); use device = 'cpu' or 'auto', or install a CUDA build of torch"
+        )
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     target = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from collections.abc import Callable
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from distill._validation import NonFiniteError
 from distill.data import Dataset
 from distill.teachers import CachedScores
 from distill.train.batches import Batch, epoch_batches, make_batch
@@ -24,6 +26,15 @@ from distill.train.objective import Objective
 from distill.train.options import TrainOptions
 from distill.train.run_files import RunFiles
 from distill.train.state import TrainState
+
+NON_FINITE_HINT = (
+    "look for NaN/inf in the features, labels or teacher scores, or lower `lr` (and keep "
+    "`grad_clip` set); no checkpoint of this step was written"
+)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training met a NaN/inf loss, loss term, gradient norm or loss input; the run stops."""
 
 
 @dataclass
@@ -107,6 +118,11 @@ def fit(
     Raises:
         ValueError: a teacher-based objective without ``teacher``; ``resume``, checkpoints or
             TensorBoard without ``run_dir``; pair-agreement stopping without ``valid``/teacher.
+        NonFiniteLossError: a NaN/inf loss input (a model output or teacher score the loss
+            refuses: named with the step, before that step's update), or a NaN/inf loss, term
+            or gradient norm, checked at the logged and checkpointed steps, where the values
+            are read on the host anyway (so no step pays an extra sync), before that step's
+            checkpoint is written.
 
     Reference: Loshchilov & Hutter 2019 (AdamW); docs/guarantees.md (resume, checkpoints).
 
@@ -174,7 +190,10 @@ def _train_step(
     device_type = batch.labels.device.type
     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=options.bf16):
         outputs = _forward(state.ddp_net, batch)
-    total, parts = objective(_as_float32(outputs), batch, teacher_logits, step=state.step)
+    try:
+        total, parts = objective(_as_float32(outputs), batch, teacher_logits, step=state.step)
+    except NonFiniteError as error:
+        raise NonFiniteLossError(f"step {state.step}: {error}; {NON_FINITE_HINT}") from error
     lr = state.scheduler.get_last_lr()[0]
     state.optimizer.zero_grad(set_to_none=True)
     total.backward()
@@ -189,6 +208,16 @@ def _train_step(
     return values
 
 
+def _check_finite_step(step: int, values: dict[str, float]) -> None:
+    """Stop on a NaN/inf loss, term or gradient norm (values already read on the host)."""
+    bad = [name for name, value in values.items() if not math.isfinite(value)]
+    if bad:
+        name = next((n for n in bad if n.startswith("loss/")), bad[0])
+        raise NonFiniteLossError(
+            f"step {step}: {name} is {values[name]} (loss = {values['loss']}); {NON_FINITE_HINT}"
+        )
+
+
 def _after_step(state, values, data, objective, options, context, files) -> None:
     step = state.step
     phase = objective.phase(step)
@@ -196,8 +225,13 @@ def _after_step(state, values, data, objective, options, context, files) -> None
     evaluated = data.valid is not None and (
         is_last or (options.eval_every is not None and step % options.eval_every == 0)
     )
-    if step % options.log_every == 0 or is_last or evaluated:
-        state.last_train = all_reduce_mean({k: float(v) for k, v in values.items()}, context)
+    logged = step % options.log_every == 0 or is_last or evaluated
+    periodic = options.checkpoint_every is not None and step % options.checkpoint_every == 0
+    if logged or periodic:  # the values are read on the host only here
+        host = {k: float(v) for k, v in values.items()}
+        _check_finite_step(step, host)
+    if logged:
+        state.last_train = all_reduce_mean(host, context)
         files.log(step, "train", state.last_train, phase)
     if evaluated:
         metrics = evaluate(
@@ -214,7 +248,6 @@ def _after_step(state, values, data, objective, options, context, files) -> None
         files.log(step, "valid", metrics, phase)
         if state.record_validation(metrics, options):
             files.save_best(state)
-    periodic = options.checkpoint_every is not None and step % options.checkpoint_every == 0
     if periodic or evaluated or is_last or state.stop_reason != "completed":
         files.save_last(state)
 

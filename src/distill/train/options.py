@@ -102,13 +102,14 @@ class TrainOptions:
                 check_positive_int(name, getattr(self, name))
         if self.patience is not None:
             check_positive_int("patience", self.patience)
-        check_number("lr", self.lr, low=0.0, low_open=True)
-        check_number("weight_decay", self.weight_decay, low=0.0)
+        finite = {"high": math.inf, "high_open": True}
+        check_number("lr", self.lr, low=0.0, low_open=True, **finite)
+        check_number("weight_decay", self.weight_decay, low=0.0, **finite)
         check_number("min_lr_ratio", self.min_lr_ratio, low=0.0, high=1.0)
         check_number("min_delta", self.min_delta, low=0.0)
         check_number("pair_agreement_threshold", self.pair_agreement_threshold, low=0.0)
         if self.grad_clip is not None:
-            check_number("grad_clip", self.grad_clip, low=0.0, low_open=True)
+            check_number("grad_clip", self.grad_clip, low=0.0, low_open=True, **finite)
         if self.stop_pair_agreement is not None:
             check_number("stop_pair_agreement", self.stop_pair_agreement, low=0.0, high=1.0)
         check_choice("metric", self.metric, METRICS)
