@@ -213,14 +213,15 @@ def report(results: dict[str, Any], repeats: int) -> str:
             )
     header = ["task", "fit s", "hand loop s", "extra µs/step", f"fit ÷ hand (≤ {TARGET})"]
     header += ["same, CPU time", "met? (wall time)"]
+    largest = max(max(part["max_weight_difference"].values()) for part in results.values())
     return f"""One epoch, batch {BATCH_SIZE}, AdamW lr {LR}, {WARMUP} warm-up steps then cosine,
 clipping at {CLIP}, one thread, {repeats} interleaved rounds after a warm-up; the ratio is the
 median over rounds of each round's fit ÷ hand-loop time (wall time; the same ratio of the
 runs' process CPU time is given beside it, less disturbed by other jobs on the machine).
-Both start from the same weights and train on the same batches; their final weights were checked equal first (largest difference
-{max(max(p["max_weight_difference"].values()) for p in results.values()):.1e}). The hand loop
-uses `torch.optim.AdamW` with its defaults, the same `LambdaLR` schedule, `clip_grad_norm_`,
-the loss from torch primitives and, for offline KD, a tensor of cached teacher logits indexed by
+Both start from the same weights and train on the same batches; their final weights were
+checked equal first (largest difference {largest:.1e}). The hand loop uses
+`torch.optim.AdamW` with its defaults, the same `LambdaLR` schedule, `clip_grad_norm_`, the
+loss from torch primitives and, for offline KD, a tensor of cached teacher logits indexed by
 row; `fit` runs with its defaults (validation of inputs, a train log line every 10 steps, no
 progress bar, no run directory), including its setup.
 
