@@ -102,27 +102,33 @@ def time_interleaved(
 ) -> dict[str, dict[str, Any]]:
     """Median wall time of each candidate, run round-robin ``repeats`` times after warm-up.
 
-    Interleaving spreads load changes of a shared machine evenly over the candidates.
+    Interleaving spreads load changes of a shared machine evenly over the candidates. The
+    process CPU time of each run is kept too: on a shared machine it leaves out the time other
+    jobs held the core (with one compute thread it is the work done).
 
     Returns:
-        ``{name: {"median_s", "min_s", "times_s", "loadavg_start"}}``; the load average
-        (1, 5, 15 min) is taken before the warm-up.
+        ``{name: {"median_s", "min_s", "times_s", "cpu_median_s", "cpu_times_s",
+        "loadavg_start"}}``; the load average (1, 5, 15 min) is taken before the warm-up.
     """
     load = [round(x, 2) for x in os.getloadavg()]
     for _ in range(warmup):
         for run in candidates.values():
             run()
     times: dict[str, list[float]] = {name: [] for name in candidates}
+    cpu: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(repeats):
         for name, run in candidates.items():
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             run()
             times[name].append(time.perf_counter() - started)
+            cpu[name].append(time.process_time() - cpu_started)
     return {
         name: {
             "median_s": statistics.median(t),
             "min_s": min(t),
             "times_s": t,
+            "cpu_median_s": statistics.median(cpu[name]),
+            "cpu_times_s": cpu[name],
             "loadavg_start": load,
         }
         for name, t in times.items()

@@ -32,6 +32,7 @@ from benchmarks._common import (
     train_model,
     write_results,
 )
+from benchmarks.pair_sums_speed import verdict
 from distill import teachers
 from distill.data import Dataset, load_builtin
 from distill.models import MLP, WideAndDeep
@@ -167,13 +168,8 @@ def measure(task: dict[str, Any], repeats: int, folder: Path) -> dict[str, Any]:
     if max(difference.values()) > 1e-5:
         raise AssertionError(f"fit and the hand loop trained different weights: {difference}")
     times = time_interleaved(candidates, repeats=repeats)
-    rounds = {name: value["times_s"] for name, value in times.items()}
-    ratios = {
-        kind: statistics.median(
-            f / h for f, h in zip(rounds[f"{kind}: fit"], rounds[f"{kind}: hand loop"], strict=True)
-        )
-        for kind in ("plain", "offline KD")
-    }
+    ratios = round_ratios(times, "times_s")
+    cpu_ratios = round_ratios(times, "cpu_times_s")
     steps = len(global_batches(data, batch_size=BATCH_SIZE, groups_per_batch=None, seed=0, epoch=0))
     return {
         "rows": len(data),
@@ -181,6 +177,20 @@ def measure(task: dict[str, Any], repeats: int, folder: Path) -> dict[str, Any]:
         "max_weight_difference": difference,
         "times": times,
         "ratios": ratios,
+        "cpu_ratios": cpu_ratios,
+    }
+
+
+def round_ratios(times: dict[str, Any], key: str) -> dict[str, float]:
+    """Median over rounds of each round's fit ÷ hand-loop time (``key``: wall or CPU)."""
+    return {
+        kind: statistics.median(
+            f / h
+            for f, h in zip(
+                times[f"{kind}: fit"][key], times[f"{kind}: hand loop"][key], strict=True
+            )
+        )
+        for kind in ("plain", "offline KD")
     }
 
 
@@ -189,7 +199,7 @@ def report(results: dict[str, Any], repeats: int) -> str:
     for name, part in results.items():
         median = {k: v["median_s"] for k, v in part["times"].items()}
         for kind in ("plain", "offline KD"):
-            ratio = part["ratios"][kind]
+            ratio, cpu_ratio = part["ratios"][kind], part["cpu_ratios"][kind]
             fit_s, hand_s = median[f"{kind}: fit"], median[f"{kind}: hand loop"]
             rows.append(
                 [
@@ -198,17 +208,21 @@ def report(results: dict[str, Any], repeats: int) -> str:
                     f"{hand_s:.3f}",
                     f"{(fit_s - hand_s) / part['steps'] * 1e6:.0f}",
                     f"**{ratio:.2f}×**",
-                    "met" if ratio <= TARGET else "**missed**",
+                    f"{cpu_ratio:.2f}×",
+                    verdict(ratio <= TARGET, cpu_ratio <= TARGET),
                 ]
             )
-    header = ["task", "fit s", "hand loop s", "extra µs/step", f"fit ÷ hand (≤ {TARGET})", "met?"]
+    header = ["task", "fit s", "hand loop s", "extra µs/step", f"fit ÷ hand (≤ {TARGET})"]
+    header += ["same, CPU time", "met? (wall time)"]
+    largest = max(max(part["max_weight_difference"].values()) for part in results.values())
     return f"""One epoch, batch {BATCH_SIZE}, AdamW lr {LR}, {WARMUP} warm-up steps then cosine,
 clipping at {CLIP}, one thread, {repeats} interleaved rounds after a warm-up; the ratio is the
-median over rounds of each round's fit ÷ hand-loop time. Both start from the same weights and
-train on the same batches; their final weights were checked equal first (largest difference
-{max(max(p["max_weight_difference"].values()) for p in results.values()):.1e}). The hand loop
-uses `torch.optim.AdamW` with its defaults, the same `LambdaLR` schedule, `clip_grad_norm_`,
-the loss from torch primitives and, for offline KD, a tensor of cached teacher logits indexed by
+median over rounds of each round's fit ÷ hand-loop time (wall time; the same ratio of the
+runs' process CPU time is given beside it, less disturbed by other jobs on the machine).
+Both start from the same weights and train on the same batches; their final weights were
+checked equal first (largest difference {largest:.1e}). The hand loop uses
+`torch.optim.AdamW` with its defaults, the same `LambdaLR` schedule, `clip_grad_norm_`, the
+loss from torch primitives and, for offline KD, a tensor of cached teacher logits indexed by
 row; `fit` runs with its defaults (validation of inputs, a train log line every 10 steps, no
 progress bar, no run directory), including its setup.
 

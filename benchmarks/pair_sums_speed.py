@@ -174,6 +174,8 @@ def versus_enumeration(data, repeats: int) -> list[dict[str, Any]]:
                     "closed_s": closed,
                     "listed_s": listed,
                     "ratio": listed / closed,
+                    "cpu_ratio": times["listed"]["cpu_median_s"]
+                    / (times["closed"]["cpu_median_s"] / inner),
                     "closed_calls_per_round": inner,
                     "closed_pairs_per_s": num_pairs[pairs] / closed,
                     "times": times,
@@ -309,8 +311,11 @@ def memory(names: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def verdict(met: bool) -> str:
-    return "met" if met else "**missed**"
+def verdict(met: bool, met_on_cpu: bool | None = None) -> str:
+    """On wall time; a miss that CPU time would meet says so."""
+    if met:
+        return "met"
+    return "**missed** (met on CPU time)" if met_on_cpu else "**missed**"
 
 
 def report(results: dict[str, Any]) -> str:
@@ -323,8 +328,9 @@ def report(results: dict[str, Any]) -> str:
                 f"({row['num_pairs']:,})",
                 f"closed ≥ {TARGET_RATIO:.0f}× listed",
                 f"{row['closed_s'] * 1e3:.2f} ms vs {row['listed_s'] * 1e3:.1f} ms: "
-                f"**{row['ratio']:.0f}×** ({row['closed_pairs_per_s'] / 1e9:.1f} G pairs/s)",
-                verdict(row["ratio"] >= TARGET_RATIO),
+                f"**{row['ratio']:.0f}×** ({row['closed_pairs_per_s'] / 1e9:.1f} G pairs/s); "
+                f"CPU time {row['cpu_ratio']:.0f}×",
+                verdict(row["ratio"] >= TARGET_RATIO, row["cpu_ratio"] >= TARGET_RATIO),
             ]
         )
     for shape, allrank in results.get("allrank", {}).items():
@@ -358,7 +364,8 @@ def report(results: dict[str, Any]) -> str:
     return f"""Forward + backward, one thread, float32 scores, medians of interleaved rounds in one
 process (`time_interleaved`, {results["repeats"]} rounds after a warm-up; in each round the
 closed form runs as many times as take about one listed call, so both spend similar wall time
-on the shared CPU, and its time is divided by that count); the closed form
+on the shared CPU, and its time is divided by that count; the verdict is on wall time, the
+process CPU time of the same runs is given beside it); the closed form
 (`pairwise_distillation_loss`, automatic) against the same loss over listed pairs
 (`pair_sum(..., path="ragged")`, what every pairwise loss did before), after checking both give
 the same loss and gradient in float64 (largest relative difference

@@ -265,11 +265,18 @@ def _sort(x: torch.Tensor, part: Partition, gap: float, find_ties: bool) -> Sort
     order = _argsort(key)
     values = x.index_select(0, order)
     keys = key.index_select(0, order)
-    if not find_ties:
+    if not find_ties or not _equal_neighbours(keys):  # equal values have equal keys
         return Sorted(order, values, keys, None)
     plain = values.detach()
     ties = part.same & (plain[1:] == plain[:-1])
     return Sorted(order, values, keys, ties if bool(ties.any()) else None)
+
+
+def _equal_neighbours(ordered: torch.Tensor) -> bool:
+    if ordered.device.type == "cpu":
+        keys = ordered.numpy()
+        return bool(np.any(keys[1:] == keys[:-1]))
+    return bool((ordered[1:] == ordered[:-1]).any())
 
 
 def _absolute(ordered: Sorted, part: Partition) -> torch.Tensor:
@@ -354,27 +361,26 @@ def closed_pair_sum(
     columns = 1 if u.ndim == 1 else u.shape[1]
     plan = _plan(group_ids, labels, normalize, columns)
     x = u.double().t().reshape(-1)
-    total = x.sum() * 0
     if len(x) == 0:
-        return total.to(u.dtype), plan.denominator
-    kinked = None  # the groups sorted, when |r| makes ties matter for the linear part
+        return (x.sum() * 0).to(u.dtype), plan.denominator
+    terms, kinked = [], None  # kinked: the groups sorted, when ties matter for the linear part
     for sign, part in plan.parts:
         if form.square:
-            total = total + form.square * _squared(x, part)
+            terms.append(form.square * _squared(x, part))
         if not (form.absolute or form.huber):
             continue
         ordered = _sort(x, part, form.beta if form.huber else 0.0, bool(form.absolute))
         if form.absolute:
-            total = total + form.absolute * _absolute(ordered, part)
-            if sign > 0:
-                kinked = ordered
+            terms.append(form.absolute * _absolute(ordered, part))
+            kinked = ordered if sign > 0 else kinked
         if form.huber:
             abs_raw = torch.dot(part.abs_scale, ordered.values)
             window = _huber_window(ordered, part, form.beta)
-            total = total + form.huber * (abs_raw + window / (2 * form.beta))
-    if form.huber:
-        total = total - form.huber * form.beta / 2 * plan.pair_weight
+            terms.append(form.huber * (abs_raw + window / (2 * form.beta)))
     if any(form.linear):
-        total = total + _linear(x, plan, form, kinked)
-    total = total + form.constant * plan.pair_weight
-    return total.to(u.dtype), plan.denominator
+        terms.append(_linear(x, plan, form, kinked))
+    total = terms[0] if terms else x.sum() * 0
+    for term in terms[1:]:
+        total = total + term
+    constant = (form.constant - form.huber * form.beta / 2) * plan.pair_weight
+    return (total + constant if constant else total).to(u.dtype), plan.denominator

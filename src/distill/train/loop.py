@@ -357,7 +357,10 @@ def _check_arguments(objective, options, teacher, valid, run_dir, resume) -> Non
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
-    torch.manual_seed(seed)
+    if torch.accelerator.is_available():
+        torch.manual_seed(seed)
+    else:  # the same CPU seed, without queueing seeds for accelerators that are not there
+        torch.default_generator.manual_seed(seed)
 
 
 @contextmanager
