@@ -23,6 +23,7 @@ from torch import nn
 
 from distill import models, teachers
 from distill.config import ConfigError, LabelsTerm, Objective, RunConfig, Variant, write_config
+from distill.experiment.checks import run_warnings
 from distill.experiment.metrics import score_metrics, track_metrics
 from distill.experiment.results import read_results, write_row
 from distill.experiment.setup import (
@@ -50,8 +51,9 @@ from distill.train.loop import fit
 def run_experiment(cfg: RunConfig) -> dict[str, Any]:
     """Teacher, score cache, every variant (and the joint model), then ``results.json``.
 
-    Every variant gets the same student architecture, data split and optimiser budget; each
-    row of the comparison holds the track's test metrics, parameters, size, wall time and
+    Every variant gets the same student architecture, data split and optimiser budget (with
+    ``run.seeds``, once per seed: :func:`distill.experiment.seeds.run_seeds`); each row of
+    the comparison holds the track's test metrics, parameters, size, wall time and
     ``gap recovered = (variant − baseline) / (teacher − baseline)`` on the headline metric.
 
     Args:
@@ -68,6 +70,10 @@ def run_experiment(cfg: RunConfig) -> dict[str, Any]:
         >>> results["variants"][1]["gap_recovered"]  # doctest: +SKIP
         0.81
     """
+    if cfg.run.seeds is not None:  # one run folder per seed, then the combined results
+        from distill.experiment.seeds import run_seeds
+
+        return run_seeds(cfg)
     data = load_run_data(cfg)  # bad data or models fail before the run folder is touched
     _check_models(cfg, data)
     folder = start_run(cfg)
@@ -80,6 +86,7 @@ def run_experiment(cfg: RunConfig) -> dict[str, Any]:
         run_student(cfg, variant.name, data=data)
     if cfg.joint is not None:
         run_joint(cfg, data=data)
+    _update_results(cfg, warnings=run_warnings(cfg, read_results(folder), data.test.labels))
     return read_results(folder)
 
 
@@ -338,14 +345,14 @@ def _save(cfg: RunConfig, model: nn.Module, directory: Path) -> Path:
     return directory
 
 
-def _update_results(cfg: RunConfig, *, teacher=None, variant=None) -> None:
-    """Insert a row into ``results.json`` and recompute every variant's gap recovered.
+def _update_results(cfg: RunConfig, *, teacher=None, variant=None, warnings=None) -> None:
+    """Insert a row (or the warnings) into ``results.json``; recompute every gap recovered.
 
     Only the main process writes; the others wait until it has.
     """
     context = _context(cfg)
     if context.is_main:
-        write_row(cfg, teacher, variant)
+        write_row(cfg, teacher, variant, warnings=warnings)
     barrier(context)
 
 
