@@ -7,7 +7,8 @@ an L1 penalty (US 2023/0252281 Eq. 8), so it learns from all groups, not just th
 Distillation helps in this setting (few labels, a student that can still use what the teacher
 knows); with every click labelled, or a student that sees 4 of 16 features, labels alone
 reach what the student's features allow and distillation gains nothing (BENCHMARKS.md,
-"Ranking demo"). Run: ``python examples/ranking_pairwise.py``.
+"Ranking demo"). Run: ``python examples/ranking_pairwise.py``; it prints test NDCG@10 of
+about 0.736 (teacher), 0.616 (labels only) and 0.678 (pairwise L1), one seed.
 """
 
 import torch
