@@ -281,7 +281,7 @@ def _joint_model(cfg: RunConfig, train) -> nn.Module:
             ]
         )
     kwargs = dict(spec.kwargs)
-    return build_seeded(
+    joint = build_seeded(
         cfg.run.seed,
         models.ctr_joint_model,
         train.num_embeddings,
@@ -293,6 +293,11 @@ def _joint_model(cfg: RunConfig, train) -> nn.Module:
         gate_hidden=cfg.joint.gate_hidden if cfg.joint.gate == "learned" else None,
         **kwargs,
     )
+    # The joint student starts from the variants' initial student (same seed, same keys), so
+    # its paired difference to them measures the method, not the initialisation.
+    student = build_model(spec, train, cfg.run.track, seed=cfg.run.seed, where="student.model")
+    joint.student().load_state_dict(student.state_dict())
+    return joint
 
 
 def evaluate_model(cfg: RunConfig, directory: Path, *, split: str = "test") -> dict[str, float]:
