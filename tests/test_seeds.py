@@ -22,23 +22,14 @@ from distill.experiment.compare import (
 from distill.experiment.runner import run_experiment
 from distill.experiment.seeds import seed_configs, with_seeds
 from distill.experiment.setup import fit_objective, load_run_data
+from test_runs import _classification as runs_config  # the same tiny digits run
 
 
 def _classification(tmp_path, **run):
-    return {
-        "run": {"name": "cls", "track": "classification", "out_dir": str(tmp_path), **run},
-        "data": {"name": "digits", "split": [0.6, 0.2, 0.2], "label_fraction": 0.2},
-        "teacher": {
-            "model": {"name": "MLP", "kwargs": {"hidden": [32]}},
-            "train": {"max_steps": 30, "batch_size": 64, "lr": 0.01},
-        },
-        "student": {"model": {"name": "MLP", "kwargs": {"hidden": [8]}}},
-        "train": {"max_steps": 20, "batch_size": 64, "lr": 0.01},
-        "variants": [
-            {"name": "labels", "objective": {"labels": {}}},
-            {"name": "kd", "transfer": "all", "objective": {"kd": {"temperature": 4.0}}},
-        ],
-    }
+    """test_runs' tiny digits config with 20 % of the labels and extra ``run`` keys."""
+    raw = runs_config(tmp_path, label_fraction=0.2)
+    raw["run"] |= run
+    return raw
 
 
 def test_paired_interval_matches_the_textbook_formula():
