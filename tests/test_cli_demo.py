@@ -8,19 +8,23 @@ from distill.cli.demo import demo_configs
 runner = CliRunner()
 
 
-def test_demo_quick_prints_three_tables_and_reports(tmp_path):
-    result = runner.invoke(app, ["demo", "--quick", "--out", str(tmp_path)])
+def test_demo_quick_prints_three_tables_with_intervals_and_reports(tmp_path):
+    result = runner.invoke(app, ["demo", "--quick", "--out", str(tmp_path), "--jobs", "1"])
     assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
     for track in ("digits", "recommender", "ctr"):
         assert (tmp_path / "demo" / track / "report.html").is_file()
-        assert f"{track} (" in result.stdout
-    for variant in ("kd_T20", "qr9_affine", "pairwise_huber", "joint"):
+        assert (tmp_path / "demo" / track / "seed1" / "results.json").is_file()
+        assert f"{track} (" in result.stdout and "2 seeds" in result.stdout
+    for variant in ("kd_T4", "pairwise_l1", "offline_kd", "joint"):
         assert variant in result.stdout
     assert result.stdout.count("Report: ") == 3
+    assert result.stdout.count("Recommendation: ") == 3 and "Δ [95 % CI]" in result.stdout
 
 
 def test_demo_configs_cover_the_issue_list():
-    classification, ranking, ctr = demo_configs(quick=False, out_dir="runs", seed=0)
+    classification, ranking, ctr = demo_configs(
+        quick=False, out_dir="runs", seed=0, every_variant=True
+    )
     assert [v.name for v in classification.variants] == [
         "labels",
         "kd_T2",
@@ -43,3 +47,10 @@ def test_demo_configs_cover_the_issue_list():
     steps = {cfg.run.name: cfg.train.max_steps for cfg in (classification, ranking, ctr)}
     quick = {c.run.name: c.train.max_steps for c in demo_configs(quick=True, out_dir="r", seed=0)}
     assert all(quick[name] < steps[name] for name in steps)
+    shown = demo_configs(quick=False, out_dir="runs", seed=3, seeds=5)
+    assert [[v.name for v in cfg.variants] for cfg in shown] == [
+        ["labels", "kd_T4"],
+        ["labels", "pairwise_l1"],
+        ["student_alone", "offline_kd"],
+    ]
+    assert all(cfg.run.seeds == [3, 4, 5, 6, 7] and cfg.split_seed == 3 for cfg in shown)

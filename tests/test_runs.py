@@ -171,7 +171,7 @@ def test_ctr_experiment_with_joint_model(tmp_path):
     assert names == ["alone", "joint"]
     alone, joint = results["variants"]
     assert joint["params"] == alone["params"]  # the joint student is exported on its own
-    assert set(joint["metrics"]) == {"auc", "nll"}
+    assert set(joint["metrics"]) == {"auc", "nll", "ece"}
     logged = [
         json.loads(line) for line in (tmp_path / "ctr" / "metrics.jsonl").read_text().splitlines()
     ]

@@ -307,8 +307,12 @@ def test_ranking_fit_with_heads_stops_on_pair_agreement(tmp_path):
     assert result.model is model and model(features).shape == (360,)  # heads were training-only
 
 
-def test_progress_bar_is_quiet_off_a_terminal_unless_asked(capsys):
+def test_progress_off_a_terminal_is_log_lines_and_progress_false_is_silent(capsys):
     fit(MLP(4, (8,), 3), blobs(), objective=Objective([LabelsTerm("ce")]), options=options())
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith("student  step 30/30 (100%)  elapsed ") and "ETA" in lines[-1]
+    objective = Objective([LabelsTerm("ce")])
+    fit(MLP(4, (8,), 3), blobs(), objective=objective, options=options(progress=False))
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
     fit(

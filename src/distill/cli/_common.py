@@ -60,6 +60,16 @@ SetOption = Annotated[
     ),
 ]
 
+QuietOption = Annotated[
+    bool,
+    typer.Option(
+        "--quiet",
+        "-q",
+        help="No progress output. Otherwise: a bar with ETA on a terminal, and a plain line "
+        "(phase, step/total, ETA, latest metric) every few seconds in logs and pipes.",
+    ),
+]
+
 
 @contextlib.contextmanager
 def guard() -> Iterator[None]:
@@ -111,24 +121,51 @@ def read_config(path: Path, overrides: list[str] | None, *, trust: bool = False)
     return cfg
 
 
+def print_results(results: dict[str, Any]) -> None:
+    """The results table, the recommendation, then every warning of the run on its own line."""
+    from distill.experiment.decide import recommend
+
+    # Off a terminal (logs, pipes) rich would wrap at 80 columns; the tables need more.
+    out = console if console.is_terminal else Console(width=120)
+    out.print(results_table(results))
+    decision = recommend(results)
+    if decision is not None:
+        out.print(f"[bold]Recommendation:[/] {decision['sentence']}", highlight=False)
+    for warning in results.get("warnings", []):
+        out.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+
+
 def results_table(results: dict[str, Any]) -> Table:
     """One rich table for a ``results.json`` mapping: teacher first, then every variant.
 
-    Columns: the track's headline metric, gap recovered, parameters, size and wall time
-    (every metric is in ``results.json`` and the report).
+    Columns: the track's headline metric (with log loss and ECE on the binary track), gap
+    recovered, parameters, size and wall time (every metric is in ``results.json`` and the
+    report). A multi-seed run's table is
+    :func:`distill.cli.seeds_table.seeds_table`.
     """
+    from distill.cli.seeds_table import (
+        CALIBRATION_COLUMNS,
+        percent_interval,
+        seeds_table,
+        size_text,
+    )
+
+    if "seeds" in results:
+        return seeds_table(results)
     metric = results["metric"]
+    extra = CALIBRATION_COLUMNS.get(results["track"], ())
     table = Table(title=f"{results['name']} ({results['track']}; baseline: {results['baseline']})")
     table.add_column("model", no_wrap=True)
-    for column in (metric, "gap recovered", "params", "size", "time"):
-        table.add_column(column, justify="right", no_wrap=True)
+    for column in (metric, *extra, "gap recovered", "params", "size", "time"):
+        table.add_column(column, justify="right")
     for row in [results["teacher"], *results["variants"]]:
         table.add_row(
             row["name"],
             _number(row["metrics"].get(metric)),
-            _percent(row.get("gap_recovered")),
+            *(_number(row["metrics"].get(key)) for key in extra),
+            percent_interval(row.get("gap_recovered"), None),
             f"{row['params']:,}",
-            _size(row["size_bytes"]),
+            size_text(row["size_bytes"]),
             f"{row['wall_time_s']:.1f} s",
         )
     return table
@@ -136,13 +173,3 @@ def results_table(results: dict[str, Any]) -> Table:
 
 def _number(value: Any) -> str:
     return "–" if value is None or not math.isfinite(value) else f"{value:.4f}"
-
-
-def _percent(value: Any) -> str:
-    return "–" if value is None or not math.isfinite(value) else f"{round(100 * value)}%"
-
-
-def _size(value: Any) -> str:
-    if value is None:
-        return "–"
-    return f"{value / 1024:.1f} KiB" if value < 1024**2 else f"{value / 1024**2:.2f} MiB"

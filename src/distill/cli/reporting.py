@@ -11,10 +11,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from distill import metrics, models, report, teachers
+from distill._io import write_atomic
+from distill._progress import ProgressBar
+from distill.cli.latency import latency_rows, latency_spread
 from distill.config import RunConfig
+from distill.experiment.decide import recommend
+from distill.experiment.seeds import SEED_FOLDER
 from distill.experiment.setup import RunData, load_run_data
 from distill.experiment.teacher import given_teacher
 from distill.export import compression_table
@@ -23,30 +29,78 @@ from distill.train.evaluation import METRIC_FUNCTIONS, predict
 
 SOFT_TARGET_TEMPERATURES = (1.0, 2.0, 4.0, 8.0, 20.0)
 NDCG_CUTOFFS = (1, 5, 10)
+REPORT_STEPS = 4
+"""Progress steps of the report: compression table, latency, figures, files."""
 
 
 def write_run_report(cfg: RunConfig, results: dict[str, Any], *, repeats: int = 5) -> Path:
-    """Add the compression rows to ``results.json``, then write report.html and summary.md.
+    """Add the compression rows and latencies to ``results.json``, then write report.html and
+    summary.md.
+
+    The report opens with the recommendation (which student to ship and why), then the
+    results, one overlay of every model's curves (bands over seeds), size and latency with
+    their spread, and the track's figures. A multi-seed run's models are those of its first
+    seed, except NDCG@k, which is averaged over every seed (error bars: std over seeds).
 
     Returns:
         The path of ``report.html``.
     """
     folder = cfg.run.directory
-    data = load_run_data(cfg)
-    saved = _saved_models(results, trust=cfg.teacher.trust)
-    results["compression"] = _compression_rows(saved, data, cfg.metric, repeats)
-    (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    sections = report.run_sections(results, report.read_metrics(folder / "metrics.jsonl"))
-    sections += _track_sections(cfg, saved, data, results)
-    html, _ = report.write_report(folder, title=f"distill: {cfg.run.name}", sections=sections)
+    with ProgressBar(REPORT_STEPS, "report") as bar:
+        data = load_run_data(cfg)
+        rows = [results["teacher"], *results["variants"]]
+        saved = _saved_models({row["name"]: row["path"] for row in rows}, trust=cfg.teacher.trust)
+        results["compression"] = _compression_rows(saved, data, cfg.metric, repeats)
+        bar.update(1, {"done": "compression table"})
+        inputs = {name: _inputs(model, data) for name, model in saved.items()}
+        results["latency"] = latency_spread(saved, inputs)
+        write_atomic(folder / "results.json", json.dumps(results, indent=2) + "\n")
+        bar.update(2, {"done": "latency"})
+        sections = _sections(cfg, results, saved, data)
+        bar.update(3, {"done": "figures"})
+        html, _ = report.write_report(folder, title=f"distill: {cfg.run.name}", sections=sections)
+        bar.update(4)
     return html
 
 
-def _saved_models(results: dict[str, Any], *, trust: bool) -> dict[str, torch.nn.Module]:
-    """The run's saved modules (not a teacher file or score column the user gave)."""
-    rows = [results["teacher"], *results["variants"]]
-    saved = [row for row in rows if (Path(row["path"]) / "model.json").is_file()]
-    return {row["name"]: models.load(row["path"], trust=trust) for row in saved}
+def _sections(cfg: RunConfig, results, saved, data: RunData) -> list[report.Section]:
+    folder = cfg.run.directory
+    decision = recommend(results)
+    sections = []
+    if decision is not None:
+        sections.append(
+            report.recommendation_section(
+                results, decision, results["latency"], results.get("warnings")
+            )
+        )
+    table = {k: v for k, v in results.items() if k != "compression"}
+    sections += report.run_sections(table, _metric_rows(folder, results))
+    sizes = {name: (row["params"], row["bytes"]) for name, row in _by_name(results["compression"])}
+    rows = latency_rows(results["latency"], sizes)
+    sections.append(report.Section("Size and latency", tables={"Test-split inputs": rows}))
+    best = decision["ship"] if decision else results["baseline"]
+    return sections + _track_sections(cfg, saved, data, results, best)
+
+
+def _by_name(rows: list[dict[str, Any]]):
+    return ((row["name"], row) for row in rows)
+
+
+def _metric_rows(folder: Path, results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``metrics.jsonl`` rows of the run, or of every seed (each row with its ``seed``)."""
+    if "seeds" not in results:
+        return report.read_metrics(folder / "metrics.jsonl")
+    rows = []
+    for seed in results["seeds"]:
+        path = folder / SEED_FOLDER.format(seed=seed) / "metrics.jsonl"
+        rows += [{**row, "seed": seed} for row in report.read_metrics(path)]
+    return rows
+
+
+def _saved_models(paths: dict[str, Any], *, trust: bool) -> dict[str, torch.nn.Module]:
+    """The run's saved modules by name (not a teacher file or score column the user gave)."""
+    saved = {name: path for name, path in paths.items() if (Path(path) / "model.json").is_file()}
+    return {name: models.load(path, trust=trust) for name, path in saved.items()}
 
 
 def _inputs(model: torch.nn.Module, data: RunData) -> tuple[torch.Tensor, ...]:
@@ -83,13 +137,13 @@ def _scores(cfg: RunConfig, saved, data: RunData) -> dict[str, torch.Tensor]:
     return scores
 
 
-def _track_sections(cfg: RunConfig, saved, data: RunData, results) -> list[report.Section]:
+def _track_sections(cfg: RunConfig, saved, data: RunData, results, best) -> list[report.Section]:
     track = cfg.run.track
     scores = _scores(cfg, saved, data)
     labels = data.test.labels
     if track == "ranking":
-        return _ranking_sections(scores, labels, data.test.groups, results)
-    sections = [_calibration_section(scores, labels, results, track)]
+        return _ranking_sections(cfg, scores, data, results, best)
+    sections = [_calibration_section(scores, labels, results["baseline"], best, track)]
     if track == "classification":
         soft = report.plot_soft_targets(
             scores["teacher"][:4], temperatures=SOFT_TARGET_TEMPERATURES
@@ -99,9 +153,9 @@ def _track_sections(cfg: RunConfig, saved, data: RunData, results) -> list[repor
     return sections
 
 
-def _calibration_section(scores, labels, results, track: str) -> report.Section:
-    """Reliability diagrams of the baseline and the best variant (test split)."""
-    shown = dict.fromkeys([results["baseline"], _best_variant(results)])
+def _calibration_section(scores, labels, baseline, best, track: str) -> report.Section:
+    """Reliability diagrams of the baseline and the recommended variant (test split)."""
+    shown = dict.fromkeys([baseline, best])
     figures = {}
     for name in shown:
         logits = scores[name]
@@ -110,24 +164,49 @@ def _calibration_section(scores, labels, results, track: str) -> report.Section:
     return report.Section("Calibration", figures=figures)
 
 
-def _best_variant(results) -> str:
-    metric = results["metric"]
-    return max(results["variants"], key=lambda row: row["metrics"][metric])["name"]
-
-
-def _ranking_sections(scores, labels, groups, results) -> list[report.Section]:
+def _ranking_sections(cfg, scores, data: RunData, results, best) -> list[report.Section]:
+    labels, groups = data.test.labels, data.test.groups
+    per_seed = [
+        {name: _ndcg(value, labels, groups) for name, value in seed_scores.items()}
+        for seed_scores in _seed_scores(cfg, results, data)
+    ]
+    names = list(per_seed[0])
     ndcg = {
-        name: {k: metrics.ndcg(value, labels, groups, k=k) for k in NDCG_CUTOFFS}
-        for name, value in scores.items()
+        n: {k: float(np.mean([s[n][k] for s in per_seed])) for k in NDCG_CUTOFFS} for n in names
     }
-    best = _best_variant(results)
+    spread = None
+    if len(per_seed) > 1:
+        spread = {
+            n: {k: float(np.std([s[n][k] for s in per_seed], ddof=1)) for k in NDCG_CUTOFFS}
+            for n in names
+        }
     left, right, _ = pairs.make_pairs(groups)
     scatter = report.plot_pair_scatter(
         pairs.difference(scores["teacher"], left, right),
         pairs.difference(scores[best], left, right),
         title=f"teacher vs {best}",
     )
+    seeds = f"mean over {len(per_seed)} seeds, bars: std" if len(per_seed) > 1 else "one seed"
+    bars = report.plot_ndcg_bars(ndcg, errors=spread)
     return [
-        report.Section("NDCG@k", figures={"NDCG@k per model (test)": report.plot_ndcg_bars(ndcg)}),
+        report.Section("NDCG@k", figures={f"NDCG@k per model (test; {seeds})": bars}),
         report.Section("Pair differences", figures={f"teacher vs {best}": scatter}),
+    ]
+
+
+def _ndcg(scores, labels, groups) -> dict[int, float]:
+    return {k: metrics.ndcg(scores, labels, groups, k=k) for k in NDCG_CUTOFFS}
+
+
+def _seed_scores(cfg, results, data: RunData) -> list[dict[str, torch.Tensor]]:
+    """Test scores of every model, one mapping per seed (one for a single-seed run)."""
+    rows = [results["teacher"], *results["variants"]]
+    paths = {row["name"]: row.get("paths", [row["path"]]) for row in rows}
+    count = len(paths[results["variants"][0]["name"]])
+    trust = cfg.teacher.trust
+    return [
+        _scores(
+            cfg, _saved_models({name: found[i] for name, found in paths.items()}, trust=trust), data
+        )
+        for i in range(count)
     ]

@@ -8,15 +8,17 @@ from typing import Annotated
 
 import typer
 
+from distill._progress import configure_progress
 from distill.cli._common import (
     ConfigArgument,
+    QuietOption,
     SetOption,
     TrustOption,
     console,
     guard,
     is_main_process,
+    print_results,
     read_config,
-    results_table,
 )
 
 
@@ -41,11 +43,22 @@ def run(
         ),
     ] = False,
     trust: TrustOption = False,
+    seeds: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Train the teacher and every variant with N seeds (run.seed, run.seed + 1, "
+            "...) on one data split; compare with mean ± std and paired 95 % intervals.",
+        ),
+    ] = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Run a whole experiment: teacher, its score cache, every student variant, the report.
 
     Writes runs/<name>/ (config.toml, teacher/, students/, scores/, metrics.jsonl,
-    results.json, report.html, summary.md) and prints the comparison table.
+    results.json, report.html, summary.md) and prints the comparison table. With --seeds N
+    (or run.seeds) each seed is a run folder runs/<name>/seed<s>/ and runs/<name>/results.json
+    combines them (docs/seeds.md).
 
     Under torchrun (torchrun --nproc-per-node 2 $(which distill) run CONFIG) every model
     trains with DistributedDataParallel and rank 0 writes the files.
@@ -54,18 +67,23 @@ def run(
     killed run with the same weights as an uninterrupted one. One run at a time per folder
     (runs/<name>/run.lock).
 
-    Example: distill run examples/ranking.toml --set train.max_steps=200
+    Example: distill run examples/ranking.toml --seeds 5 --set train.max_steps=200
     """
+    configure_progress(quiet=quiet)
     with guard():
         cfg = read_config(config, set_, trust=trust)
         from distill.cli.reporting import write_run_report
         from distill.experiment.runner import run_experiment
+        from distill.experiment.seeds import with_seeds
+
+        if seeds is not None:
+            cfg = with_seeds(cfg, seeds)
 
         results = run_experiment(cfg, force=force, resume=resume)
         if not is_main_process():
             return
         html = write_run_report(cfg, results) if report else None
-    console.print(results_table(results))
+    print_results(results)
     console.print(f"Report: {html}" if html else f"Results: {cfg.run.directory / 'results.json'}")
 
 

@@ -73,11 +73,17 @@ class _Section(BaseModel):
 
 
 class RunSection(_Section):
-    """Name, track, seed and output folder of the run (results go to ``out_dir/name``)."""
+    """Name, track, seed(s) and output folder of the run (results go to ``out_dir/name``).
+
+    ``seeds``: train the teacher and every variant once per seed (weights, batch order) on
+    one fixed data split, and compare the variants over seeds (``docs/seeds.md``); unset, the
+    run trains once with ``seed``.
+    """
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$"), AfterValidator(_path_component)]
     track: Track
     seed: NonNegativeInt = 0
+    seeds: Annotated[list[NonNegativeInt], Field(min_length=1)] | None = None
     out_dir: str = "runs"
     metric: Literal["accuracy", "auc", "ndcg@10", "loss"] | None = None
     baseline: str | None = None
@@ -85,6 +91,12 @@ class RunSection(_Section):
     @property
     def directory(self) -> Path:
         return Path(self.out_dir) / self.name
+
+    @model_validator(mode="after")
+    def _unique_seeds(self) -> RunSection:
+        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"`seeds` must be distinct, got {self.seeds}")
+        return self
 
 
 class DataSection(_Section):
@@ -99,6 +111,8 @@ class DataSection(_Section):
     with optional ``valid`` and ``test`` files; a missing one is split off ``train`` with the
     ``split`` fractions of the parts it makes. ``label_fraction``: share of training rows whose
     hard labels students see. See docs/data.md.
+    ``split_seed``: seed of the split and of the labeled rows (default: ``run.seed``); a
+    multi-seed run keeps it fixed while the training seed varies.
     """
 
     source: Literal["builtin", "letor", "libsvm", "criteo", "table"] = "builtin"
@@ -111,6 +125,7 @@ class DataSection(_Section):
     columns: dict[Literal["features", "label", "group", "id", "categorical"], str | list[str]] = {}
     split: list[UnitOpen] = [0.7, 0.15, 0.15]
     label_fraction: Annotated[Number, _in_interval(0, 1, low_open=True)] = 1.0
+    split_seed: NonNegativeInt | None = None
     student_features: str | list[str | int] | None = None
 
     @model_validator(mode="after")
@@ -289,11 +304,15 @@ class BinaryKDTerm(_Section):
     """Binary/CTR KD E(x|T) (docs/formulas.md#binary-kd); ``soft_weight`` is W.
 
     ``W·H(σ(v/T), σ(z)) + (1 − W)·H(y, σ(z))``; ``weight`` is the term's weight in the sum.
+
+    ``temper_student``: divide the student's logit by T in the soft term as well, so at T > 1
+    the student is not pushed to overconfident click rates (see ``distill.binary_kd_loss``).
     """
 
     weight: NonNegative = 1.0
     temperature: Positive = 1.0
     soft_weight: UnitClosed = 0.5
+    temper_student: bool = False
 
 
 class LogitMatchingTerm(_Section):
@@ -541,6 +560,11 @@ class RunConfig(_Section):
     def metric(self) -> str:
         """The track's headline metric (``run.metric`` or the track default)."""
         return self.run.metric or DEFAULT_METRIC[self.run.track]
+
+    @property
+    def split_seed(self) -> int:
+        """The seed of the data split: ``data.split_seed``, else ``run.seed``."""
+        return self.run.seed if self.data.split_seed is None else self.data.split_seed
 
     @property
     def baseline(self) -> str | None:

@@ -15,11 +15,11 @@ def track_metrics(model: nn.Module, dataset: Dataset, track: str) -> dict[str, f
 
     - classification: ``accuracy``, ``nll``, ``ece`` (15 bins);
     - ranking: ``ndcg@10``, ``mrr``, ``pair_accuracy`` (within groups);
-    - ctr: ``auc``, ``nll`` (log loss).
+    - ctr: ``auc``, ``nll`` (log loss), ``ece`` (15 bins, of the predicted click rate).
 
     Example:
         >>> track_metrics(model, test, "ctr")  # doctest: +SKIP
-        {'auc': 0.74, 'nll': 0.19}
+        {'auc': 0.74, 'nll': 0.19, 'ece': 0.004}
     """
     return score_metrics(predict(model, dataset), dataset, track)
 
@@ -45,4 +45,8 @@ def score_metrics(scores: torch.Tensor, dataset: Dataset, track: str) -> dict[st
             "mrr": metrics.mrr(scores, labels, groups),
             "pair_accuracy": metrics.pair_accuracy(scores, labels, groups),
         }
-    return {"auc": metrics.auc(scores, labels), "nll": metrics.nll(scores, labels)}
+    return {
+        "auc": metrics.auc(scores, labels),
+        "nll": metrics.nll(scores, labels),
+        "ece": metrics.ece(scores, labels.float(), kind="logits"),
+    }

@@ -39,8 +39,9 @@ def read_results(folder: Path) -> dict[str, Any]:
     return json.loads((Path(folder) / "results.json").read_text())
 
 
-def write_row(cfg: RunConfig, teacher, variant) -> None:
-    """Insert a teacher or variant row into ``results.json``; recompute every gap recovered."""
+def write_row(cfg: RunConfig, teacher, variant, *, warnings: list[str] | None = None) -> None:
+    """Insert a teacher or variant row (or the run's ``warnings``) into ``results.json``;
+    recompute every gap recovered."""
     path = cfg.run.directory / "results.json"
     results = read_results(cfg.run.directory) if path.is_file() else _empty_results(cfg)
     if teacher is not None:
@@ -48,6 +49,8 @@ def write_row(cfg: RunConfig, teacher, variant) -> None:
     if variant is not None:
         others = [row for row in results["variants"] if row["name"] != variant["name"]]
         results["variants"] = [*others, variant]
+    if warnings is not None:
+        results["warnings"] = warnings
     _fill_gaps(results)
     _write_json(path, results)
 

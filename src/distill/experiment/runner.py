@@ -25,6 +25,7 @@ from torch import nn
 
 from distill import models, teachers
 from distill.config import ConfigError, LabelsTerm, Objective, RunConfig, Variant, write_config
+from distill.experiment.checks import run_warnings
 from distill.experiment.metrics import score_metrics, track_metrics
 from distill.experiment.results import read_results, write_row
 from distill.experiment.run_folder import (
@@ -60,8 +61,9 @@ from distill.train.loop import fit
 def run_experiment(cfg: RunConfig, *, force: bool = False, resume: bool = False) -> dict[str, Any]:
     """Teacher, score cache, every variant (and the joint model), then ``results.json``.
 
-    Every variant gets the same student architecture, data split and optimiser budget; each
-    row of the comparison holds the track's test metrics, parameters, size, wall time and
+    Every variant gets the same student architecture, data split and optimiser budget (with
+    ``run.seeds``, once per seed: :func:`distill.experiment.seeds.run_seeds`); each row of
+    the comparison holds the track's test metrics, parameters, size, wall time and
     ``gap recovered = (variant − baseline) / (teacher − baseline)`` on the headline metric.
 
     The data and every model spec are checked before any file is written. The run holds the
@@ -87,6 +89,10 @@ def run_experiment(cfg: RunConfig, *, force: bool = False, resume: bool = False)
         >>> results["variants"][1]["gap_recovered"]  # doctest: +SKIP
         0.81
     """
+    if cfg.run.seeds is not None:  # one run folder per seed, then the combined results
+        from distill.experiment.seeds import run_seeds
+
+        return run_seeds(cfg, force=force, resume=resume)
     data = load_run_data(cfg)  # bad data or models fail before the run folder is touched
     _check_models(cfg, data)
     context = _context(cfg)
@@ -107,6 +113,7 @@ def run_experiment(cfg: RunConfig, *, force: bool = False, resume: bool = False)
                 run_student(cfg, variant.name, data=data, resume=resume)
         if cfg.joint is not None and "joint" not in done:
             run_joint(cfg, data=data, resume=resume)
+        _update_results(cfg, warnings=run_warnings(cfg, read_results(folder), data.test.labels))
     return read_results(folder)
 
 
@@ -333,7 +340,7 @@ def _joint_model(cfg: RunConfig, train) -> nn.Module:
             ]
         )
     kwargs = dict(spec.kwargs)
-    return build_seeded(
+    joint = build_seeded(
         cfg.run.seed,
         models.ctr_joint_model,
         train.num_embeddings,
@@ -345,6 +352,11 @@ def _joint_model(cfg: RunConfig, train) -> nn.Module:
         gate_hidden=cfg.joint.gate_hidden if cfg.joint.gate == "learned" else None,
         **kwargs,
     )
+    # The joint student starts from the variants' initial student (same seed, same keys), so
+    # its paired difference to them measures the method, not the initialisation.
+    student = build_model(spec, train, cfg.run.track, seed=cfg.run.seed, where="student.model")
+    joint.student().load_state_dict(student.state_dict())
+    return joint
 
 
 def evaluate_model(cfg: RunConfig, directory: Path, *, split: str = "test") -> dict[str, float]:
@@ -397,14 +409,14 @@ def _save(cfg: RunConfig, model: nn.Module, directory: Path) -> Path:
     return directory
 
 
-def _update_results(cfg: RunConfig, *, teacher=None, variant=None) -> None:
-    """Insert a row into ``results.json`` and recompute every variant's gap recovered.
+def _update_results(cfg: RunConfig, *, teacher=None, variant=None, warnings=None) -> None:
+    """Insert a row (or the warnings) into ``results.json``; recompute every gap recovered.
 
     Only the main process writes; the others wait until it has.
     """
     context = _context(cfg)
     if context.is_main:
-        write_row(cfg, teacher, variant)
+        write_row(cfg, teacher, variant, warnings=warnings)
     barrier(context)
 
 

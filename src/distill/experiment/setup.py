@@ -85,7 +85,8 @@ class RunData:
 
 def load_run_data(cfg: RunConfig) -> RunData:
     """Read the data (see :func:`~distill.experiment.inputs.read_splits`), split what no file
-    gives and pick the labeled rows, seeded by run.seed.
+    gives and pick the labeled rows, both seeded by ``cfg.split_seed`` (``data.split_seed``,
+    else ``run.seed``), so the runs of a multi-seed comparison share one split.
 
     A teacher's score columns (``teacher.column(s)``) are read as extras, not features.
     """
@@ -93,11 +94,11 @@ def load_run_data(cfg: RunConfig) -> RunData:
     if cfg.teacher.score_columns:
         extras = {"extras": cfg.teacher.score_columns}
         section = section.model_copy(update={"options": section.options | extras})
-    train, valid, test = read_splits(section, track=cfg.run.track, seed=cfg.run.seed)
+    train, valid, test = read_splits(section, track=cfg.run.track, seed=cfg.split_seed)
     labeled, transfer = train, train
     if section.label_fraction < 1.0:
         fraction = section.label_fraction
-        labeled, unlabeled = data_module.split(train, (fraction, 1 - fraction), seed=cfg.run.seed)
+        labeled, unlabeled = data_module.split(train, (fraction, 1 - fraction), seed=cfg.split_seed)
         if cfg.run.track == "classification":  # only class indices can be masked; never grades
             transfer = _mask_labels(train, unlabeled)
     features = section.student_features or train.meta.get("student_features")

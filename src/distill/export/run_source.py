@@ -13,6 +13,7 @@ from torch import nn
 from distill import models
 from distill.config import DEFAULT_METRIC, load_config
 from distill.data import Dataset
+from distill.experiment.seeds import SEED_FOLDER
 from distill.experiment.setup import load_run_data
 from distill.export.model_source import CONFIG_FILE, SPEC_FILE, ExportSource
 from distill.export.table import Predict
@@ -26,12 +27,16 @@ def run_source(path: Path, variants=(), *, trust: bool = False) -> ExportSource:
 
     The metric is the run's (``run.metric``; the track default when that is ``"loss"``),
     computed on the test split; each model sees the columns it was trained on (students the
-    run's ``student_features``). Recovery uses the training rows.
+    run's ``student_features``). Recovery uses the training rows. A multi-seed run exports
+    the models of its first seed (``seed<s>/``; pass that folder for another seed).
 
     Raises:
         FileNotFoundError: the run has no saved student, or an unknown variant is asked for.
     """
     cfg = load_config(path / CONFIG_FILE)
+    if cfg.run.seeds:
+        path = path / SEED_FOLDER.format(seed=cfg.run.seeds[0])
+        cfg = load_config(path / CONFIG_FILE)
     students = _students(path, variants, trust)
     teacher_dir = path / "teacher"
     has_teacher = (teacher_dir / SPEC_FILE).is_file()

@@ -7,6 +7,8 @@ Example:
     >>> write_report("runs/demo", title="demo", sections=sections)
 """
 
+from distill.report.curves import plot_curve_overlay
+from distill.report.decision import comparison_rows, recommendation_section
 from distill.report.figures import (
     plot_ndcg_bars,
     plot_pair_scatter,
@@ -20,15 +22,18 @@ from distill.report.tables import html_table, markdown_table, results_rows
 
 __all__ = [
     "Section",
+    "comparison_rows",
     "figure_png",
     "html_table",
     "markdown_table",
+    "plot_curve_overlay",
     "plot_ndcg_bars",
     "plot_pair_scatter",
     "plot_reliability",
     "plot_soft_targets",
     "plot_training_curves",
     "read_metrics",
+    "recommendation_section",
     "render_html",
     "render_markdown",
     "results_rows",

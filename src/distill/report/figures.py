@@ -212,25 +212,35 @@ def _confidence_and_hit(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarr
     return probs.max(axis=1).astype(np.float64), hit.astype(np.float64)
 
 
-def plot_ndcg_bars(ndcg: Mapping[str, Mapping[Any, float]], *, title: str = "NDCG@k") -> Figure:
-    """Grouped bars of NDCG@k per variant, each bar labelled with its value.
+def plot_ndcg_bars(
+    ndcg: Mapping[str, Mapping[Any, float]],
+    *,
+    errors: Mapping[str, Mapping[Any, float]] | None = None,
+    title: str = "NDCG@k",
+) -> Figure:
+    """Grouped bars of NDCG@k per variant (k ascending), each bar labelled with its value.
 
     Args:
-        ndcg: ``{variant: {k: NDCG@k}}`` (e.g. from :func:`distill.metrics.ndcg` per cutoff).
+        ndcg: ``{variant: {k: NDCG@k}}`` (e.g. from :func:`distill.metrics.ndcg` per cutoff;
+            the mean over seeds).
+        errors: ``{variant: {k: spread}}`` drawn as error bars (e.g. the std over seeds).
         title: panel title.
     Returns:
         A Figure with one group of bars per variant and one bar per k.
     Reference: Järvelin & Kekäläinen 2002 (NDCG).
     Example: ``plot_ndcg_bars({"labels": {1: 0.61, 5: 0.66}, "pairwise L1": {1: 0.7, 5: 0.72}})``
     """
-    cutoffs = sorted({k for values in ndcg.values() for k in values}, key=str)
+    cutoffs = sorted({k for values in ndcg.values() for k in values}, key=_cutoff_order)
     figure = _figure(max(5.5, 1.0 * len(ndcg) + 2.5), 3.6, bottom=1.1)
     axes = figure.subplots()
     width = 0.8 / max(len(cutoffs), 1)
     for index, k in enumerate(cutoffs):
         offsets = np.arange(len(ndcg)) + (index - (len(cutoffs) - 1) / 2) * width
         heights = [values.get(k, np.nan) for values in ndcg.values()]
-        bars = axes.bar(offsets, heights, width=width, label=f"k = {k}")
+        spread = None
+        if errors is not None:
+            spread = [errors.get(name, {}).get(k, np.nan) for name in ndcg]
+        bars = axes.bar(offsets, heights, width=width, label=f"k = {k}", yerr=spread, capsize=3)
         axes.bar_label(bars, fmt="%.3f", fontsize=7)
     axes.set_xticks(np.arange(len(ndcg)), list(ndcg), rotation=20, ha="right")
     values = [v for values in ndcg.values() for v in values.values() if is_number(v)]
@@ -238,6 +248,11 @@ def plot_ndcg_bars(ndcg: Mapping[str, Mapping[Any, float]], *, title: str = "NDC
     axes.set(ylabel="NDCG@k", title=title, ylim=(max(0.0, low - 0.1), 1.0))
     axes.legend(fontsize=8)
     return figure
+
+
+def _cutoff_order(k: Any) -> tuple[int, float, str]:
+    """Numeric cutoffs in numeric order (1, 5, 10), then any others by name."""
+    return (0, float(k), "") if is_number(k) else (1, 0.0, str(k))
 
 
 def plot_pair_scatter(

@@ -14,7 +14,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from distill import __version__
-from distill.report.figures import plot_training_curves
+from distill.report.curves import plot_curve_overlay
 from distill.report.files import figure_png, write_atomic
 from distill.report.tables import Rows, html_table, markdown_table, results_rows
 
@@ -121,9 +121,12 @@ def _paragraphs(text: str) -> list[str]:
 
 
 def render_markdown(title: str, sections: Sequence[Section]) -> str:
-    """``summary.md``: the title, each section's text and tables (figures are in the HTML)."""
+    """``summary.md``: the title, each section's text and tables (figures are in the HTML;
+    a section of figures only is left out rather than left empty)."""
     lines = [f"# {title}", ""]
     for section in sections:
+        if not _paragraphs(section.text) and not section.tables:
+            continue
         lines += [f"## {section.title}", ""]
         lines += [line for p in _paragraphs(section.text) for line in (p.strip(), "")]
         for caption, rows in section.tables.items():
@@ -134,11 +137,13 @@ def render_markdown(title: str, sections: Sequence[Section]) -> str:
 def run_sections(
     results: Mapping[str, Any], metric_rows: Sequence[Mapping[str, Any]] = ()
 ) -> list[Section]:
-    """The standard sections of a run: results table, compression table, training curves.
+    """The standard sections of a run: results table, compression table, and one overlay of
+    every model's training loss and validation metric (bands over seeds).
 
     Args:
         results: the ``results.json`` mapping (run-directory contract).
-        metric_rows: the ``metrics.jsonl`` rows (:func:`distill.report.read_metrics`).
+        metric_rows: the ``metrics.jsonl`` rows (:func:`distill.report.read_metrics`), with a
+            ``seed`` key per row for a multi-seed run.
     Returns:
         Sections for :func:`write_report`; add track-specific figures (soft targets,
         reliability, NDCG bars, pair scatter) as further sections.
@@ -149,13 +154,14 @@ def run_sections(
     if results.get("compression"):
         tables["Compression"] = list(results["compression"])
     sections = [Section("Results", text=text, tables=tables)]
-    by_variant: dict[str, list[Mapping[str, Any]]] = {}
-    for row in metric_rows:
-        by_variant.setdefault(str(row.get("variant", "")), []).append(row)
-    curves = {
-        f"Training curves: {variant}": plot_training_curves(rows, title=variant)
-        for variant, rows in by_variant.items()
-    }
-    if curves:
-        sections.append(Section("Training", figures=curves))
+    if metric_rows:
+        figure, notes = plot_curve_overlay(metric_rows, metric=metric)
+        seeds = len(results.get("seeds", [None]))
+        caption = (
+            "Training loss and validation "
+            + metric
+            + (f" (mean over {seeds} seeds, band: lowest to highest seed)" if seeds > 1 else "")
+        )
+        note = f"Not drawn (a single point is no curve): {'; '.join(notes)}." if notes else ""
+        sections.append(Section("Training curves", text=note, figures={caption: figure}))
     return sections

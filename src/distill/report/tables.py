@@ -13,8 +13,9 @@ Rows = Sequence[Mapping[str, Any]]
 def results_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Flatten ``results.json`` (run-directory contract) to table rows: teacher, then variants.
 
-    Columns: ``model``, the headline metric first then the other metrics, ``gap recovered``,
-    ``params``, ``size (bytes)``, ``time (s)``.
+    Columns: ``model``, the headline metric first then the other metrics (``mean ± std``
+    over seeds when the row has a ``std``), ``gap recovered`` (a percentage, with its
+    interval over seeds), ``params``, ``size (bytes)``, ``time (s)``.
 
     Raises:
         KeyError: ``results`` without ``metric``, ``teacher`` or ``variants``.
@@ -27,13 +28,36 @@ def results_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for model in models:
         row: dict[str, Any] = {"model": model.get("name", "teacher")}
-        row.update({name: model.get("metrics", {}).get(name) for name in names})
-        row["gap recovered"] = model.get("gap_recovered")
+        spread = model.get("std", {})
+        row.update(
+            {name: _value(model.get("metrics", {}).get(name), spread.get(name)) for name in names}
+        )
+        row["gap recovered"] = format_percent(
+            model.get("gap_recovered"), model.get("gap_recovered_ci")
+        )
         row["params"] = model.get("params")
         row["size (bytes)"] = model.get("size_bytes")
         row["time (s)"] = model.get("wall_time_s")
         rows.append(row)
     return rows
+
+
+def _value(mean: Any, std: Any) -> Any:
+    if mean is None or std is None or not isinstance(std, float) or math.isnan(std):
+        return mean
+    return f"{mean:.4f} ± {std:.4f}"
+
+
+def format_percent(value: float | None, interval: Sequence[float] | None = None) -> str | None:
+    """A share as a whole percentage, ``"57%"``, or ``"57% [31%, 80%]"`` with an interval.
+
+    Example: ``format_percent(0.571)`` → ``"57%"``
+    """
+    if value is None or not math.isfinite(value):
+        return None
+    if interval is None:
+        return f"{100 * value:.0f}%"
+    return f"{100 * value:.0f}% [{100 * interval[0]:.0f}%, {100 * interval[1]:.0f}%]"
 
 
 def format_cell(value: Any) -> str:

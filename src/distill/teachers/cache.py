@@ -19,6 +19,7 @@ import torch
 
 from distill._extras import require
 from distill._io import atomic_path
+from distill._progress import ProgressBar
 from distill._validation import check_positive_int
 from distill.data.dataset import Dataset
 from distill.teachers._common import IdIndex
@@ -111,7 +112,7 @@ def score(
     if not callable(getattr(teacher, "fingerprint", None)):
         raise TypeError(f"`teacher` ({type(teacher).__name__}) needs a fingerprint() method")
     rows = torch.arange(rank, len(dataset), world_size)
-    logits = _predict_rows(teacher, dataset, rows, batch_size)
+    logits = _predict_rows(teacher, dataset, rows, batch_size, progress=rank == 0)
     fingerprint = {
         "teacher": teacher.fingerprint(),
         "dataset": fingerprint_dataset(dataset),
@@ -155,9 +156,14 @@ def predict_dataset(teacher: Any, dataset: Dataset, *, batch_size: int = 4096) -
 
 
 def _predict_rows(
-    teacher: Any, dataset: Dataset, rows: torch.Tensor, batch_size: int
+    teacher: Any, dataset: Dataset, rows: torch.Tensor, batch_size: int, *, progress=False
 ) -> torch.Tensor:
-    batches = [_predict(teacher, dataset, batch).float().cpu() for batch in rows.split(batch_size)]
+    chunks = rows.split(batch_size)
+    batches = []
+    with ProgressBar(len(chunks), "scoring teacher", enabled=None if progress else False) as bar:
+        for index, batch in enumerate(chunks, start=1):
+            batches.append(_predict(teacher, dataset, batch).float().cpu())
+            bar.update(index)
     return torch.cat(batches) if batches else torch.empty(0)
 
 

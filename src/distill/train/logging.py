@@ -1,16 +1,18 @@
-"""Run logs: ``metrics.jsonl`` lines, a rich progress bar (``cli`` extra), TensorBoard."""
+"""Run logs: ``metrics.jsonl`` lines, progress with an ETA (``distill._progress``; the bar
+needs the ``cli`` extra), TensorBoard."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from distill._io import write_atomic
+from distill._progress import ProgressBar
+
+__all__ = ["MetricsLog", "ProgressBar", "read_metrics"]
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -96,52 +98,6 @@ class MetricsLog:
 
     def _is_later(self, record: dict, step: int) -> bool:
         return record.get("variant") == self.variant and record.get("step", 0) > step
-
-
-class ProgressBar:
-    """A rich progress bar with the live loss terms.
-
-    Silent when disabled, off a terminal, or without ``rich`` (the ``cli`` extra): a core
-    install trains the same, without the bar.
-    """
-
-    def __init__(self, total: int, description: str, *, enabled: bool | None = None):
-        if enabled is None:
-            enabled = sys.stdout.isatty()
-        self._progress = None
-        if enabled and importlib.util.find_spec("rich") is not None:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self._progress = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TextColumn("{task.fields[status]}"),
-            )
-            self._task = self._progress.add_task(description, total=total, status="")
-
-    def __enter__(self) -> ProgressBar:
-        if self._progress is not None:
-            self._progress.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-    def update(self, completed: int, values: dict[str, Any]) -> None:
-        """Move to ``completed`` steps and show ``values`` (e.g. ``loss/kd=0.123``); numbers or
-        0-d tensors, read only when the bar is shown."""
-        if self._progress is not None:
-            status = " ".join(f"{key}={float(value):.4g}" for key, value in values.items())
-            self._progress.update(self._task, completed=completed, status=status)
 
 
 def _summary_writer(log_dir: Path):

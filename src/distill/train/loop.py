@@ -171,8 +171,8 @@ def _loop(state, data, objective, options, context, files) -> None:
                 state.step += 1
                 state.position += 1
                 values = _train_step(state, data, index, objective, options)
-                bar.update(state.step, values)
                 _after_step(state, values, data, objective, options, context, files)
+                bar.update(state.step, {"loss": values["loss"], **state.last_metrics})
                 if state.step >= data.total_steps or state.stop_reason != "completed":
                     return
             state.epoch += 1

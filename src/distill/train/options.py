@@ -43,7 +43,8 @@ class TrainOptions:
             evaluations and the end. Needs ``run_dir``.
         log_every: write a train line to ``metrics.jsonl`` every N steps.
         restore_best: load the best validated weights into the model at the end.
-        progress: rich progress bar; ``None``: only when stdout is a terminal.
+        progress: ``True``: a rich bar with ETA; ``False``: nothing; ``None``: the bar on a
+            terminal, else a plain log line with step, ETA and loss every few seconds.
         tensorboard: also log to ``run_dir/tensorboard/<variant>`` (needs ``tensorboard``).
         device: ``"auto"`` picks CUDA when available (the local rank's GPU under DDP).
         eval_batch_size: rows per evaluation/teacher-scoring batch.
