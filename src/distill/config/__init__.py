@@ -14,6 +14,7 @@ Example:
     'classification'
 """
 
+from distill.config.fields import DEFAULT_METRIC
 from distill.config.loading import (
     ConfigError,
     apply_overrides,
@@ -22,27 +23,28 @@ from distill.config.loading import (
     parse_config,
     write_config,
 )
-from distill.config.schema import (
-    DEFAULT_METRIC,
+from distill.config.objective import (
     BinaryKDTerm,
-    DataSection,
-    JointSection,
     KDTerm,
     LabelsTerm,
     ListwiseTerm,
     LogitMatchingTerm,
-    ModelSpec,
     Objective,
     PairwiseTerm,
     PointwiseTerm,
     QuantileHeadsTerm,
+    TwoStepMedianTerm,
+    Variant,
+)
+from distill.config.schema import (
+    DataSection,
+    JointSection,
+    ModelSpec,
     RunConfig,
     RunSection,
     StudentSection,
     TeacherSection,
     TrainSection,
-    TwoStepMedianTerm,
-    Variant,
 )
 
 __all__ = [
