@@ -5,7 +5,7 @@ import torch
 
 from distill import penalties
 from distill.ranking import pairwise_distillation_loss
-from distill.ranking.pairs import hard_ranks, soft_ranks
+from distill.ranking.ranks import hard_ranks, soft_ranks
 from test_ranking import batch, naive_groups
 
 

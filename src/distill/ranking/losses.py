@@ -37,11 +37,10 @@ from distill.ranking.pairs import (
     Signal,
     check_group_ids,
     check_labels,
-    hard_ranks,
     item_signal,
     pair_signal,
-    soft_ranks,
 )
+from distill.ranking.ranks import hard_ranks, soft_ranks
 
 PairwiseSignal = Literal["logit", "prob", "pair_prob", "squared", "rank"]
 PAIRWISE_SIGNALS = (*SIGNALS, "rank")
@@ -109,7 +108,7 @@ def pairwise_distillation_loss(
     ``s_i − s_j``, ``prob`` ``σ(s_i) − σ(s_j)``, ``pair_prob`` ``σ(s_i − s_j)``, ``squared``
     ``s_i² − s_j²``, optionally ``|Δ|``; ``rank`` ``rank_i − rank_j``: the teacher's hard ranks
     within the group against the student's soft ranks ``½ + Σ_{k≠i} σ((s_k − s_i)/T)``
-    (:func:`~distill.ranking.pairs.soft_ranks`; "the difference in rankings" of
+    (:func:`~distill.ranking.ranks.soft_ranks`; "the difference in rankings" of
     US 2023/0252281 ¶0050; its ranks sum over every pair of a group, whatever ``pairs``
     selects). Squared = Eq. 3, pinball on logit/prob/pair_prob = Eqs. 5/6/7, absolute = Eq. 8;
     Huber, log-cosh, G-SmeLU, smoothed pinball also work. The teacher is detached. ``pinball``
