@@ -44,6 +44,9 @@ def test_demo_configs_cover_the_issue_list():
     ]
     assert ranking.variants[4].objective.quantile_heads.taus == [i / 10 for i in range(1, 10)]
     assert ctr.joint is not None and ctr.joint.warmup_steps > 0
+    assert ctr.data.label_fraction == 0.05  # scarce clicks: the teacher learns from all of them
+    offline = ctr.variants[1]
+    assert offline.transfer == "all" and not offline.objective.reads_labels
     steps = {cfg.run.name: cfg.train.max_steps for cfg in (classification, ranking, ctr)}
     quick = {c.run.name: c.train.max_steps for c in demo_configs(quick=True, out_dir="r", seed=0)}
     assert all(quick[name] < steps[name] for name in steps)

@@ -10,10 +10,11 @@
    fitting the teacher's scores of every training row (transfer set); the config also lists
    pointwise KD, pairwise L2 (Eq. 3), QR-9 with affine quantile heads (FIG. 4) and Huber.
 3. **synthetic_ctr** (CTR; 80k rows, 8 fields of 30 values, 30 % clicks, crosses of field
-   values): a Wide & Deep student whose deep part is too small to cross fields, on labels
-   alone vs offline binary KD vs the joint model with dynamic distillation (shared embeddings
-   with a deep teacher tower, static warm-up from the saved teacher's scores for the first
-   30 % of the steps; soft weight W = 0.8 on the teacher in both).
+   values): a Wide & Deep student whose deep part is too small to cross fields, on the clicks
+   of 5 % of the training rows alone vs offline KD (the teacher's logits on every training
+   row, transfer set) vs the joint model with dynamic distillation on the labeled rows (shared
+   embeddings with a deep teacher tower, static warm-up from the saved teacher's scores for
+   the first 30 % of the steps; soft weight W = 0.8). The teacher learns from every click.
 
 Every track trains each model with 5 seeds on one data split and prints the paired difference
 to the baseline with its 95 % interval (``docs/seeds.md``); ``SHOWN`` lists the variants the
@@ -44,6 +45,8 @@ RANKING_STUDENT_FEATURES = 8
 """Of the recommender's 16 features, the ranking student sees the first 8."""
 RANKING_LABEL_FRACTION = 0.03
 """Share of training rows whose clicks the ranking students see."""
+CTR_LABEL_FRACTION = 0.05
+"""Share of training rows whose clicks the CTR students (and the joint model) see."""
 
 
 def classification_config(quick: bool) -> dict[str, Any]:
@@ -119,9 +122,15 @@ def ctr_config(quick: bool) -> dict[str, Any]:
 
     The clicks depend on pairwise crosses of field values. The student's deep part has 2
     units, so it can hardly cross fields; the teacher's deep towers can, which gives the
-    teacher a real edge. Offline KD (``binary_kd`` from the cached scores) cannot teach crosses
-    the student cannot represent; the joint model shares its embeddings with a deep teacher
-    tower, whose gradients shape embeddings the small student tower can use.
+    teacher a real edge. The teacher learns from every training click, the students see the
+    clicks of 5 % of the training rows (``CTR_LABEL_FRACTION``). ``offline_kd`` fits the
+    teacher's cached logits on every training row (transfer set, pointwise squared error, no
+    labels term: unlabeled clicks cannot be masked); the joint model trains on the labeled rows
+    only, with a static warm-up from the saved teacher's scores, then dynamic distillation from
+    its own deep teacher tower on shared embeddings. Measured (3 seeds, seed 0): the teacher's
+    edge is +0.058 AUC; offline KD recovers 67 % of it, the joint model 52 %, binary KD on the
+    labeled rows 54 %. With every click labelled the teacher's edge is +0.019 and neither
+    offline KD nor the joint model beats the student alone on every seed.
     """
     steps = 30 if quick else 1000
     data = {"n_rows": 3000 if quick else 80000, "fields": 8, "cardinality": 30}
@@ -132,6 +141,7 @@ def ctr_config(quick: bool) -> dict[str, Any]:
             "name": "synthetic_ctr",
             "options": {**data, "click_rate": 0.3},
             "split": [0.7, 0.15, 0.15],
+            "label_fraction": CTR_LABEL_FRACTION,
         },
         "teacher": {
             "model": {"name": "WideAndDeep", "kwargs": {"embed_dim": 8, "hidden": [128, 64]}},
@@ -141,7 +151,11 @@ def ctr_config(quick: bool) -> dict[str, Any]:
         "train": train,
         "variants": [
             {"name": "student_alone", "objective": {"labels": {}}},
-            {"name": "offline_kd", "objective": {"binary_kd": {"soft_weight": 0.8}}},
+            {
+                "name": "offline_kd",
+                "transfer": "all",
+                "objective": {"pointwise": {"penalty": "squared"}},
+            },
         ],
         "joint": {
             "soft_weight": 0.8,
