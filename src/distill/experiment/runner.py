@@ -128,8 +128,7 @@ def _check_models(cfg: RunConfig, data: RunData) -> None:
     view = data.student_view(data.train)
     build_model(cfg.student.model, view, cfg.run.track, where="student.model", **options)
     if cfg.joint is not None:
-        with torch.device("meta"):
-            _joint_model(cfg, data.train)
+        _joint_model(cfg, data.train, device="meta")
 
 
 def start_run(cfg: RunConfig, *, fresh: bool = True) -> Path:
@@ -330,7 +329,7 @@ def run_joint(
     return row
 
 
-def _joint_model(cfg: RunConfig, train) -> nn.Module:
+def _joint_model(cfg: RunConfig, train, *, device: str = "cpu") -> nn.Module:
     spec = cfg.student.model
     if spec.name != "WideAndDeep" or not train.is_sparse:
         raise ConfigError(
@@ -340,22 +339,25 @@ def _joint_model(cfg: RunConfig, train) -> nn.Module:
             ]
         )
     kwargs = dict(spec.kwargs)
-    joint = build_seeded(
-        cfg.run.seed,
-        models.ctr_joint_model,
-        train.num_embeddings,
-        train.features.shape[1],
-        embed_dim=kwargs.pop("embed_dim", 8),
-        student_hidden=kwargs.pop("hidden", (64, 32)),
-        teacher_hidden=cfg.joint.teacher_hidden,
-        teacher_experts=cfg.joint.teacher_experts,
-        gate_hidden=cfg.joint.gate_hidden if cfg.joint.gate == "learned" else None,
-        **kwargs,
-    )
+    with torch.device(device):
+        joint = build_seeded(
+            cfg.run.seed,
+            models.ctr_joint_model,
+            train.num_embeddings,
+            train.features.shape[1],
+            embed_dim=kwargs.pop("embed_dim", 8),
+            student_hidden=kwargs.pop("hidden", (64, 32)),
+            teacher_hidden=cfg.joint.teacher_hidden,
+            teacher_experts=cfg.joint.teacher_experts,
+            gate_hidden=cfg.joint.gate_hidden if cfg.joint.gate == "learned" else None,
+            **kwargs,
+        )
     # The joint student starts from the variants' initial student (same seed, same keys), so
     # its paired difference to them measures the method, not the initialisation.
-    student = build_model(spec, train, cfg.run.track, seed=cfg.run.seed, where="student.model")
-    joint.student().load_state_dict(student.state_dict())
+    student = build_model(
+        spec, train, cfg.run.track, seed=cfg.run.seed, where="student.model", device=device
+    )
+    joint.student().load_state_dict(student.state_dict(), assign=device == "meta")
     return joint
 
 
