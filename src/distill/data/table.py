@@ -103,11 +103,51 @@ def read_table(
         features = _infer_features(path, table, [*mapped, *categorical])
     if not features and not categorical:
         raise ValueError(f"{path}: no feature columns selected")
+    dataset = table_dataset(
+        path,
+        table,
+        features=features,
+        label=label,
+        group=group,
+        id=id,
+        categorical=categorical,
+        hash_buckets=hash_buckets,
+        allow_nan=allow_nan,
+        impute=impute,
+        extras=extras,
+    )
+    check_label_range(dataset.labels, label_range, source=path)
+    task = task or infer_task(dataset.labels, grouped=group is not None)
+    return dataset if task is None else with_task(dataset, task)
+
+
+def table_dataset(
+    path: str,
+    table: pa.Table,
+    *,
+    features: Sequence[str],
+    label: str,
+    group: str | None,
+    id: str | None,
+    categorical: Sequence[str],
+    hash_buckets: int,
+    allow_nan: bool = False,
+    impute: Impute = None,
+    extras: Sequence[str] = (),
+) -> Dataset:
+    """The rows of an Arrow table as a Dataset (columns resolved; see :func:`read_table`).
+
+    Also the conversion of each record batch of a streamed table (``distill.data.streaming``),
+    so in-memory and streamed rows get the same ids and values.
+
+    Raises:
+        ValueError: as :func:`read_table`, naming ``path``.
+    """
+    categorical = list(categorical)
     matrix = np.zeros((table.num_rows, 0), dtype=np.float32)
     if features:
         matrix = np.stack([_numeric(path, table, name) for name in features], axis=1)
     labels = _label_tensor(path, table[label])
-    check_label_range(labels, label_range, source=path)
     dataset = Dataset(
         features=finite_features(
             torch.from_numpy(matrix), source=path, allow_nan=allow_nan, impute=impute
@@ -125,8 +165,7 @@ def read_table(
     )
     if categorical:
         dataset = _with_categorical(dataset, table, categorical, hash_buckets)
-    task = task or infer_task(labels, grouped=group is not None)
-    return dataset if task is None else with_task(dataset, task)
+    return dataset
 
 
 def _infer_features(path: str, table: pa.Table, taken: Sequence[str]) -> list[str]:

@@ -26,6 +26,7 @@ from distill.teachers.modules import (
     load_module_teacher,
 )
 from distill.teachers.scores import ScoreColumnTeacher, ScoresFileTeacher
+from distill.teachers.stream_columns import StreamedScoreColumns
 
 __all__ = [
     "TEACHER_KINDS",
@@ -38,6 +39,7 @@ __all__ = [
     "ScoreColumnTeacher",
     "ScoresFileTeacher",
     "StaleCacheError",
+    "StreamedScoreColumns",
     "Teacher",
     "TeacherSize",
     "TorchScriptTeacher",

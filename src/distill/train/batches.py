@@ -8,7 +8,7 @@ global batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -21,7 +21,8 @@ class Batch:
     """One batch on the training device; ``teacher_features`` are the full feature columns.
 
     Shapes: ``features`` ``(B, D)`` (float) or ``(B, F)`` (int64 ids) with optional
-    ``feature_values`` ``(B, F)``; ``labels``, ``ids``, ``groups`` ``(B,)``.
+    ``feature_values`` ``(B, F)``; ``labels``, ``ids``, ``groups`` ``(B,)``; ``extras``: per-row
+    columns of streamed rows (e.g. logged teacher scores).
     """
 
     features: torch.Tensor
@@ -30,6 +31,7 @@ class Batch:
     groups: torch.Tensor | None = None
     feature_values: torch.Tensor | None = None
     teacher_features: torch.Tensor | None = None
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return self.labels.shape[0]

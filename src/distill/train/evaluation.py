@@ -11,6 +11,7 @@ from torch import nn
 from distill import metrics, ranking
 from distill.data import Dataset
 from distill.train.distributed import DistributedContext, all_gather_tensors
+from distill.train.streaming import is_stream, predict_stream
 from distill.train.terms import main_score
 
 METRIC_FUNCTIONS: dict[str, Callable[[torch.Tensor, Dataset], float]] = {
@@ -82,7 +83,8 @@ def evaluate(
 
     Args:
         model: the (unwrapped) model.
-        dataset: validation data; grouped for ``"ndcg@10"`` and pair agreement.
+        dataset: validation data (a ``Dataset`` or a streamed ``StreamingTable``); grouped for
+            ``"ndcg@10"`` and pair agreement.
         metric: one of :data:`METRIC_FUNCTIONS`.
         teacher_scores: ``(N,)`` teacher scores of ``dataset``; when given, the share of
             within-group pairs whose difference is within ``agreement_threshold`` of the
@@ -99,7 +101,14 @@ def evaluate(
         >>> evaluate(model, valid, metric="accuracy")  # doctest: +SKIP
         {'accuracy': 0.93}
     """
-    scores = predict(model, dataset, context=context, score=score, batch_size=batch_size, bf16=bf16)
+    if is_stream(dataset):
+        scores, dataset = predict_stream(
+            model, dataset, context=context, score=score, batch_size=batch_size, bf16=bf16
+        )
+    else:
+        scores = predict(
+            model, dataset, context=context, score=score, batch_size=batch_size, bf16=bf16
+        )
     values = {metric: METRIC_FUNCTIONS[metric](scores, dataset)}
     if teacher_scores is not None:
         values["pair_agreement"] = float(

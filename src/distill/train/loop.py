@@ -26,6 +26,7 @@ from distill.train.objective import Objective
 from distill.train.options import TrainOptions
 from distill.train.run_files import RunFiles
 from distill.train.state import TrainState
+from distill.train.streaming import StreamTrainData, is_stream
 
 NON_FINITE_HINT = (
     "look for NaN/inf in the features, labels or teacher scores, or lower `lr` (and keep "
@@ -96,14 +97,16 @@ def fit(
     Args:
         model: a module mapping features ``(B, D)`` (or ids ``(B, F)`` [+ values]) to scores
             ``(B,)`` / logits ``(B, C)``, or a tuple whose first item is the score.
-        train: training data; grouped data keeps groups whole in every batch.
+        train: training data; grouped data keeps groups whole in every batch. A
+            ``StreamingTable`` is read chunk by chunk (docs/streaming.md).
         objective: the weighted loss terms (:class:`~distill.train.objective.Objective`).
         options: :class:`~distill.train.options.TrainOptions`.
         teacher: a ``distill.teachers`` source with ``predict(features, ids) -> logits``;
             online (a module's forward per batch; the module must live on the training
             device) or offline (cached scores: no forward). It receives all feature columns
             (not ``student_features``). Required when a term needs teacher logits.
-        valid: validation data for the metric, early stopping and the best checkpoint.
+        valid: validation data for the metric, early stopping and the best checkpoint (a
+            ``Dataset`` or a ``StreamingTable``).
         run_dir: where ``metrics.jsonl`` and ``checkpoints/<variant>/`` go; None: no files.
         variant: the model's name in logs and checkpoint paths.
         resume: continue from ``checkpoints/<variant>/last.pt`` when it exists (else start
@@ -135,7 +138,7 @@ def fit(
     context = setup_distributed(options.device)
     with _deterministic(options.deterministic):
         _seed_everything(options.seed + context.rank)
-        data = _TrainData(train, valid, teacher, options, context, transfer)  # data
+        data = _train_data(train, valid, teacher, options, context, transfer)  # data
         net = objective.wrap_model(model).to(context.device)  # model
         state = TrainState.create(net, options, data.total_steps, context)
         files = RunFiles(run_dir, variant, options, context)
@@ -166,8 +169,7 @@ def _loop(state, data, objective, options, context, files) -> None:
         data.total_steps, files.variant, enabled=context.is_main and options.progress
     ) as bar:
         while state.step < data.total_steps and state.stop_reason == "completed":
-            batches = data.batches(state.epoch)
-            for index in batches[state.position :]:
+            for index in data.epoch_items(state.epoch, state.position):
                 state.step += 1
                 state.position += 1
                 values = _train_step(state, data, index, objective, options)
@@ -308,6 +310,10 @@ class _TrainData:
             self._epoch_batches = (epoch, batches)
         return self._epoch_batches[1]
 
+    def epoch_items(self, epoch: int, start: int) -> list[torch.Tensor]:
+        """This rank's row positions per step of ``epoch``, from the ``start``-th step on."""
+        return self.batches(epoch)[start:]
+
     def batch(self, index: torch.Tensor) -> Batch:
         """The rows ``index`` on the training device (then through ``transfer``, if given)."""
         batch = make_batch(self.student, self.teacher_view, index, self.context.device)
@@ -320,6 +326,15 @@ class _TrainData:
             return self.row_logits.index_select(0, index.to(self.row_logits.device))
         features = batch.features if batch.teacher_features is None else batch.teacher_features
         return self.teacher.predict(features, batch.ids).to(batch.labels.device).float()
+
+
+def _train_data(train, valid, teacher, options, context, transfer):
+    """The in-memory data, or the stream of a ``StreamingTable``."""
+    if is_stream(train):
+        return StreamTrainData(train, valid, teacher, options, context, transfer)
+    if hasattr(teacher, "batch_logits"):
+        raise TypeError(f"{teacher!r} serves streamed rows only; `train` must be a StreamingTable")
+    return _TrainData(train, valid, teacher, options, context, transfer)
 
 
 def _row_logits(teacher: Any, train: Dataset, device: torch.device) -> torch.Tensor | None:
@@ -344,7 +359,9 @@ def _check_arguments(objective, options, teacher, valid, run_dir, resume) -> Non
     if objective.uses_teacher and teacher is None:
         names = [term.name for term in objective.terms if term.needs_teacher]
         raise ValueError(f"objective terms {names} need teacher logits; pass `teacher`")
-    if teacher is not None and not callable(getattr(teacher, "predict", None)):
+    if teacher is not None and not any(
+        callable(getattr(teacher, name, None)) for name in ("predict", "batch_logits")
+    ):
         raise TypeError(f"`teacher` must have predict(features, ids), got {type(teacher).__name__}")
     if run_dir is None and (resume or options.checkpoint_every or options.tensorboard):
         raise ValueError("`resume`, `checkpoint_every` and `tensorboard` need a `run_dir`")

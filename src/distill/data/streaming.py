@@ -1,0 +1,353 @@
+"""Tables larger than memory: Parquet shards read in record batches through a shuffle buffer.
+
+A :class:`StreamingTable` opens a folder, glob or list of Parquet shards (local paths or any
+URI ``pyarrow.fs`` understands), checks every shard's footer and schema up front, and yields
+training chunks of at most ``batch_size`` rows without ever holding more than about
+``shuffle_buffer`` rows. Rows become the same tensors as :func:`~distill.data.read_table`
+(same hashed categorical ids), chunk by chunk. See docs/streaming.md.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import glob
+import os
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import torch
+
+from distill._validation import check_positive_int
+from distill.data.dataset import Dataset
+from distill.data.table import PARQUET_SUFFIXES, table_dataset
+
+READ_ROWS = 16_384
+"""Rows per record batch read from a shard."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """One Parquet file of a streamed table: its path, filesystem, rows and first row id."""
+
+    path: str
+    filesystem: pafs.FileSystem
+    num_rows: int
+    first_id: int
+
+    def open(self) -> pq.ParquetFile:
+        """The file's reader; a corrupt file raises ValueError naming it."""
+        try:
+            return pq.ParquetFile(self.filesystem.open_input_file(self.path))
+        except (pa.ArrowException, OSError) as error:
+            raise ValueError(f"{self.path}: not a readable Parquet file ({error})") from error
+
+
+class StreamingTable:
+    """Parquet shards read lazily in record batches, with the column mapping of ``read_table``.
+
+    Args:
+        source: a folder (every ``*.parquet``/``*.pq`` below it, sorted), a glob pattern, a
+            file, or a sequence of files; ``file://`` and other ``pyarrow.fs`` URIs work.
+        features, label, group, id, categorical, hash_buckets, extras, allow_nan, impute: as
+            :func:`~distill.data.read_table`; ``features`` None takes every other column (all
+            must be numeric). Groups must be integers, and a group's rows must be contiguous
+            inside one shard.
+        task: ``"binary"``, ``"classification"`` or ``"ranking"`` (labels are typed per chunk:
+            float32 for binary/ranking, int64 for classification).
+        shuffle_buffer: rows held for shuffling (the memory bound of training reads).
+
+    Raises:
+        ValueError: an empty glob or folder, a corrupt shard (file named), a shard whose schema
+            differs from the first one's (file named, columns listed), an unknown column, a
+            non-integer group column, a group split across shards or not contiguous in its shard.
+
+    Example:
+        >>> table = StreamingTable("days/*.parquet", label="click", features=["I1"],
+        ...                        categorical=["C1"], task="binary")
+        >>> for chunk in table.iter_chunks(batch_size=4096, seed=0, epoch=0):
+        ...     ...
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike | Sequence[str | os.PathLike],
+        *,
+        label: str,
+        features: Sequence[str] | None = None,
+        group: str | None = None,
+        id: str | None = None,
+        categorical: Sequence[str] = (),
+        hash_buckets: int = 2**17,
+        extras: Sequence[str] = (),
+        allow_nan: bool = False,
+        impute: float | str | None = None,
+        task: str = "binary",
+        shuffle_buffer: int = 100_000,
+    ) -> None:
+        self.shuffle_buffer = check_positive_int("shuffle_buffer", shuffle_buffer)
+        check_positive_int("hash_buckets", hash_buckets)
+        if task not in ("binary", "classification", "ranking"):
+            raise ValueError(f"`task` must be 'binary', 'classification' or 'ranking', got {task!r}")
+        self.task = task
+        self.shards, schema = _open_shards(source)
+        mapped = [name for name in (label, group, id, *extras) if name is not None]
+        missing = [n for n in [*mapped, *categorical, *(features or [])] if n not in schema.names]
+        if missing:
+            raise ValueError(
+                f"{self.shards[0].path}: no column(s) {missing}; columns are {schema.names}"
+            )
+        if features is None:
+            features = [n for n in schema.names if n not in mapped and n not in categorical]
+        if group is not None and not pa.types.is_integer(schema.field(group).type):
+            raise ValueError(
+                f"{self.shards[0].path}: a streamed group column must hold integers, "
+                f"{group!r} has type {schema.field(group).type}"
+            )
+        self.columns = dict(
+            features=list(features),
+            label=label,
+            group=group,
+            id=id,
+            categorical=list(categorical),
+            hash_buckets=hash_buckets,
+            allow_nan=allow_nan,
+            impute=impute,
+            extras=list(extras),
+        )
+        self.num_rows = sum(shard.num_rows for shard in self.shards)
+        self.num_groups = None if group is None else _check_groups(self.shards, group)
+        self.view: str | list[str | int] | None = None
+        self.source = str(source)
+        self._describe_columns()
+
+    def _describe_columns(self) -> None:
+        first = self._first_row()
+        self.feature_names, self.num_embeddings = first.feature_names, first.num_embeddings
+        self.is_sparse, self.width = first.is_sparse, first.features.shape[1]
+        self.meta = first.meta | {"source": self.source, "task": self.task}
+
+    def select_features(self, spec: str | Sequence[str | int]) -> StreamingTable:
+        """A view whose chunks hold only the columns of ``spec`` (``Dataset.select_features``)."""
+        view = copy.copy(self)
+        view.view = spec
+        view._describe_columns()
+        return view
+
+    def __len__(self) -> int:
+        return self.num_rows
+
+    @property
+    def groups(self) -> bool | None:
+        """True for grouped tables (ranking), else None (mirrors ``Dataset.groups``)."""
+        return None if self.columns["group"] is None else True
+
+    def iter_chunks(
+        self, *, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = True
+    ) -> Iterator[Dataset]:
+        """One epoch of chunks of ``batch_size`` rows (or ``batch_size`` whole groups).
+
+        Shards are visited in a seeded order; rows (whole groups when grouped) are shuffled
+        inside a buffer of ``shuffle_buffer`` rows; every row comes once; the last chunk
+        may be smaller. The same seed and epoch give the same chunks.
+
+        Args:
+            batch_size: rows per chunk, or groups per chunk for a grouped table.
+            seed, epoch: the shuffle's seed; ``shuffle=False``: file order (evaluation).
+
+        Yields:
+            Datasets (features, labels, ids, groups, extras) of one chunk.
+        """
+        check_positive_int("batch_size", batch_size)
+        generator = np.random.default_rng([seed, epoch])
+        order = generator.permutation(len(self.shards)) if shuffle else range(len(self.shards))
+        pending: list[Dataset] = []
+        for position in order:
+            for piece in self._read(self.shards[position]):
+                pending.append(piece)
+                if sum(len(part) for part in pending) >= self.shuffle_buffer:
+                    buffer = _cat(pending)
+                    pending = yield from _drain(buffer, batch_size, generator, shuffle, last=False)
+        if pending:
+            yield from _drain(_cat(pending), batch_size, generator, shuffle, last=True)
+
+    def num_chunks(self, batch_size: int) -> int:
+        """Chunks per epoch of :meth:`iter_chunks` (rows, or groups when grouped)."""
+        units = self.num_rows if self.num_groups is None else self.num_groups
+        return -(-units // batch_size)
+
+    def _read(self, shard: Shard) -> Iterator[Dataset]:
+        reader = shard.open()
+        offset = shard.first_id
+        try:
+            for batch in reader.iter_batches(batch_size=READ_ROWS):
+                piece = self._chunk(shard.path, pa.Table.from_batches([batch]), offset)
+                offset += batch.num_rows
+                yield piece
+        except pa.ArrowException as error:
+            raise ValueError(f"{shard.path}: not a readable Parquet file ({error})") from error
+
+    def _first_row(self) -> Dataset:
+        shard = self.shards[0]
+        batch = next(shard.open().iter_batches(batch_size=1))
+        return self._chunk(shard.path, pa.Table.from_batches([batch]), shard.first_id)
+
+    def _chunk(self, path: str, table: pa.Table, offset: int) -> Dataset:
+        part = table_dataset(path, table, **self.columns)
+        labels = part.labels.long() if self.task == "classification" else part.labels.float()
+        ids = part.ids if self.columns["id"] else part.ids + offset
+        part = dataclasses.replace(part, labels=labels, ids=ids, extras=dict(part.extras))
+        return part if self.view is None else part.select_features(self.view)
+
+
+def _open_shards(source) -> tuple[list[Shard], pa.Schema]:
+    paths, filesystem = _shard_paths(source)
+    shards, schema, first_id = [], None, 0
+    for path in paths:
+        shard = Shard(path, filesystem, 0, first_id)
+        reader = shard.open()
+        if schema is None:
+            schema = reader.schema_arrow
+        elif not reader.schema_arrow.equals(schema):
+            raise ValueError(_schema_difference(path, reader.schema_arrow, paths[0], schema))
+        rows = reader.metadata.num_rows
+        shards.append(dataclasses.replace(shard, num_rows=rows))
+        first_id += rows
+    if first_id == 0:
+        raise ValueError(f"{_describe(source)}: the shards hold no rows")
+    return shards, schema
+
+
+def _shard_paths(source) -> tuple[list[str], pafs.FileSystem]:
+    if isinstance(source, (list, tuple)):
+        found = [_shard_paths(item) for item in source]
+        if not found:
+            raise ValueError("`source`: an empty list of shards")
+        return [path for paths, _ in found for path in paths], found[0][1]
+    text = os.fspath(source)
+    if any(char in text for char in "*?[") and "://" not in text:
+        paths = sorted(glob.glob(text, recursive=True))
+        if not paths:
+            raise ValueError(f"{text}: the glob matches no file")
+        return paths, pafs.LocalFileSystem()
+    filesystem, path = pafs.FileSystem.from_uri(text) if "://" in text else _local(text)
+    info = filesystem.get_file_info(path)
+    if info.type == pafs.FileType.NotFound:
+        raise FileNotFoundError(f"{text}: no such file or folder")
+    if info.type == pafs.FileType.File:
+        return [path], filesystem
+    selector = pafs.FileSelector(path, recursive=True)
+    paths = sorted(
+        item.path
+        for item in filesystem.get_file_info(selector)
+        if item.type == pafs.FileType.File and item.path.lower().endswith(PARQUET_SUFFIXES)
+    )
+    if not paths:
+        raise ValueError(f"{text}: the folder holds no Parquet shard (*.parquet, *.pq)")
+    return paths, filesystem
+
+
+def _local(text: str) -> tuple[pafs.FileSystem, str]:
+    return pafs.LocalFileSystem(), os.path.abspath(text)
+
+
+def _describe(source) -> str:
+    return ", ".join(map(str, source)) if isinstance(source, (list, tuple)) else str(source)
+
+
+def _schema_difference(path: str, found: pa.Schema, first: str, expected: pa.Schema) -> str:
+    names, expected_names = set(found.names), set(expected.names)
+    retyped = [
+        f"{name} ({expected.field(name).type} -> {found.field(name).type})"
+        for name in expected.names
+        if name in names and found.field(name).type != expected.field(name).type
+    ]
+    return (
+        f"{path}: schema differs from the first shard {first}: missing column(s) "
+        f"{sorted(expected_names - names)}, extra column(s) {sorted(names - expected_names)}, "
+        f"other type(s) {retyped}; expected columns {expected.names}"
+    )
+
+
+def _check_groups(shards: list[Shard], group: str) -> int:
+    """Read only the group column: each group contiguous in one shard; returns the count."""
+    owner: dict[int, str] = {}
+    for shard in shards:
+        previous = None
+        for batch in shard.open().iter_batches(batch_size=READ_ROWS, columns=[group]):
+            values = batch.column(0).to_numpy(zero_copy_only=False)
+            starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+            for value in values[starts].tolist():
+                if value == previous:
+                    continue
+                if value in owner:
+                    where = "elsewhere in the same shard" if owner[value] == shard.path else (
+                        f"in {owner[value]}"
+                    )
+                    raise ValueError(
+                        f"{shard.path}: group {value!r} of column {group!r} also has rows "
+                        f"{where}; a group's rows must be contiguous in one shard"
+                    )
+                owner[value] = shard.path
+                previous = value
+    return len(owner)
+
+
+def _cat(parts: list[Dataset]) -> Dataset:
+    if len(parts) == 1:
+        return parts[0]
+
+    def cat(name: str) -> torch.Tensor | None:
+        values = [getattr(part, name) for part in parts]
+        return None if values[0] is None else torch.cat(values)
+
+    first = parts[0]
+    return dataclasses.replace(
+        first,
+        features=cat("features"),
+        labels=cat("labels"),
+        groups=cat("groups"),
+        ids=cat("ids"),
+        feature_values=cat("feature_values"),
+        extras={name: torch.cat([p.extras[name] for p in parts]) for name in first.extras},
+    )
+
+
+def _drain(
+    buffer: Dataset, batch_size: int, generator: np.random.Generator, shuffle: bool, *, last: bool
+):
+    """Yield the buffer's full chunks in shuffled unit order; return the rows kept back.
+
+    Kept back: the units that do not fill a chunk and (until ``last``) the buffer's last
+    group, which may go on in the next record batch.
+    """
+    starts, sizes = _units(buffer)
+    open_tail = 0 if last or sizes is None else 1
+    order = np.arange(len(starts) - open_tail)
+    if shuffle:
+        order = generator.permutation(order)
+    full = len(order) if last else len(order) - len(order) % batch_size
+    for start in range(0, full, batch_size):
+        yield buffer.subset(_rows_of(starts, sizes, order[start : start + batch_size]))
+    kept = np.r_[order[full:], np.arange(len(starts) - open_tail, len(starts))].astype(np.int64)
+    return [buffer.subset(_rows_of(starts, sizes, kept))] if len(kept) else []
+
+
+def _units(buffer: Dataset) -> tuple[np.ndarray, np.ndarray | None]:
+    """First row and row count of each shuffling unit: rows (counts None) or whole groups."""
+    if buffer.groups is None:
+        return np.arange(len(buffer)), None
+    sizes = torch.unique_consecutive(buffer.groups, return_counts=True)[1].numpy()
+    return np.cumsum(sizes) - sizes, sizes
+
+
+def _rows_of(starts: np.ndarray, sizes: np.ndarray | None, units: np.ndarray) -> torch.Tensor:
+    """Row positions of ``units`` in order (rows of a unit stay together and in order)."""
+    if sizes is None:
+        return torch.from_numpy(starts[units])
+    counts = sizes[units]
+    offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    return torch.from_numpy(np.repeat(starts[units], counts) + offsets)

@@ -1,0 +1,154 @@
+"""``fit`` over a :class:`~distill.data.streaming.StreamingTable`: chunks become batches.
+
+Every rank reads the same seeded stream of global chunks and trains on its share of each
+(whole groups; equal row slices otherwise), as in-memory training does with its global
+batches, so every row is used exactly once per epoch across the ranks. Validation streams
+too: scores, labels and groups (small) are kept, the features are not. See docs/streaming.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from distill.data import Dataset
+from distill.train.batches import Batch, shard_batch
+from distill.train.distributed import DistributedContext, all_gather_tensors
+
+if TYPE_CHECKING:  # pyarrow (the `data` extra) is imported only where tables are read
+    from distill.data.streaming import StreamingTable
+
+
+def is_stream(data: Any) -> bool:
+    """Whether ``data`` is a streamed table (read in chunks) rather than an in-memory Dataset."""
+    return callable(getattr(data, "iter_chunks", None))
+
+
+class StreamTrainData:
+    """The training stream of ``fit``: per-epoch batches read chunk by chunk.
+
+    Args:
+        train: the streamed training table; valid: validation data (streamed or in memory).
+        teacher: a teacher source, or ``StreamedScoreColumns`` (logits from the rows).
+        options: ``TrainOptions`` (``batch_size`` rows, or ``groups_per_batch`` groups).
+        context: the process's distributed context.
+
+    Raises:
+        ValueError: a grouped table without ``groups_per_batch``; pair-agreement stopping.
+    """
+
+    def __init__(self, train: StreamingTable, valid, teacher, options, context) -> None:
+        grouped = train.num_groups is not None
+        if grouped and options.groups_per_batch is None:
+            raise ValueError(
+                "a grouped StreamingTable needs `groups_per_batch` (whole groups per batch)"
+            )
+        if options.stop_pair_agreement is not None:
+            raise ValueError("`stop_pair_agreement` is not available with streamed data")
+        self.train, self.teacher, self.options, self.context = train, teacher, options, context
+        self.spec = options.student_features
+        self.valid = valid if valid is None or self.spec is None else valid.select_features(
+            self.spec
+        )
+        self.chunk_size = options.groups_per_batch if grouped else options.batch_size
+        self.total_steps = options.total_steps(self.train.num_chunks(self.chunk_size))
+        self.valid_teacher_scores = None
+
+    def epoch_items(self, epoch: int, start: int) -> Iterator[Batch]:
+        """This rank's batches of ``epoch`` from the ``start``-th on (resume re-reads and
+        skips the earlier ones)."""
+        chunks = self.train.iter_chunks(
+            batch_size=self.chunk_size, seed=self.options.seed, epoch=epoch
+        )
+        minimum = self.context.world_size
+        usable = (chunk for chunk in chunks if _units(chunk) >= minimum)
+        return (self._batch(chunk) for chunk in islice(usable, start, None))
+
+    def batch(self, item: Batch) -> Batch:
+        """The batch itself (already on the device)."""
+        return item
+
+    def teacher_logits(self, batch: Batch, item: Batch) -> torch.Tensor:
+        """From the streamed score columns, else the teacher's forward on every column."""
+        if hasattr(self.teacher, "batch_logits"):
+            return self.teacher.batch_logits(batch.extras, batch.ids).to(batch.labels.device)
+        features = batch.features if batch.teacher_features is None else batch.teacher_features
+        return self.teacher.predict(features, batch.ids).to(batch.labels.device).float()
+
+    def _batch(self, chunk: Dataset) -> Batch:
+        index = shard_batch(torch.arange(len(chunk)), chunk.groups, self.context)
+        rows = chunk.subset(index)
+        student = rows if self.spec is None else rows.select_features(self.spec)
+        device = self.context.device
+
+        def move(value: torch.Tensor | None) -> torch.Tensor | None:
+            return None if value is None else value.to(device)
+
+        return Batch(
+            features=move(student.features),
+            labels=move(rows.labels),
+            ids=move(rows.ids),
+            groups=move(rows.groups),
+            feature_values=move(student.feature_values),
+            teacher_features=None if student is rows else move(rows.features),
+            extras={name: move(value) for name, value in rows.extras.items()},
+        )
+
+
+def _units(chunk: Dataset) -> int:
+    return len(chunk) if chunk.groups is None else len(torch.unique(chunk.groups))
+
+
+@torch.inference_mode()
+def predict_stream(
+    model: nn.Module,
+    table: StreamingTable,
+    *,
+    context: DistributedContext = DistributedContext(),
+    score: Callable[[Any], torch.Tensor],
+    batch_size: int = 4096,
+    bf16: bool = False,
+) -> tuple[torch.Tensor, Dataset]:
+    """Scores of every row of a streamed table, with the rows' labels, ids and groups.
+
+    Chunks are read in file order (groups whole) and dealt to the ranks round-robin; the
+    ranks' results are gathered, so every rank returns every row (not in file order when
+    distributed; the track metrics do not depend on row order).
+
+    Returns:
+        ``(scores, rows)``: float32 ``(N,)``/``(N, C)`` scores and a feature-less Dataset of the
+        same rows (labels, ids, groups) for the metric functions.
+    """
+    was_training = model.training
+    model.eval()
+    scores, labels, ids, groups = [], [], [], []
+    grouped = table.num_groups is not None
+    size = max(1, batch_size * table.num_groups // len(table)) if grouped else batch_size
+    chunks = table.iter_chunks(batch_size=size, shuffle=False)
+    for chunk in islice(chunks, context.rank, None, context.world_size):
+        inputs = [chunk.features.to(context.device)]
+        if chunk.feature_values is not None:
+            inputs.append(chunk.feature_values.to(context.device))
+        with torch.autocast(context.device.type, dtype=torch.bfloat16, enabled=bf16):
+            scores.append(score(model(*inputs)).float().cpu())
+        labels.append(chunk.labels)
+        ids.append(chunk.ids)
+        groups.append(chunk.groups if chunk.groups is not None else chunk.ids[:0])
+    model.train(was_training)
+    local = [_cat(parts) for parts in (scores, labels, ids, groups)]
+    scores, labels, ids, groups = all_gather_tensors(local, context)
+    rows = Dataset(
+        features=torch.zeros(len(labels), 0),
+        labels=labels,
+        ids=ids,
+        groups=groups if table.num_groups is not None else None,
+    )
+    return scores, rows
+
+
+def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat(parts) if parts else torch.empty(0)
