@@ -103,7 +103,10 @@ def test_group_split_across_shards_is_refused(tmp_path):
     paths = write_shards(tmp_path, [20, 20], grouped=True, group_size=10)
     shifted = pq.read_table(paths[1]).set_column(6, "q", pa.array(np.full(20, 1)))
     pq.write_table(shifted, paths[1])
-    with pytest.raises(ValueError, match=r"part-001.parquet: group 1 of column 'q' also has rows in .*part-000.parquet; a group's rows must be contiguous"):
+    with pytest.raises(
+        ValueError,
+        match=r"part-001.parquet: group 1 of column 'q' also has rows in .*part-000.parquet; a group's rows must be contiguous",
+    ):
         open_table(tmp_path, group="q", task="ranking")
 
 
@@ -111,7 +114,9 @@ def test_group_not_contiguous_in_its_shard_is_refused(tmp_path):
     path = write_shards(tmp_path, [6], grouped=True, group_size=2)[0]
     table = pq.read_table(path)
     pq.write_table(table.set_column(6, "q", pa.array([0, 0, 1, 1, 0, 0])), path)
-    with pytest.raises(ValueError, match=r"part-000.parquet: group 0 .* elsewhere in the same shard"):
+    with pytest.raises(
+        ValueError, match=r"part-000.parquet: group 0 .* elsewhere in the same shard"
+    ):
         open_table(tmp_path, group="q", task="ranking")
 
 

@@ -81,6 +81,25 @@ class DataSection(_Section):
     label_fraction: Annotated[Number, _in_interval(0, 1, low_open=True)] = 1.0
     split_seed: NonNegativeInt | None = None
     student_features: str | list[str | int] | None = None
+    streaming: bool = False
+    shuffle_buffer: PositiveInt = 100_000
+
+    @model_validator(mode="after")
+    def _streamed(self) -> DataSection:
+        """Streamed shards (docs/streaming.md): Parquet tables given per split, all labeled."""
+        if not self.streaming:
+            return self
+        if self.source != "table":
+            raise ValueError(f"`streaming` needs source = 'table' (Parquet), got {self.source!r}")
+        missing = [key for key in ("train", "valid", "test") if not getattr(self, key)]
+        if self.path or missing:
+            raise ValueError(
+                "`streaming` reads `train`, `valid` and `test` shard sets (a folder, glob or "
+                f"file each; streamed data is not split), missing {missing or ['train']}"
+            )
+        if self.label_fraction < 1.0:
+            raise ValueError(f"`streaming` needs label_fraction = 1, got {self.label_fraction}")
+        return self
 
     @model_validator(mode="after")
     def _source_fields(self) -> DataSection:
@@ -296,6 +315,8 @@ class RunConfig(_Section):
                     f"variant {variant.name!r}: kd.teacher_transform needs the class of every "
                     "row; use transfer = 'labeled' with data.label_fraction < 1"
                 )
+        if self.data.streaming:
+            self._check_streamed()
         return self
 
     @model_validator(mode="after")
@@ -307,6 +328,27 @@ class RunConfig(_Section):
                 "module: set train.teacher_mode = 'online'"
             )
         return self
+
+    def _check_streamed(self) -> None:
+        """What a streamed run supports: ctr/ranking, a trained teacher (online) or a score
+        column, no joint model (docs/streaming.md)."""
+        if self.run.track not in ("ctr", "ranking"):
+            raise ValueError(
+                f"data.streaming runs the ctr and ranking tracks, not {self.run.track!r}"
+            )
+        if self.joint is not None:
+            raise ValueError("data.streaming: the [joint] model is not available on streamed data")
+        if self.teacher.path is not None:
+            raise ValueError(
+                "data.streaming: a teacher file cannot score streamed rows yet; train the "
+                "teacher ([teacher.model]) or log its scores in a column (teacher.column)"
+            )
+        scored = self.train.teacher_mode == "offline" and not self.teacher.score_columns
+        if scored and any(v.objective.uses_teacher for v in self.variants):
+            raise ValueError(
+                "data.streaming: teacher scores of streamed rows come from a score column "
+                "(teacher.column) or from the teacher itself (train.teacher_mode = 'online')"
+            )
 
     @property
     def metric(self) -> str:

@@ -91,7 +91,9 @@ class StreamingTable:
         self.shuffle_buffer = check_positive_int("shuffle_buffer", shuffle_buffer)
         check_positive_int("hash_buckets", hash_buckets)
         if task not in ("binary", "classification", "ranking"):
-            raise ValueError(f"`task` must be 'binary', 'classification' or 'ranking', got {task!r}")
+            raise ValueError(
+                f"`task` must be 'binary', 'classification' or 'ranking', got {task!r}"
+            )
         self.task = task
         self.shards, schema = _open_shards(source)
         mapped = [name for name in (label, group, id, *extras) if name is not None]
@@ -243,7 +245,9 @@ def _shard_paths(source) -> tuple[list[str], pafs.FileSystem]:
     paths = sorted(
         item.path
         for item in filesystem.get_file_info(selector)
-        if item.type == pafs.FileType.File and item.path.lower().endswith(PARQUET_SUFFIXES)
+        if item.type == pafs.FileType.File
+        and item.path.lower().endswith(PARQUET_SUFFIXES)
+        and not item.base_name.startswith((".", "_"))  # temporary or hidden files
     )
     if not paths:
         raise ValueError(f"{text}: the folder holds no Parquet shard (*.parquet, *.pq)")
@@ -284,8 +288,10 @@ def _check_groups(shards: list[Shard], group: str) -> int:
                 if value == previous:
                     continue
                 if value in owner:
-                    where = "elsewhere in the same shard" if owner[value] == shard.path else (
-                        f"in {owner[value]}"
+                    where = (
+                        "elsewhere in the same shard"
+                        if owner[value] == shard.path
+                        else (f"in {owner[value]}")
                     )
                     raise ValueError(
                         f"{shard.path}: group {value!r} of column {group!r} also has rows "

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
-from distill import metrics
+from distill import metrics, teachers
 from distill.data import Dataset
 from distill.train.evaluation import predict
+from distill.train.streaming import is_stream, predict_stream
+from distill.train.terms import main_score
 
 
 def track_metrics(model: nn.Module, dataset: Dataset, track: str) -> dict[str, float]:
@@ -21,7 +25,28 @@ def track_metrics(model: nn.Module, dataset: Dataset, track: str) -> dict[str, f
         >>> track_metrics(model, test, "ctr")  # doctest: +SKIP
         {'auc': 0.74, 'nll': 0.19, 'ece': 0.004}
     """
+    if is_stream(dataset):
+        scores, rows = predict_stream(model, dataset, score=main_score)
+        return score_metrics(scores, rows, track)
     return score_metrics(predict(model, dataset), dataset, track)
+
+
+def teacher_metrics(teacher: Any, dataset: Any, track: str) -> dict[str, float]:
+    """Metrics of a teacher source's logits on ``dataset``; a streamed table's score columns
+    are read with its rows (one pass, scores and labels kept)."""
+    if not is_stream(dataset):
+        return score_metrics(teachers.predict_dataset(teacher, dataset), dataset, track)
+    scores, labels, groups = [], [], []
+    for chunk in dataset.iter_chunks(batch_size=4096, shuffle=False):
+        scores.append(teacher.batch_logits(chunk.extras, chunk.ids))
+        labels.append(chunk.labels)
+        groups.append(chunk.groups if chunk.groups is not None else chunk.ids)
+    rows = Dataset(
+        torch.zeros(len(dataset), 0),
+        torch.cat(labels),
+        groups=torch.cat(groups) if dataset.num_groups is not None else None,
+    )
+    return score_metrics(torch.cat(scores), rows, track)
 
 
 def score_metrics(scores: torch.Tensor, dataset: Dataset, track: str) -> dict[str, float]:

@@ -26,7 +26,7 @@ from torch import nn
 from distill import models, teachers
 from distill.config import ConfigError, LabelsTerm, Objective, RunConfig, Variant, write_config
 from distill.experiment.checks import run_warnings
-from distill.experiment.metrics import score_metrics, track_metrics
+from distill.experiment.metrics import teacher_metrics, track_metrics
 from distill.experiment.results import read_results, write_row
 from distill.experiment.run_folder import (
     clear_outputs,
@@ -386,11 +386,10 @@ def _row(name, model: nn.Module, test, cfg: RunConfig, wall_time: float, path) -
 
 def _teacher_row(cfg: RunConfig, teacher, test, started: float) -> dict[str, Any]:
     """The results row of a teacher that is not a module: metrics of its test predictions."""
-    scores = teachers.predict_dataset(teacher, test)
     source = cfg.teacher.path or f"column {cfg.teacher.score_columns}"
     return {
         "name": "teacher",
-        "metrics": score_metrics(scores, test, cfg.run.track),
+        "metrics": teacher_metrics(teacher, test, cfg.run.track),
         **teacher.size().row(),
         "wall_time_s": round(time.perf_counter() - started, 3),
         "path": str(source),

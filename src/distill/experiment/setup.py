@@ -20,10 +20,12 @@ from distill.config import ConfigError, ModelSpec, Objective, RunConfig, Variant
 from distill.config import TrainSection as TrainConfig
 from distill.data import Dataset
 from distill.experiment.inputs import read_splits
+from distill.experiment.stream_inputs import stream_splits
 from distill.train.intermediate import IntermediateObjective
 from distill.train.objective import Objective as FitObjective
 from distill.train.objective import make_term
 from distill.train.options import TrainOptions
+from distill.train.streaming import is_stream
 
 IGNORE_LABEL = -100
 """Class label of unlabeled transfer-set rows (``cross_entropy``/``kd_loss`` ignore it)."""
@@ -79,8 +81,8 @@ class RunData:
     def view_for(self, model: nn.Module, dataset: Dataset) -> Dataset:
         """The columns ``model`` reads: all of them when its ``in_features`` matches (or it
         has none, as id-based models), else the student's."""
-        width = getattr(model, "in_features", dataset.features.shape[1])
-        return dataset if width == dataset.features.shape[1] else self.student_view(dataset)
+        width = getattr(model, "in_features", feature_width(dataset))
+        return dataset if width == feature_width(dataset) else self.student_view(dataset)
 
 
 def load_run_data(cfg: RunConfig) -> RunData:
@@ -88,9 +90,14 @@ def load_run_data(cfg: RunConfig) -> RunData:
     gives and pick the labeled rows, both seeded by ``cfg.split_seed`` (``data.split_seed``,
     else ``run.seed``), so the runs of a multi-seed comparison share one split.
 
-    A teacher's score columns (``teacher.column(s)``) are read as extras, not features.
+    A teacher's score columns (``teacher.column(s)``) are read as extras, not features. With
+    ``data.streaming`` the splits are StreamingTables (docs/streaming.md), every row labeled.
     """
     section = cfg.data
+    if section.streaming:
+        extras = cfg.teacher.score_columns
+        train, valid, test = stream_splits(section, track=cfg.run.track, extras=extras)
+        return RunData(train, train, train, valid, test, section.student_features)
     if cfg.teacher.score_columns:
         extras = {"extras": cfg.teacher.score_columns}
         section = section.model_copy(update={"options": section.options | extras})
@@ -148,9 +155,9 @@ def build_model(
     known = _init_parameters(spec.name)
     sizes = {"out_features": num_classes(dataset)} if track == "classification" else {}
     if dataset.is_sparse:
-        sizes |= {"num_fields": dataset.features.shape[1], "num_embeddings": dataset.num_embeddings}
+        sizes |= {"num_fields": feature_width(dataset), "num_embeddings": dataset.num_embeddings}
     else:
-        sizes["in_features"] = dataset.features.shape[1]
+        sizes["in_features"] = feature_width(dataset)
     kwargs = {name: value for name, value in sizes.items() if name in known} | kwargs
     spec_dict = {"name": spec.name, "kwargs": kwargs}
     try:
@@ -163,6 +170,11 @@ def build_model(
             raise
     # a constructor that reads tensor values cannot run on the meta device: check it on the CPU
     return build_model(spec, dataset, track, seed=seed, where=where, trust=trust)
+
+
+def feature_width(dataset: Any) -> int:
+    """Feature columns of a Dataset or a StreamingTable (``width``)."""
+    return dataset.width if is_stream(dataset) else dataset.features.shape[1]
 
 
 def build_seeded(seed: int, factory: Any, *args: Any, **kwargs: Any) -> nn.Module:

@@ -130,6 +130,8 @@ def given_teacher(cfg: RunConfig, data: RunData) -> Any:
     where = "teacher.column" if section.score_columns else "teacher.path"
     splits, rows = (data.train, data.valid, data.test), len(data.train)
     try:
+        if section.score_columns and cfg.data.streaming:
+            return teachers.StreamedScoreColumns(column=section.column, columns=section.columns)
         if section.score_columns:
             return teachers.ScoreColumnTeacher(
                 splits, column=section.column, columns=section.columns

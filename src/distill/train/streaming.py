@@ -51,8 +51,8 @@ class StreamTrainData:
             raise ValueError("`stop_pair_agreement` is not available with streamed data")
         self.train, self.teacher, self.options, self.context = train, teacher, options, context
         self.spec = options.student_features
-        self.valid = valid if valid is None or self.spec is None else valid.select_features(
-            self.spec
+        self.valid = (
+            valid if valid is None or self.spec is None else valid.select_features(self.spec)
         )
         self.chunk_size = options.groups_per_batch if grouped else options.batch_size
         self.total_steps = options.total_steps(self.train.num_chunks(self.chunk_size))
