@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import roc_auc_score
@@ -25,7 +24,8 @@ def shards(tmp_path_factory):
 
 
 def config(folder, shards, name, extra_data="", teacher='column = "teacher_logit"', train=""):
-    columns = f'label = "label", features = {json.dumps(NUMERIC[:4])}, categorical = {json.dumps(CATEGORICAL)}'
+    numeric, categorical = json.dumps(NUMERIC[:4]), json.dumps(CATEGORICAL)
+    columns = f'label = "label", features = {numeric}, categorical = {categorical}'
     text = f"""
 [run]
 name = "{name}"

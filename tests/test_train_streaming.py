@@ -7,7 +7,6 @@ import json
 import pyarrow as pa
 import pytest
 import torch
-from test_data_streaming import open_table, write_shards
 
 from distill import metrics
 from distill.data import read_table
@@ -15,6 +14,7 @@ from distill.models import WideAndDeep
 from distill.teachers import StreamedScoreColumns
 from distill.train import BinaryKDTerm, LabelsTerm, Objective, TrainOptions, fit
 from distill.train.evaluation import evaluate
+from test_data_streaming import open_table, write_shards
 
 
 class RecordingTeacher:

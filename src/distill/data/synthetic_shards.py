@@ -46,7 +46,7 @@ def write_criteo_shards(
         The shard paths.
 
     Example:
-        >>> write_criteo_shards("data/criteo/train", rows=10_000, shard_rows=5_000)  # doctest: +SKIP
+        >>> paths = write_criteo_shards("data/criteo/train", rows=10_000, shard_rows=5_000)
     """
     check_positive_int("rows", rows)
     check_positive_int("shard_rows", shard_rows)
