@@ -105,7 +105,8 @@ def test_group_split_across_shards_is_refused(tmp_path):
     pq.write_table(shifted, paths[1])
     with pytest.raises(
         ValueError,
-        match=r"part-001.parquet: group 1 of column 'q' also has rows in .*part-000.parquet; a group's rows must be contiguous",
+        match=r"part-001.parquet: group 1 of column 'q' also has rows in .*part-000.parquet; "
+        r"a group's rows must be contiguous",
     ):
         open_table(tmp_path, group="q", task="ranking")
 
