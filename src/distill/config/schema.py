@@ -166,6 +166,7 @@ class TrainSection(_Section):
     tensorboard: Flag = False
     device: Literal["auto", "cpu", "cuda"] = "cpu"
     eval_batch_size: PositiveInt = 4096
+    sparse_embeddings: bool = False
     teacher_mode: Literal["offline", "online"] = "offline"
 
 

@@ -25,6 +25,7 @@ from distill.train.logging import ProgressBar
 from distill.train.objective import Objective
 from distill.train.options import TrainOptions
 from distill.train.run_files import RunFiles
+from distill.train.sparse import clip_grad_norm
 from distill.train.state import TrainState
 from distill.train.streaming import StreamTrainData, is_stream
 
@@ -201,9 +202,7 @@ def _train_step(
     total.backward()
     values = {"loss": total.detach(), **{k: v.detach() for k, v in parts.items()}}
     if options.grad_clip is not None:
-        values["grad_norm"] = torch.nn.utils.clip_grad_norm_(
-            state.net.parameters(), options.grad_clip
-        )
+        values["grad_norm"] = clip_grad_norm(state.net.parameters(), options.grad_clip)
     state.optimizer.step()
     state.scheduler.step()
     values["lr"] = lr

@@ -48,6 +48,9 @@ class TrainOptions:
         tensorboard: also log to ``run_dir/tensorboard/<variant>`` (needs ``tensorboard``).
         device: ``"auto"`` picks CUDA when available (the local rank's GPU under DDP).
         eval_batch_size: rows per evaluation/teacher-scoring batch.
+        sparse_embeddings: sparse gradients for the model's embedding tables, updated by lazy
+            Adam (moments for touched rows only); AdamW for the other parameters
+            (``distill.train.sparse.SplitOptimizer``, docs/streaming.md).
         student_features: columns the student sees (``Dataset.select_features`` spec, e.g.
             ``"0-9"``); the teacher always sees all features. ``None``: all.
         config: the resolved run config, stored in every checkpoint.
@@ -88,6 +91,7 @@ class TrainOptions:
     tensorboard: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
     eval_batch_size: int = 4096
+    sparse_embeddings: bool = False
     student_features: str | list[str | int] | None = None
     config: dict[str, Any] = field(default_factory=dict)
 

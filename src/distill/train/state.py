@@ -12,6 +12,7 @@ from torch import nn
 from distill.train.distributed import DistributedContext, wrap_ddp
 from distill.train.options import TrainOptions
 from distill.train.schedule import warmup_cosine
+from distill.train.sparse import SplitOptimizer
 
 _COUNTERS = (
     "step",
@@ -53,14 +54,20 @@ class TrainState:
     def create(
         cls, net: nn.Module, options: TrainOptions, total_steps: int, context: DistributedContext
     ) -> TrainState:
-        """AdamW over ``net``'s parameters with the warm-up + cosine schedule."""
-        optimizer = torch.optim.AdamW(  # foreach: the same updates, fewer kernel calls
-            net.parameters(),
-            lr=options.lr,
-            betas=options.betas,
-            weight_decay=options.weight_decay,
-            foreach=True,
-        )
+        """AdamW over ``net``'s parameters (lazy Adam for its embedding tables with
+        ``options.sparse_embeddings``) with the warm-up + cosine schedule."""
+        if options.sparse_embeddings:
+            optimizer = SplitOptimizer(
+                net, lr=options.lr, betas=options.betas, weight_decay=options.weight_decay
+            )
+        else:
+            optimizer = torch.optim.AdamW(  # foreach: the same updates, fewer kernel calls
+                net.parameters(),
+                lr=options.lr,
+                betas=options.betas,
+                weight_decay=options.weight_decay,
+                foreach=True,
+            )
         scheduler = warmup_cosine(
             optimizer,
             warmup_steps=options.warmup_steps,
