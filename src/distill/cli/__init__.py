@@ -1,7 +1,7 @@
 """The ``distill`` command (typer + rich).
 
 Sub-commands: ``demo``, ``run``, ``teacher``, ``score``, ``student``, ``evaluate``,
-``landscape``, ``export``, ``bench``. Exit codes: 0 ok, 1 run failed, 2 bad usage or config.
+``landscape``, ``export``, ``convert``, ``bench``. Exit codes: 0 ok, 1 run failed, 2 bad usage or config.
 Errors print one line; ``distill --debug ...`` shows the traceback.
 
 Example:
@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from distill import __version__
-from distill.cli import bench, demo, export, landscape, run
+from distill.cli import bench, convert, demo, export, landscape, run
 from distill.cli._common import STATE
 
 app = typer.Typer(
@@ -58,6 +58,7 @@ app.command()(run.score)
 app.command()(run.student)
 app.command()(run.evaluate)
 app.command()(landscape.landscape)
+app.command()(convert.convert)
 app.command()(export.export)
 app.command()(bench.bench)
 
