@@ -1,8 +1,8 @@
 """The ``distill`` command (typer + rich).
 
 Sub-commands: ``demo``, ``run``, ``teacher``, ``score``, ``student``, ``evaluate``,
-``landscape``, ``export``, ``convert``, ``bench``. Exit codes: 0 ok, 1 run failed, 2 bad usage or config.
-Errors print one line; ``distill --debug ...`` shows the traceback.
+``landscape``, ``export``, ``convert``, ``bench``. Exit codes: 0 ok, 1 run failed, 2 bad usage
+or config. Errors print one line; ``distill --debug ...`` shows the traceback.
 
 Example:
     $ distill demo --quick
