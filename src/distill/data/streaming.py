@@ -171,10 +171,10 @@ class StreamingTable:
             for piece in self._read(self.shards[position]):
                 pending.append(piece)
                 if sum(len(part) for part in pending) >= self.shuffle_buffer:
-                    buffer = _cat(pending)
+                    buffer = concat_datasets(pending)
                     pending = yield from _drain(buffer, batch_size, generator, shuffle, last=False)
         if pending:
-            yield from _drain(_cat(pending), batch_size, generator, shuffle, last=True)
+            yield from _drain(concat_datasets(pending), batch_size, generator, shuffle, last=True)
 
     def num_chunks(self, batch_size: int) -> int:
         """Chunks per epoch of :meth:`iter_chunks` (rows, or groups when grouped)."""
@@ -302,7 +302,8 @@ def _check_groups(shards: list[Shard], group: str) -> int:
     return len(owner)
 
 
-def _cat(parts: list[Dataset]) -> Dataset:
+def concat_datasets(parts: list[Dataset]) -> Dataset:
+    """The rows of ``parts`` (same columns) one after another, as one Dataset."""
     if len(parts) == 1:
         return parts[0]
 
