@@ -74,7 +74,7 @@ def peak_rss_of_run(folder: Path) -> dict[str, Any]:
     script += "resource.RUSAGE_SELF).ru_maxrss))\n"
     started = time.perf_counter()
     argv = [sys.executable, "-c", script]
-    command = argv + ["run", str(config), "--no-report", "--set", "train.epochs=1"]
+    command = [*argv, "run", str(config), "--no-report", "--set", "train.epochs=1"]
     env = os.environ | {"PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:

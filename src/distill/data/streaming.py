@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import torch
 
 from distill._validation import check_positive_int
+from distill.data._score_shards import check_aligned, read_scores
 from distill.data.dataset import Dataset
 from distill.data.table import PARQUET_SUFFIXES, table_dataset
 
@@ -59,6 +60,8 @@ class StreamingTable:
         task: ``"binary"``, ``"classification"`` or ``"ranking"`` (labels are typed per chunk:
             float32 for binary/ranking, int64 for classification).
         shuffle_buffer: rows held for shuffling (the memory bound of training reads).
+        scores: columns of the shards' score shards (``<folder>/_scores/<name>``, written by
+            ``distill.teachers.score_shards``) added to every chunk's extras, aligned by row.
 
     Raises:
         ValueError: an empty glob or folder, a corrupt shard (file named), a shard whose schema
@@ -87,6 +90,7 @@ class StreamingTable:
         impute: float | str | None = None,
         task: str = "binary",
         shuffle_buffer: int = 100_000,
+        scores: Sequence[str] = (),
     ) -> None:
         self.shuffle_buffer = check_positive_int("shuffle_buffer", shuffle_buffer)
         check_positive_int("hash_buckets", hash_buckets)
@@ -95,6 +99,7 @@ class StreamingTable:
                 f"`task` must be 'binary', 'classification' or 'ranking', got {task!r}"
             )
         self.task = task
+        self.scores = list(scores)
         self.shards, schema = _open_shards(source)
         mapped = [name for name in (label, group, id, *extras) if name is not None]
         missing = [n for n in [*mapped, *categorical, *(features or [])] if n not in schema.names]
@@ -168,7 +173,7 @@ class StreamingTable:
         order = generator.permutation(len(self.shards)) if shuffle else range(len(self.shards))
         pending: list[Dataset] = []
         for position in order:
-            for piece in self._read(self.shards[position]):
+            for piece in self.read_shard(self.shards[position]):
                 pending.append(piece)
                 if sum(len(part) for part in pending) >= self.shuffle_buffer:
                     buffer = concat_datasets(pending)
@@ -181,12 +186,18 @@ class StreamingTable:
         units = self.num_rows if self.num_groups is None else self.num_groups
         return -(-units // batch_size)
 
-    def _read(self, shard: Shard) -> Iterator[Dataset]:
+    def read_shard(self, shard: Shard) -> Iterator[Dataset]:
+        """The rows of one shard in file order, one record batch at a time (with the score
+        shard's columns as extras when the table was opened with ``scores``)."""
         reader = shard.open()
-        offset = shard.first_id
+        offset, scores = shard.first_id, None
+        if self.scores:
+            scores = read_scores(shard.path, shard.num_rows, self.scores)
         try:
             for batch in reader.iter_batches(batch_size=READ_ROWS):
                 piece = self._chunk(shard.path, pa.Table.from_batches([batch]), offset)
+                if scores is not None:
+                    piece = _with_scores(shard.path, piece, scores, offset - shard.first_id)
                 offset += batch.num_rows
                 yield piece
         except pa.ArrowException as error:
@@ -247,11 +258,25 @@ def _shard_paths(source) -> tuple[list[str], pafs.FileSystem]:
         for item in filesystem.get_file_info(selector)
         if item.type == pafs.FileType.File
         and item.path.lower().endswith(PARQUET_SUFFIXES)
-        and not item.base_name.startswith((".", "_"))  # temporary or hidden files
+        and not _hidden(item.path[len(path) :])  # temporary files, markers, score shards
     )
     if not paths:
         raise ValueError(f"{text}: the folder holds no Parquet shard (*.parquet, *.pq)")
     return paths, filesystem
+
+
+def _hidden(relative: str) -> bool:
+    return any(part.startswith((".", "_")) for part in relative.split("/") if part)
+
+
+def _with_scores(path: str, piece: Dataset, scores: pa.Table, start: int) -> Dataset:
+    rows = scores.slice(start, len(piece))
+    check_aligned(path, rows["id"].to_numpy(), piece.ids.numpy())
+    extras = {
+        name: torch.from_numpy(rows[name].to_numpy().astype(np.float32))
+        for name in rows.column_names[1:]
+    }
+    return dataclasses.replace(piece, extras=piece.extras | extras)
 
 
 def _local(text: str) -> tuple[pafs.FileSystem, str]:

@@ -1,0 +1,50 @@
+"""Where the score shard of a data shard lives, and reading it back aligned with the rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SCORES_FOLDER = "_scores"
+"""Sub-folder of a shard's folder holding its score shard (``_``: skipped as data)."""
+FINGERPRINT_KEY = b"distill.teacher"
+"""Parquet metadata key of the teacher fingerprint a score shard was written by."""
+
+
+def score_path(shard_path: str) -> str:
+    """The score shard of a data shard: ``<folder>/_scores/<name>``."""
+    folder, _, name = shard_path.rpartition("/")
+    return f"{folder}/{SCORES_FOLDER}/{name}"
+
+
+def read_scores(shard_path: str, num_rows: int, names: list[str]) -> pa.Table:
+    """The ``id`` and ``names`` columns of a data shard's score shard (its rows checked).
+
+    Raises:
+        ValueError: no readable score shard, a missing column, or a row count that differs
+            from the data shard's.
+    """
+    path = score_path(shard_path)
+    try:
+        scores = pq.read_table(path, columns=["id", *names])
+    except (OSError, pa.ArrowException) as error:
+        raise ValueError(
+            f"{shard_path}: no readable score shard {path} ({error}); score the shards first"
+        ) from error
+    if scores.num_rows != num_rows:
+        raise ValueError(
+            f"{path}: {scores.num_rows} score rows for the {num_rows} rows of {shard_path}; "
+            "score the shards again"
+        )
+    return scores
+
+
+def check_aligned(path: str, score_ids: np.ndarray, ids: np.ndarray) -> None:
+    """The score rows hold the same ids as the data rows, in order."""
+    if not np.array_equal(score_ids, ids):
+        row = int(np.flatnonzero(score_ids != ids)[0])
+        raise ValueError(
+            f"{score_path(path)}: id {int(score_ids[row])} where the data shard has id "
+            f"{int(ids[row])}; score the shards again"
+        )
