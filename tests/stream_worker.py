@@ -1,0 +1,38 @@
+"""Worker of test_train_streaming_ddp: fit over streamed shards, recording the ids each rank
+trains on (run under torchrun)."""
+
+import json
+import sys
+
+import torch
+import torch.distributed as dist
+
+from distill.models import WideAndDeep
+from distill.train import BinaryKDTerm, Objective, TrainOptions, fit
+from test_data_streaming import open_table
+
+
+class RecordingTeacher:
+    def __init__(self):
+        self.ids = []
+
+    def predict(self, features, ids):
+        self.ids.append(ids.tolist())
+        return torch.zeros(len(ids))
+
+
+folder, out = sys.argv[1], sys.argv[2]
+table = open_table(f"{folder}/train", shuffle_buffer=100)
+teacher = RecordingTeacher()
+torch.manual_seed(0)
+result = fit(
+    WideAndDeep(table.num_embeddings, table.width, hidden=(4,)),
+    table,
+    objective=Objective([BinaryKDTerm(soft_weight=0.5)]),
+    options=TrainOptions(epochs=2, batch_size=40, device="cpu", progress=False, metric="auc"),
+    teacher=teacher,
+    valid=open_table(f"{folder}/valid"),
+)
+rank = dist.get_rank()
+with open(f"{out}/rank{rank}.json", "w") as handle:
+    json.dump({"ids": teacher.ids, "steps": result.steps, "auc": result.metrics["auc"]}, handle)
