@@ -10,16 +10,7 @@ import torch.distributed as dist
 from distill.models import WideAndDeep
 from distill.train import BinaryKDTerm, Objective, TrainOptions, fit
 from test_data_streaming import open_table
-
-
-class RecordingTeacher:
-    def __init__(self):
-        self.ids = []
-
-    def predict(self, features, ids):
-        self.ids.append(ids.tolist())
-        return torch.zeros(len(ids))
-
+from test_train_streaming import RecordingTeacher
 
 folder, out = sys.argv[1], sys.argv[2]
 table = open_table(f"{folder}/train", shuffle_buffer=100)
@@ -35,4 +26,11 @@ result = fit(
 )
 rank = dist.get_rank()
 with open(f"{out}/rank{rank}.json", "w") as handle:
-    json.dump({"ids": teacher.ids, "steps": result.steps, "auc": result.metrics["auc"]}, handle)
+    json.dump(
+        {
+            "ids": [ids.tolist() for ids in teacher.ids],
+            "steps": result.steps,
+            "auc": result.metrics["auc"],
+        },
+        handle,
+    )
