@@ -36,12 +36,15 @@ class StreamTrainData:
         teacher: a teacher source, or ``StreamedScoreColumns`` (logits from the rows).
         options: ``TrainOptions`` (``batch_size`` rows, or ``groups_per_batch`` groups).
         context: the process's distributed context.
+        transfer: a batch transform applied every step (``fit``'s ``transfer``), or None.
 
     Raises:
         ValueError: a grouped table without ``groups_per_batch``; pair-agreement stopping.
     """
 
-    def __init__(self, train: StreamingTable, valid, teacher, options, context) -> None:
+    def __init__(
+        self, train: StreamingTable, valid, teacher, options, context, transfer=None
+    ) -> None:
         grouped = train.num_groups is not None
         if grouped and options.groups_per_batch is None:
             raise ValueError(
@@ -50,6 +53,7 @@ class StreamTrainData:
         if options.stop_pair_agreement is not None:
             raise ValueError("`stop_pair_agreement` is not available with streamed data")
         self.train, self.teacher, self.options, self.context = train, teacher, options, context
+        self.transfer = transfer
         self.spec = options.student_features
         self.valid = (
             valid if valid is None or self.spec is None else valid.select_features(self.spec)
@@ -69,8 +73,8 @@ class StreamTrainData:
         return (self._batch(chunk) for chunk in islice(usable, start, None))
 
     def batch(self, item: Batch) -> Batch:
-        """The batch itself (already on the device)."""
-        return item
+        """The batch (already on the device), through ``transfer`` when given."""
+        return item if self.transfer is None else self.transfer(item)
 
     def teacher_logits(self, batch: Batch, item: Batch) -> torch.Tensor:
         """From the streamed score columns, else the teacher's forward on every column."""
