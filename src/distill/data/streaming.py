@@ -132,7 +132,7 @@ class StreamingTable:
         self._describe_columns()
 
     def _describe_columns(self) -> None:
-        first = self._first_row()
+        first = self.head()
         self.feature_names, self.num_embeddings = first.feature_names, first.num_embeddings
         self.is_sparse, self.width = first.is_sparse, first.features.shape[1]
         self.meta = first.meta | {"source": self.source, "task": self.task}
@@ -203,9 +203,10 @@ class StreamingTable:
         except pa.ArrowException as error:
             raise ValueError(f"{shard.path}: not a readable Parquet file ({error})") from error
 
-    def _first_row(self) -> Dataset:
+    def head(self, n: int = 1) -> Dataset:
+        """The first ``n`` rows of the first shard (at most one record batch), unshuffled."""
         shard = self.shards[0]
-        batch = next(shard.open().iter_batches(batch_size=1))
+        batch = next(shard.open().iter_batches(batch_size=min(n, READ_ROWS)))
         return self._chunk(shard.path, pa.Table.from_batches([batch]), shard.first_id)
 
     def _chunk(self, path: str, table: pa.Table, offset: int) -> Dataset:

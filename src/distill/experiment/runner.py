@@ -263,7 +263,7 @@ def run_student(
         trust=cfg.teacher.trust,
     )
     teacher = teacher_source(cfg, data) if chosen.objective.uses_teacher else None
-    sample = (data.student_view(train).features[:8], train.features[:8])
+    sample = data.feature_sample(train)
     objective = fit_objective(chosen.objective, cfg.run.track, teacher=teacher, sample=sample)
     attach_class_vectors(objective, cfg)
     options = train_options(cfg.train, cfg, student_features=data.student_features)

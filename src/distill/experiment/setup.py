@@ -78,6 +78,14 @@ class RunData:
             )
         return self.transfer
 
+    def feature_sample(self, dataset: Any, rows: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first rows' student and full feature columns (a streamed table's first shard)."""
+        if is_stream(dataset):
+            head = dataset.head(rows)
+        else:
+            head = dataset.subset(torch.arange(min(rows, len(dataset))))
+        return self.student_view(head).features, head.features
+
     def view_for(self, model: nn.Module, dataset: Dataset) -> Dataset:
         """The columns ``model`` reads: all of them when its ``in_features`` matches (or it
         has none, as id-based models), else the student's."""
