@@ -46,6 +46,12 @@ MAIN = "import resource, sys\nfrom distill.__main__ import main\ntry:\n    main(
 def extra(parser) -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[200_000, 2_000_000])
     parser.add_argument("--repeats", type=int, default=2, help="interleaved throughput rounds")
+    parser.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="only the peak-RSS runs (results: streaming_memory.json, compared with the "
+        "largest size of streaming.json)",
+    )
 
 
 def write_data(folder: Path, rows: int) -> None:
@@ -141,8 +147,57 @@ class _ExtrasTeacher:
         return self.logits[ids]
 
 
+def memory_only(args) -> dict[str, Any]:
+    """Peak RSS at ``--rows`` sizes, against the largest size of the full benchmark."""
+    runs = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for rows in sorted(args.rows):
+            folder = Path(scratch) / str(rows)
+            write_data(folder, rows)
+            runs[rows] = peak_rss_of_run(folder)
+            print(rows, runs[rows], flush=True)
+    full = json.loads((Path(args.results_dir) / f"{NAME}.json").read_text())
+    reference = {int(rows): run for rows, run in full["runs"].items()}
+    baseline_rows = max(reference)
+    largest = max(runs)
+    ratio = runs[largest]["peak_rss_gib"] / reference[baseline_rows]["peak_rss_gib"]
+    payload = {"runs": runs, "baseline": {baseline_rows: reference[baseline_rows]}}
+    payload["rss_ratio"] = ratio
+    write_results(f"{NAME}_memory", args, payload)
+    met = (
+        "met" if ratio <= RSS_RATIO and runs[largest]["peak_rss_gib"] < RSS_LIMIT_GIB else "missed"
+    )
+    rows = [
+        [
+            f"{n:,}",
+            f"{run['peak_rss_gib']:.2f}",
+            f"{run['wall_s']:.0f}",
+            f"{run['test_auc']['binary_kd']:.4f}",
+            f"{run['teacher_auc']:.4f}",
+        ]
+        for n, run in sorted({**reference, **runs}.items())
+    ]
+    table = markdown_table(
+        ["train rows", "peak RSS (GiB)", "wall (s)", "student test AUC", "teacher column AUC"],
+        rows,
+    )
+    body = f"""
+The same `distill run` as in "{TITLE}", at larger sizes (each in a fresh process; the smaller
+rows come from that section's run):
+
+{table}
+
+Peak RSS {largest:,} rows ÷ {baseline_rows:,} rows: **{ratio:.2f}×** (target ≤ {RSS_RATIO}× and
+under {RSS_LIMIT_GIB} GiB: {met}).
+"""
+    publish("Memory: streaming Parquet shards at scale", body, args)
+    return payload
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(NAME, argv, seeds=1, extra=extra)
+    if args.memory_only:
+        return memory_only(args)
     sizes = [20_000, 60_000] if args.quick else sorted(args.rows)
     memory_runs, speed = {}, None
     with tempfile.TemporaryDirectory() as scratch:
