@@ -147,11 +147,6 @@ class StreamingTable:
     def __len__(self) -> int:
         return self.num_rows
 
-    @property
-    def groups(self) -> bool | None:
-        """True for grouped tables (ranking), else None (mirrors ``Dataset.groups``)."""
-        return None if self.columns["group"] is None else True
-
     def iter_chunks(
         self, *, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = True
     ) -> Iterator[Dataset]:
