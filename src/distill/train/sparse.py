@@ -167,12 +167,12 @@ def clip_grad_norm(parameters: Iterable[torch.Tensor], max_norm: float) -> torch
     parameters = [p for p in parameters if p.grad is not None]
     if not any(p.grad.is_sparse for p in parameters):
         return torch.nn.utils.clip_grad_norm_(parameters, max_norm)
-    squares = [
-        (p.grad.coalesce().values() if p.grad.is_sparse else p.grad).square().sum()
-        for p in parameters
-    ]
+    for param in parameters:  # once here; the optimiser then finds them coalesced
+        if param.grad.is_sparse:
+            param.grad = param.grad.coalesce()
+    squares = [(p.grad.values() if p.grad.is_sparse else p.grad).square().sum() for p in parameters]
     total = torch.stack(squares).sum().sqrt()
     scale = torch.clamp(max_norm / (total + 1e-6), max=1.0)
     for param in parameters:
-        param.grad = param.grad.coalesce() * scale if param.grad.is_sparse else param.grad * scale
+        param.grad = param.grad * scale
     return total

@@ -8,6 +8,8 @@ too: scores, labels and groups (small) are kept, the features are not. See docs/
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -18,6 +20,9 @@ from torch import nn
 from distill.data import Dataset
 from distill.train.batches import Batch, shard_batch
 from distill.train.distributed import DistributedContext, all_gather_tensors
+
+PREFETCH = 4
+"""Chunks read ahead of training (memory: this many chunks more)."""
 
 if TYPE_CHECKING:  # pyarrow (the `data` extra) is imported only where tables are read
     from distill.data.streaming import StreamingTable
@@ -70,7 +75,7 @@ class StreamTrainData:
         )
         minimum = self.context.world_size
         usable = (chunk for chunk in chunks if _units(chunk) >= minimum)
-        return (self._batch(chunk) for chunk in islice(usable, start, None))
+        return (self._batch(chunk) for chunk in prefetched(islice(usable, start, None)))
 
     def batch(self, item: Batch) -> Batch:
         """The batch (already on the device), through ``transfer`` when given."""
@@ -101,6 +106,33 @@ class StreamTrainData:
             teacher_features=None if student is rows else move(rows.features),
             extras={name: move(value) for name, value in rows.extras.items()},
         )
+
+
+def prefetched(items: Iterator[Any], depth: int = PREFETCH) -> Iterator[Any]:
+    """``items`` in order, produced ``depth`` ahead by a background thread (reading and
+    hashing the next chunks overlaps the training step; pyarrow releases the GIL).
+
+    An exception of the producer is raised here, at the item where it happened.
+    """
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                slots.put((item, None))
+        except BaseException as error:  # re-raised in the consumer
+            slots.put((None, error))
+        slots.put((done, None))
+
+    threading.Thread(target=produce, daemon=True).start()
+    while True:
+        item, error = slots.get()
+        if error is not None:
+            raise error
+        if item is done:
+            return
+        yield item
 
 
 def _units(chunk: Dataset) -> int:
