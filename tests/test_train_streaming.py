@@ -114,3 +114,17 @@ def test_grouped_stream_needs_groups_per_batch_and_streamed_columns_need_a_strea
             options=options,
             teacher=StreamedScoreColumns(column="logit"),
         )
+
+
+def test_prefetched_keeps_order_and_raises_where_the_producer_failed():
+    from distill.train.streaming import prefetched
+
+    def items():
+        yield from range(5)
+        raise OSError("shard vanished")
+
+    seen = []
+    with pytest.raises(OSError, match="shard vanished"):
+        for item in prefetched(items(), depth=2):
+            seen.append(item)
+    assert seen == [0, 1, 2, 3, 4]
