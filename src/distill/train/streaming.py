@@ -64,7 +64,10 @@ class StreamTrainData:
             valid if valid is None or self.spec is None else valid.select_features(self.spec)
         )
         self.chunk_size = options.groups_per_batch if grouped else options.batch_size
-        self.total_steps = options.total_steps(self.train.num_chunks(self.chunk_size))
+        units = train.num_rows if train.num_groups is None else train.num_groups
+        last = units % self.chunk_size  # dropped under DDP when smaller than the world
+        dropped = 0 < last < context.world_size
+        self.total_steps = options.total_steps(train.num_chunks(self.chunk_size) - dropped)
         self.valid_teacher_scores = None
 
     def epoch_items(self, epoch: int, start: int) -> Iterator[Batch]:
