@@ -154,5 +154,7 @@ def test_empty_glob_folder_and_unknown_column(tmp_path):
     write_shards(tmp_path / "data", [5])
     with pytest.raises(ValueError, match=r"no column\(s\) \['C9'\]; columns are \['I1'"):
         open_table(tmp_path / "data", categorical=["C9"])
+    with pytest.raises(ValueError, match=r"`impute` of a streamed table must be a number"):
+        open_table(tmp_path / "data", impute="mean")
     with pytest.raises(ValueError, match=r"a streamed group column must hold integers, 'C1'"):
         open_table(tmp_path / "data", group="C1", task="ranking")

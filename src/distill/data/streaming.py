@@ -66,7 +66,8 @@ class StreamingTable:
     Raises:
         ValueError: an empty glob or folder, a corrupt shard (file named), a shard whose schema
             differs from the first one's (file named, columns listed), an unknown column, a
-            non-integer group column, a group split across shards or not contiguous in its shard.
+            non-integer group column, a group split across shards or not contiguous in its shard,
+            a non-numeric ``impute``.
 
     Example:
         >>> table = StreamingTable("days/*.parquet", label="click", features=["I1"],
@@ -97,6 +98,11 @@ class StreamingTable:
         if task not in ("binary", "classification", "ranking"):
             raise ValueError(
                 f"`task` must be 'binary', 'classification' or 'ranking', got {task!r}"
+            )
+        if isinstance(impute, str):
+            raise ValueError(
+                f"`impute` of a streamed table must be a number (each chunk is read alone, so "
+                f"a column statistic is not known), got {impute!r}"
             )
         self.task = task
         self.scores = list(scores)
