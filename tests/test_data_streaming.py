@@ -70,6 +70,8 @@ def test_rows_equal_the_in_memory_reader(tmp_path):
         assert torch.equal(values, memory.feature_values)
         assert torch.equal(torch.cat([c.labels for c in streamed])[rows], memory.labels.float())
     assert table.num_embeddings == memory.num_embeddings and table.is_sparse
+    labels = torch.cat([chunk.labels for chunk in streamed])
+    assert torch.equal(table.read_labels(), labels)
 
 
 def test_file_uri_list_and_extras(tmp_path):

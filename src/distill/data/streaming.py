@@ -182,6 +182,13 @@ class StreamingTable:
         if pending:
             yield from _drain(concat_datasets(pending), batch_size, generator, shuffle, last=True)
 
+    def read_labels(self) -> torch.Tensor:
+        """Every row's label in file order, reading only the label column."""
+        name = self.columns["label"]
+        parts = [shard.open().read(columns=[name]).column(0) for shard in self.shards]
+        values = torch.from_numpy(pa.chunked_array(parts).to_numpy().astype(np.float64))
+        return values.long() if self.task == "classification" else values.float()
+
     def num_chunks(self, batch_size: int) -> int:
         """Chunks per epoch of :meth:`iter_chunks` (rows, or groups when grouped)."""
         units = self.num_rows if self.num_groups is None else self.num_groups

@@ -113,7 +113,9 @@ def run_experiment(cfg: RunConfig, *, force: bool = False, resume: bool = False)
                 run_student(cfg, variant.name, data=data, resume=resume)
         if cfg.joint is not None and "joint" not in done:
             run_joint(cfg, data=data, resume=resume)
-        _update_results(cfg, warnings=run_warnings(cfg, read_results(folder), data.test.labels))
+        _update_results(
+            cfg, warnings=run_warnings(cfg, read_results(folder), data.labels(data.test))
+        )
     return read_results(folder)
 
 

@@ -78,6 +78,10 @@ class RunData:
             )
         return self.transfer
 
+    def labels(self, dataset: Any) -> torch.Tensor:
+        """The labels of a split (a streamed table's read from its label column only)."""
+        return dataset.read_labels() if is_stream(dataset) else dataset.labels
+
     def feature_sample(self, dataset: Any, rows: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
         """The first rows' student and full feature columns (a streamed table's first shard)."""
         if is_stream(dataset):
