@@ -1,5 +1,3 @@
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -8,6 +6,7 @@ import torch
 
 from distill.train import DistributedContext, all_reduce_mean, fit, load_checkpoint, read_metrics
 from distill.train.batches import epoch_batches, shard_batch
+from launch import launch
 
 WORKER = Path(__file__).with_name("train_worker.py")
 
@@ -63,9 +62,7 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
         "ddp",
         str(ddp_dir),
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert finished.returncode == 0, finished.stderr[-3000:]
+    launch(command)
 
     model, train, valid, objective, options = grouped_setup()
     single = fit(

@@ -2,10 +2,10 @@
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
+from launch import launch
 from test_data_streaming import write_shards
 
 HERE = Path(__file__).parent
@@ -17,9 +17,7 @@ def test_two_ranks_see_every_row_exactly_once_per_epoch(tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     command += ["--nproc-per-node", "2", str(HERE / "stream_worker.py"), str(tmp_path)]
     command += [str(tmp_path)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    launch(command, PYTHONPATH=os.pathsep.join(sys.path))
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     steps = ranks[0]["steps"]
     assert steps == ranks[1]["steps"] == 2 * 7  # ceil(243 / 40) global batches per epoch

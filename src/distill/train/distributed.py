@@ -81,10 +81,17 @@ def setup_distributed(device: str = "auto") -> DistributedContext:
 
 
 def _leave_process_group() -> None:
-    """Destroy the group at exit, before interpreter teardown, as torch asks: left to static
-    destructors, gloo's threads can abort a finished rank ("terminate called without an active
-    exception", seen once in a loaded CI run of the 2-process test)."""
-    if dist.is_initialized():
+    """Leave the group together at exit, before interpreter teardown, as torch asks.
+
+    Every rank waits at a barrier first, so no rank tears down its gloo connections while a
+    peer still uses them: a rank that left alone was aborted by gloo's threads ("terminate
+    called without an active exception") in loaded runs of the 2-process test.
+    """
+    if not dist.is_initialized():
+        return
+    try:
+        dist.barrier()
+    finally:
         dist.destroy_process_group()
 
 
