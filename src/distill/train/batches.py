@@ -38,13 +38,19 @@ class Batch:
 
 
 def make_batch(
-    student: Dataset, teacher: Dataset, index: torch.Tensor, device: torch.device
+    student: Dataset,
+    teacher: Dataset,
+    index: torch.Tensor,
+    device: torch.device,
+    *,
+    extras: bool = False,
 ) -> Batch:
     """Rows ``index`` of the student view and (for teachers) of the full data, on ``device``.
 
     ``student`` and ``teacher`` are row-aligned views of one dataset that differ only in their
     feature columns (``Dataset.select_features``); pass the same dataset twice when the student
-    sees every feature.
+    sees every feature. ``extras``: also carry the data's per-row extras (a logged teacher
+    score column, read by streamed training).
     """
 
     def take(value: torch.Tensor | None) -> torch.Tensor | None:
@@ -57,6 +63,7 @@ def make_batch(
         groups=take(student.groups),
         feature_values=take(student.feature_values),
         teacher_features=take(teacher.features) if teacher is not student else None,
+        extras={name: take(value) for name, value in teacher.extras.items()} if extras else {},
     )
 
 

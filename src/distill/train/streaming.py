@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from distill.data import Dataset
-from distill.train.batches import Batch, shard_batch
+from distill.train.batches import Batch, make_batch, shard_batch
 from distill.train.distributed import DistributedContext, all_gather_tensors
 
 PREFETCH = 4
@@ -95,20 +95,7 @@ class StreamTrainData:
         index = shard_batch(torch.arange(len(chunk)), chunk.groups, self.context)
         rows = chunk.subset(index)
         student = rows if self.spec is None else rows.select_features(self.spec)
-        device = self.context.device
-
-        def move(value: torch.Tensor | None) -> torch.Tensor | None:
-            return None if value is None else value.to(device)
-
-        return Batch(
-            features=move(student.features),
-            labels=move(rows.labels),
-            ids=move(rows.ids),
-            groups=move(rows.groups),
-            feature_values=move(student.feature_values),
-            teacher_features=None if student is rows else move(rows.features),
-            extras={name: move(value) for name, value in rows.extras.items()},
-        )
+        return make_batch(student, rows, torch.arange(len(rows)), self.context.device, extras=True)
 
 
 def prefetched(items: Iterator[Any], depth: int = PREFETCH) -> Iterator[Any]:
