@@ -236,15 +236,14 @@ def test_ctr_run_shows_calibration_and_warnings(tmp_path):
 
 
 def test_the_joint_student_starts_from_the_variants_initial_student(tmp_path):
-    from distill.experiment.runner import _joint_model
-    from distill.experiment.setup import build_model
+    from distill.experiment.setup import build_joint_model, build_model
 
     raw = _ctr(tmp_path).model_dump(mode="json", exclude_none=True)
     raw["joint"] = {"teacher_hidden": [8]}
     raw["run"]["seed"] = 7
     cfg = parse_config(raw)
     data = load_run_data(cfg)
-    joint = _joint_model(cfg, data.train)
+    joint = build_joint_model(cfg, data.train)
     alone = build_model(cfg.student.model, data.train, "ctr", seed=7, where="student.model")
     expected = alone.state_dict()
     assert all(torch.equal(v, expected[k]) for k, v in joint.student().state_dict().items())

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from distill import models, teachers
@@ -37,8 +36,8 @@ from distill.experiment.run_folder import (
 )
 from distill.experiment.setup import (
     RunData,
+    build_joint_model,
     build_model,
-    build_seeded,
     fit_objective,
     load_run_data,
     train_options,
@@ -130,7 +129,7 @@ def _check_models(cfg: RunConfig, data: RunData) -> None:
     view = data.student_view(data.train)
     build_model(cfg.student.model, view, cfg.run.track, where="student.model", **options)
     if cfg.joint is not None:
-        _joint_model(cfg, data.train, device="meta")
+        build_joint_model(cfg, data.train, device="meta")
 
 
 def start_run(cfg: RunConfig, *, fresh: bool = True) -> Path:
@@ -304,7 +303,7 @@ def run_joint(
     if cfg.joint is None:
         raise ConfigError(["joint: the config has no [joint] table"])
     data = data or load_run_data(cfg)
-    model = _joint_model(cfg, data.train)
+    model = build_joint_model(cfg, data.train)
     joint = cfg.joint
     objective = JointObjective(
         soft_weight=joint.soft_weight,
@@ -329,38 +328,6 @@ def run_joint(
     row = _row("joint", student, data.test, cfg, result.wall_time_s, path)
     _update_results(cfg, variant=row)
     return row
-
-
-def _joint_model(cfg: RunConfig, train, *, device: str = "cpu") -> nn.Module:
-    spec = cfg.student.model
-    if spec.name != "WideAndDeep" or not train.is_sparse:
-        raise ConfigError(
-            [
-                f"student.model.name: [joint] needs a 'WideAndDeep' student on id features, "
-                f"got {spec.name!r}"
-            ]
-        )
-    kwargs = dict(spec.kwargs)
-    with torch.device(device):
-        joint = build_seeded(
-            cfg.run.seed,
-            models.ctr_joint_model,
-            train.num_embeddings,
-            train.features.shape[1],
-            embed_dim=kwargs.pop("embed_dim", 8),
-            student_hidden=kwargs.pop("hidden", (64, 32)),
-            teacher_hidden=cfg.joint.teacher_hidden,
-            teacher_experts=cfg.joint.teacher_experts,
-            gate_hidden=cfg.joint.gate_hidden if cfg.joint.gate == "learned" else None,
-            **kwargs,
-        )
-    # The joint student starts from the variants' initial student (same seed, same keys), so
-    # its paired difference to them measures the method, not the initialisation.
-    student = build_model(
-        spec, train, cfg.run.track, seed=cfg.run.seed, where="student.model", device=device
-    )
-    joint.student().load_state_dict(student.state_dict(), assign=device == "meta")
-    return joint
 
 
 def evaluate_model(cfg: RunConfig, directory: Path, *, split: str = "test") -> dict[str, float]:

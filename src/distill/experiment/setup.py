@@ -273,3 +273,37 @@ def _intermediate_objective(section, terms, teacher: Any, sample) -> Intermediat
         )
     except (TypeError, ValueError) as error:
         raise ConfigError([f"variants.objective.intermediate: {error}"]) from None
+
+
+def build_joint_model(cfg: RunConfig, train: Dataset, *, device: str = "cpu") -> nn.Module:
+    """The ``[joint]`` model: shared embedding, teacher tower, and the student tower starting
+    from the variants' initial student (``device="meta"`` only checks the tables)."""
+    spec = cfg.student.model
+    if spec.name != "WideAndDeep" or not train.is_sparse:
+        raise ConfigError(
+            [
+                f"student.model.name: [joint] needs a 'WideAndDeep' student on id features, "
+                f"got {spec.name!r}"
+            ]
+        )
+    kwargs = dict(spec.kwargs)
+    with torch.device(device):
+        joint = build_seeded(
+            cfg.run.seed,
+            models.ctr_joint_model,
+            train.num_embeddings,
+            train.features.shape[1],
+            embed_dim=kwargs.pop("embed_dim", 8),
+            student_hidden=kwargs.pop("hidden", (64, 32)),
+            teacher_hidden=cfg.joint.teacher_hidden,
+            teacher_experts=cfg.joint.teacher_experts,
+            gate_hidden=cfg.joint.gate_hidden if cfg.joint.gate == "learned" else None,
+            **kwargs,
+        )
+    # The joint student starts from the variants' initial student (same seed, same keys), so
+    # its paired difference to them measures the method, not the initialisation.
+    student = build_model(
+        spec, train, cfg.run.track, seed=cfg.run.seed, where="student.model", device=device
+    )
+    joint.student().load_state_dict(student.state_dict(), assign=device == "meta")
+    return joint
