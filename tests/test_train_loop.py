@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from distill.data import Dataset
-from distill.models import MLP
+from distill.models import MLP, WideAndDeep
 from distill.teachers import CachedScores, ModuleTeacher, score
 from distill.train import (
     KDTerm,
@@ -337,3 +337,33 @@ def test_nll_metric_keeps_the_lowest_value(tmp_path):
     values = [r["nll"] for r in read_metrics(result.history_path) if r["split"] == "valid"]
     assert result.best_metric == min(values) and result.best_metric < values[0]
     assert result.metrics == {"nll": result.best_metric}
+
+
+def test_online_teacher_gets_the_values_of_weighted_sparse_rows(tmp_path):
+    """Oracle: the score cache, which passes ``values=`` to the teacher (checked here)."""
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(1, 40, (256, 5), generator=generator)
+    values = torch.rand(256, 5, generator=generator) * 3
+    labels = (values.sum(1) > 7.5).float()
+    data = Dataset(ids, labels, feature_values=values)
+    torch.manual_seed(0)
+    teacher = ModuleTeacher(WideAndDeep(40, 5, embed_dim=4, hidden=(8,)))
+    assert not torch.equal(
+        teacher.predict(ids, data.ids), teacher.predict(ids, data.ids, values=values)
+    )
+    objective = Objective([PointwiseTerm(penalty="squared")])
+    trained = []
+    score(teacher, data, tmp_path / "scores")
+    for source in (teacher, CachedScores(tmp_path / "scores", data, teacher=teacher)):
+        torch.manual_seed(1)
+        student = WideAndDeep(40, 5, embed_dim=4, hidden=(4,))
+        fit(
+            student,
+            data,
+            objective=objective,
+            options=options(max_steps=4, metric="auc"),
+            teacher=source,
+        )
+        trained.append(student.state_dict())
+    for name, weight in trained[0].items():
+        torch.testing.assert_close(weight, trained[1][name])

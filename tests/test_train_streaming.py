@@ -23,7 +23,7 @@ class RecordingTeacher:
     def __init__(self):
         self.ids = []
 
-    def predict(self, features, ids):
+    def predict(self, features, ids, values=None):
         self.ids.append(ids.clone())
         return torch.zeros(len(ids))
 

@@ -31,7 +31,7 @@ class Teacher(Protocol):
         """Raw logits ``(N,)`` or ``(N, C)`` for rows with these features and example ids.
 
         Sources may also accept ``values=`` (the ``feature_values`` of weighted sparse rows);
-        :func:`score` passes it only for datasets that have feature values.
+        :func:`score` and ``fit`` pass it for rows that have feature values.
         """
         ...
 

@@ -21,8 +21,9 @@ class Batch:
     """One batch on the training device; ``teacher_features`` are the full feature columns.
 
     Shapes: ``features`` ``(B, D)`` (float) or ``(B, F)`` (int64 ids) with optional
-    ``feature_values`` ``(B, F)``; ``labels``, ``ids``, ``groups`` ``(B,)``; ``extras``: per-row
-    columns of streamed rows (e.g. logged teacher scores).
+    ``feature_values`` ``(B, F)`` (``teacher_values`` likewise for ``teacher_features``);
+    ``labels``, ``ids``, ``groups`` ``(B,)``; ``extras``: per-row columns of streamed rows
+    (e.g. logged teacher scores).
     """
 
     features: torch.Tensor
@@ -31,10 +32,19 @@ class Batch:
     groups: torch.Tensor | None = None
     feature_values: torch.Tensor | None = None
     teacher_features: torch.Tensor | None = None
+    teacher_values: torch.Tensor | None = None
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return self.labels.shape[0]
+
+    def teacher_inputs(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The teacher's features and, for weighted sparse rows, its ``values=`` keyword."""
+        if self.teacher_features is None:
+            features, values = self.features, self.feature_values
+        else:
+            features, values = self.teacher_features, self.teacher_values
+        return features, {} if values is None else {"values": values}
 
 
 def make_batch(
@@ -63,6 +73,7 @@ def make_batch(
         groups=take(student.groups),
         feature_values=take(student.feature_values),
         teacher_features=take(teacher.features) if teacher is not student else None,
+        teacher_values=take(teacher.feature_values) if teacher is not student else None,
         extras={name: take(value) for name, value in teacher.extras.items()} if extras else {},
     )
 

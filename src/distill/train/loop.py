@@ -17,7 +17,7 @@ from torch import nn
 
 from distill._validation import NonFiniteError
 from distill.data import Dataset
-from distill.teachers import CachedScores
+from distill.teachers import CachedScores, predict_dataset
 from distill.train.batches import Batch, epoch_batches, make_batch
 from distill.train.distributed import all_reduce_mean, setup_distributed
 from distill.train.evaluation import evaluate
@@ -293,7 +293,9 @@ class _TrainData:
         self.total_steps = options.total_steps(batches_per_epoch)
         self.valid_teacher_scores = None
         if options.stop_pair_agreement is not None:
-            self.valid_teacher_scores = _teacher_scores(teacher, valid, options.eval_batch_size)
+            self.valid_teacher_scores = predict_dataset(
+                teacher, valid, batch_size=options.eval_batch_size
+            )
 
     def batches(self, epoch: int) -> list[torch.Tensor]:
         """This rank's row positions per step of ``epoch`` (the last epoch's are kept)."""
@@ -323,8 +325,8 @@ class _TrainData:
         the teacher's forward on the full feature columns."""
         if self.row_logits is not None:
             return self.row_logits.index_select(0, index.to(self.row_logits.device))
-        features = batch.features if batch.teacher_features is None else batch.teacher_features
-        return self.teacher.predict(features, batch.ids).to(batch.labels.device).float()
+        features, values = batch.teacher_inputs()
+        return self.teacher.predict(features, batch.ids, **values).to(batch.labels.device).float()
 
 
 def _train_data(train, valid, teacher, options, context, transfer):
@@ -341,15 +343,6 @@ def _row_logits(teacher: Any, train: Dataset, device: torch.device) -> torch.Ten
     if not isinstance(teacher, CachedScores):
         return None
     return teacher.predict(train.features, train.ids).to(device).float()
-
-
-@torch.inference_mode()
-def _teacher_scores(teacher: Any, dataset: Dataset, batch_size: int) -> torch.Tensor:
-    parts = [
-        teacher.predict(dataset.features[index], dataset.ids[index]).float().cpu()
-        for index in torch.arange(len(dataset)).split(batch_size)
-    ]
-    return torch.cat(parts)
 
 
 def _check_arguments(objective, options, teacher, valid, run_dir, resume) -> None:

@@ -88,8 +88,8 @@ class StreamTrainData:
         """From the streamed score columns, else the teacher's forward on every column."""
         if hasattr(self.teacher, "batch_logits"):
             return self.teacher.batch_logits(batch.extras, batch.ids).to(batch.labels.device)
-        features = batch.features if batch.teacher_features is None else batch.teacher_features
-        return self.teacher.predict(features, batch.ids).to(batch.labels.device).float()
+        features, values = batch.teacher_inputs()
+        return self.teacher.predict(features, batch.ids, **values).to(batch.labels.device).float()
 
     def _batch(self, chunk: Dataset) -> Batch:
         index = shard_batch(torch.arange(len(chunk)), chunk.groups, self.context)
