@@ -7,11 +7,10 @@ from distill.models.ctr import (
     DeepCTRTower,
     Embedded,
     FieldEmbedding,
-    GatedExpertTower,
     WideAndDeep,
     WideAndDeepTower,
-    ctr_joint_model,
 )
+from distill.models.ctr_joint import GatedExpertTower, ctr_joint_model
 from distill.models.mlp import MLP, DeepTower
 from distill.models.registry import (
     BUILTIN_MODELS,

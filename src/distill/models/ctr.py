@@ -1,4 +1,5 @@
-"""CTR models over sparse global feature ids: the embedding bottom, Wide & Deep and deep towers.
+"""CTR models over sparse global feature ids: the embedding bottom, Wide & Deep and deep towers
+(the joint model: :mod:`distill.models.ctr_joint`).
 
 Input convention (``distill.data.Dataset``): ``ids`` int64 ``(N, F)``, one column per field or
 non-zero slot, id 0 = padding/missing (its embedding and wide weight are fixed at zero);
@@ -16,7 +17,7 @@ from torch import nn
 
 from distill._validation import check_float_tensor, check_positive_int
 from distill.models._spec import make_spec
-from distill.models.compose import JointModel, StackedModel
+from distill.models.compose import StackedModel
 from distill.models.mlp import MLP, Norm
 
 
@@ -132,7 +133,7 @@ class DeepCTRTower(nn.Module):
         self.deep = MLP(width, hidden, 1, dropout=dropout, norm=norm)
 
     def forward(self, embedded: Embedded) -> torch.Tensor:
-        return self.deep(_deep_input(embedded))
+        return self.deep(deep_input(embedded))
 
     def spec(self) -> dict[str, Any]:
         """``{"name": "DeepCTRTower", "kwargs": {...}}``."""
@@ -195,7 +196,7 @@ class WideAndDeepTower(nn.Module):
         wide = (self.wide(embedded.ids).squeeze(-1) * embedded.values).sum(dim=1) + self.bias
         if self.wide_dense is not None:
             wide = wide + self.wide_dense(embedded.dense).squeeze(-1)
-        return wide + self.deep(_deep_input(embedded))
+        return wide + self.deep(deep_input(embedded))
 
     def spec(self) -> dict[str, Any]:
         """``{"name": "WideAndDeepTower", "kwargs": {...}}``."""
@@ -256,122 +257,6 @@ class WideAndDeep(StackedModel):
         return make_spec("WideAndDeep", **_wide_deep_kwargs(self.tower))
 
 
-class GatedExpertTower(nn.Module):
-    """A dynamic-structure teacher tower: a softmax gate mixes K deep expert towers.
-
-    ``y(e) = Σ_k softmax(G·x + c)_k · tower_k(e)`` with ``x`` the flattened embedding (plus
-    dense input) and each ``tower_k`` a :class:`DeepCTRTower`; the gate picks, per example,
-    which experts score it.
-
-    Args:
-        num_fields, embed_dim, dense_features, hidden, dropout: as in :class:`DeepCTRTower`
-            (each expert's widths).
-        experts: K >= 1.
-
-    Reference: Jacobs, Jordan, Nowlan & Hinton (1991), "Adaptive mixtures of local experts";
-    Ma et al. (2018), MMoE.
-
-    Example:
-        >>> tower = GatedExpertTower(3, experts=2, hidden=(8,))
-        >>> tower(FieldEmbedding(10, 3)(torch.tensor([[1, 2, 3]]))).shape
-        torch.Size([1])
-    """
-
-    def __init__(
-        self,
-        num_fields: int,
-        *,
-        embed_dim: int = 8,
-        experts: int = 4,
-        hidden: Sequence[int] = (128, 64),
-        dense_features: int = 0,
-        dropout: float = 0.0,
-    ) -> None:
-        super().__init__()
-        sizes = {"embed_dim": embed_dim, "dense_features": dense_features}
-        count = check_positive_int("experts", experts)
-        self.experts = nn.ModuleList(
-            DeepCTRTower(num_fields, hidden=hidden, dropout=dropout, **sizes) for _ in range(count)
-        )
-        self.gate = nn.Linear(num_fields * embed_dim + dense_features, count)
-
-    def forward(self, embedded: Embedded) -> torch.Tensor:
-        weights = torch.softmax(self.gate(_deep_input(embedded)), dim=-1)
-        scores = torch.stack([expert(embedded) for expert in self.experts], dim=-1)
-        return (weights * scores).sum(dim=-1)
-
-    def spec(self) -> dict[str, Any]:
-        """``{"name": "GatedExpertTower", "kwargs": {...}}``."""
-        first = self.experts[0]
-        return make_spec(
-            "GatedExpertTower",
-            num_fields=first.num_fields,
-            embed_dim=first.embed_dim,
-            experts=len(self.experts),
-            hidden=first.deep.hidden,
-            dense_features=first.dense_features,
-            dropout=first.deep.dropout,
-        )
-
-
-def ctr_joint_model(
-    num_embeddings: int,
-    num_fields: int,
-    *,
-    embed_dim: int = 8,
-    student_hidden: Sequence[int] = (64, 32),
-    teacher_hidden: Sequence[int] = (256, 128, 64),
-    dense_features: int = 0,
-    dropout: float = 0.0,
-    teacher_experts: int = 0,
-    gate_hidden: Sequence[int] | None = None,
-) -> JointModel:
-    """The CTR joint model: shared :class:`FieldEmbedding`, :class:`DeepCTRTower` teacher and
-    :class:`WideAndDeepTower` student; ``student()`` has :class:`WideAndDeep`'s state-dict keys.
-
-    ``e = FieldEmbedding(ids, values, dense)``; ``(DeepCTRTower(e), WideAndDeepTower(e))``.
-
-    Args:
-        num_embeddings, num_fields: id space size (max id + 1) and number of id columns F.
-        embed_dim: shared embedding width; dense_features: dense input width (0: none).
-        student_hidden, teacher_hidden: the towers' MLP widths; dropout: in both towers.
-        teacher_experts: K > 0 makes the teacher a :class:`GatedExpertTower` of K deep towers
-            of ``teacher_hidden`` (a dynamic-structure teacher); 0: one :class:`DeepCTRTower`.
-        gate_hidden: widths of a learned label gate (a :class:`DeepCTRTower` on the shared
-            embedding: forward then returns a third output, the gate logit); None: no gate.
-
-    Returns:
-        A :class:`JointModel`; forward ``(ids, values=None, dense=None)`` →
-        ``(teacher_logit (N,), student_logit (N,))``.
-
-    Raises:
-        TypeError, ValueError: bad sizes (see the parts).
-
-    Reference: Zhou et al. 2018, "Rocket Launching" (shared bottom, booster and light towers);
-    Cheng et al. 2016 (Wide & Deep student).
-
-    Example:
-        >>> joint = ctr_joint_model(100, 3)
-        >>> [p.shape for p in joint.student().parameters()][0]
-        torch.Size([100, 8])
-    """
-    sizes = {"embed_dim": embed_dim, "dense_features": dense_features}
-    teacher = {"hidden": teacher_hidden, "dropout": dropout, **sizes}
-    if teacher_experts:
-        tower = GatedExpertTower(num_fields, experts=teacher_experts, **teacher)
-    else:
-        tower = DeepCTRTower(num_fields, **teacher)
-    gate = None if gate_hidden is None else DeepCTRTower(num_fields, hidden=gate_hidden, **sizes)
-    return JointModel(
-        FieldEmbedding(num_embeddings, num_fields, **sizes),
-        tower,
-        WideAndDeepTower(
-            num_embeddings, num_fields, hidden=student_hidden, dropout=dropout, **sizes
-        ),
-        gate=gate,
-    )
-
-
 def _wide_deep_kwargs(tower: WideAndDeepTower) -> dict[str, Any]:
     return {
         "num_embeddings": tower.num_embeddings,
@@ -384,7 +269,8 @@ def _wide_deep_kwargs(tower: WideAndDeepTower) -> dict[str, Any]:
     }
 
 
-def _deep_input(embedded: Embedded) -> torch.Tensor:
+def deep_input(embedded: Embedded) -> torch.Tensor:
+    """The flattened field embeddings, followed by the dense input when there is one."""
     flat = embedded.vectors.flatten(1)
     return flat if embedded.dense is None else torch.cat([flat, embedded.dense], dim=1)
 

@@ -19,10 +19,10 @@ from distill.models.compose import JointModel, StackedModel
 from distill.models.ctr import (
     DeepCTRTower,
     FieldEmbedding,
-    GatedExpertTower,
     WideAndDeep,
     WideAndDeepTower,
 )
+from distill.models.ctr_joint import GatedExpertTower
 from distill.models.mlp import MLP, DeepTower
 from distill.models.transformer import TransformerClassifier
 
