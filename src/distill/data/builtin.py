@@ -11,12 +11,14 @@ import torch
 from distill._extras import require
 from distill._validation import check_choice, check_number, check_positive_int
 from distill.data.dataset import Dataset
+from distill.data.synthetic_text import synthetic_text
 
 
 def load_builtin(name: str, **options: Any) -> Dataset:
     """Load a built-in data set by name with its keyword options.
 
-    Names: ``"digits"``, ``"synthetic_recommender"``, ``"synthetic_ctr"`` (see each function).
+    Names: ``"digits"``, ``"synthetic_recommender"``, ``"synthetic_ctr"``, ``"synthetic_text"``
+    (see each function).
 
     Raises:
         ValueError: an unknown name (or an option the data set rejects).
@@ -234,4 +236,5 @@ BUILTINS: dict[str, Callable[..., Dataset]] = {
     "digits": digits,
     "synthetic_recommender": synthetic_recommender,
     "synthetic_ctr": synthetic_ctr,
+    "synthetic_text": synthetic_text,
 }

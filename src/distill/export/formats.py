@@ -34,6 +34,7 @@ from distill.export.int8 import (
 )
 from distill.export.lowrank import low_rank, low_rank_structure, recover
 from distill.export.onnx_export import OnnxModel, export_onnx
+from distill.export.shared_factorisation import SharedLayers, shared_structure
 from distill.ranking.heads import QuantileHeadModel
 
 Format = Literal["safetensors", "fp16", "bf16", "int8", "low-rank", "onnx"]
@@ -60,6 +61,8 @@ class CompressedModel(nn.Module):
         dtype: weight dtype, ``"float32"``, ``"float16"`` or ``"bfloat16"``.
         ranks: ``{Linear layer name: rank}`` of factorised layers (see ``low_rank``).
         int8_layers: names of Linear/Embedding layers stored as int8 (after factorisation).
+        shared: the embedding and output layer that share one basis (applied first; see
+            :func:`~distill.export.shared_factorisation.share_embeddings`).
 
     Returns (forward): what ``base`` returns, as float32.
 
@@ -81,6 +84,7 @@ class CompressedModel(nn.Module):
         dtype: DType = "float32",
         ranks: dict[str, int] | None = None,
         int8_layers: Sequence[str] = (),
+        shared: SharedLayers | None = None,
     ) -> None:
         super().__init__()
         check_choice("dtype", dtype, _DTYPES)
@@ -93,6 +97,9 @@ class CompressedModel(nn.Module):
         self.dtype_name = dtype
         self.ranks = dict(ranks or {})
         self.int8_layers = list(int8_layers)
+        self.shared = None if shared is None else dict(shared)
+        if self.shared is not None:
+            base = shared_structure(base, self.shared)
         structured = int8_structure(low_rank_structure(base, self.ranks), self.int8_layers)
         self.model = structured.to(_DTYPES[dtype]).eval()
 
@@ -105,7 +112,10 @@ class CompressedModel(nn.Module):
     def spec(self) -> dict[str, Any]:
         """``{"name": "distill.export.formats:CompressedModel", "kwargs": {base, ...}}``."""
         kwargs = {"base": self.base_spec, "dtype": self.dtype_name, "ranks": self.ranks}
-        return {"name": _SPEC_NAME, "kwargs": {**kwargs, "int8_layers": self.int8_layers}}
+        kwargs["int8_layers"] = self.int8_layers
+        if self.shared is not None:
+            kwargs["shared"] = self.shared
+        return {"name": _SPEC_NAME, "kwargs": kwargs}
 
 
 def serving_module(model: nn.Module) -> nn.Module:
@@ -171,9 +181,9 @@ def compress(
     if format in ("fp16", "bf16"):
         if any(isinstance(m, (Int8Linear, Int8Embedding)) for m in serving.modules()):
             raise ValueError(f"`model` already has int8 layers; {format} applies to float models")
-        return _wrap(serving, serving, dtype="float16" if format == "fp16" else "bfloat16")
+        return wrap_compressed(serving, serving, dtype="float16" if format == "fp16" else "bfloat16")
     if format == "int8":
-        return _wrap(serving, quantize_int8(serving), int8_layers=int8_layer_names(serving))
+        return wrap_compressed(serving, quantize_int8(serving), int8_layers=int8_layer_names(serving))
     factorised, ranks = low_rank(serving, rank, layers=layers)
     if recover_steps:
         if recover_inputs is None:
@@ -186,10 +196,12 @@ def compress(
             reference_inputs=reference_inputs,
             steps=recover_steps,
         )
-    return _wrap(serving, factorised, ranks=ranks)
+    return wrap_compressed(serving, factorised, ranks=ranks)
 
 
-def _wrap(serving: nn.Module, compressed: nn.Module, **structure: Any) -> CompressedModel:
+def wrap_compressed(serving: nn.Module, compressed: nn.Module, **structure: Any) -> CompressedModel:
+    """A :class:`CompressedModel` of ``serving``'s spec with ``structure`` (dtype, ranks,
+    int8_layers, shared) holding the weights of ``compressed``, cast to the dtype."""
     wrapper = CompressedModel(copy.deepcopy(serving), **structure)
     dtype = _DTYPES[wrapper.dtype_name]
     state = {key: _cast(value, dtype) for key, value in compressed.state_dict().items()}

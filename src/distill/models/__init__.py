@@ -11,6 +11,7 @@ from distill.models.ctr import (
     WideAndDeepTower,
 )
 from distill.models.ctr_joint import GatedExpertTower, ctr_joint_model
+from distill.models.language import NextTokenLM
 from distill.models.mlp import MLP, DeepTower
 from distill.models.registry import (
     BUILTIN_MODELS,
@@ -31,6 +32,7 @@ __all__ = [
     "FieldEmbedding",
     "GatedExpertTower",
     "JointModel",
+    "NextTokenLM",
     "StackedModel",
     "TransformerClassifier",
     "WideAndDeep",

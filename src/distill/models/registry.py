@@ -23,6 +23,7 @@ from distill.models.ctr import (
     WideAndDeepTower,
 )
 from distill.models.ctr_joint import GatedExpertTower
+from distill.models.language import NextTokenLM
 from distill.models.mlp import MLP, DeepTower
 from distill.models.transformer import TransformerClassifier
 
@@ -39,6 +40,7 @@ BUILTIN_MODELS: dict[str, type[nn.Module]] = {
         StackedModel,
         JointModel,
         TransformerClassifier,
+        NextTokenLM,
     )
 }
 SPEC_FILE = "model.json"
