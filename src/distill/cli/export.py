@@ -42,7 +42,29 @@ def export(
             metavar="FRACTION|RANK",
             help="Low-rank setting: a fraction in (0, 1] keeps that share of each layer's "
             "squared singular values (0.9 = 90 %); an integer is the rank of every layer. "
-            "Adds the low-rank format. Default 0.9.",
+            "Adds the low-rank format (with --chain: the rank of its low-rank step). "
+            "Default 0.9.",
+            show_default=False,
+        ),
+    ] = None,
+    chain: Annotated[
+        str | None,
+        typer.Option(
+            "--chain",
+            metavar="STEP[,STEP]",
+            help="Instead of separate formats, one compression chain, each step from the "
+            "previous one: share (embedding + output layer on one basis), low-rank, then one "
+            "of fp16, bf16, int8; writes a row per step (docs/compression.md).",
+            show_default=False,
+        ),
+    ] = None,
+    share_rank: Annotated[
+        str | None,
+        typer.Option(
+            "--share-rank",
+            metavar="FRACTION|RANK",
+            help="The chain's share step: rank of the shared embedding/output basis, or the "
+            "share of squared singular values it keeps. Default 0.9.",
             show_default=False,
         ),
     ] = None,
@@ -51,8 +73,9 @@ def export(
         typer.Option(
             "--recover-steps",
             min=0,
-            help="After factorising, distil the low-rank student from the original for this "
-            "many steps on the run's training data (run directories only).",
+            help="After factorising (low-rank, and each factorisation step of a chain), distil "
+            "the compressed student from the original for this many steps on the run's "
+            "training data (run directories only).",
         ),
     ] = 0,
     recover_from: Annotated[
@@ -63,6 +86,23 @@ def export(
             help="Recovery reference: the original student or the run's teacher.",
         ),
     ] = "student",
+    recover_loss: Annotated[
+        str,
+        typer.Option(
+            "--recover-loss",
+            metavar="logit_matching|kd",
+            help="Recovery loss: mean squared logit difference, or soft-target KD at "
+            "--recover-temperature.",
+        ),
+    ] = "logit_matching",
+    recover_temperature: Annotated[
+        float,
+        typer.Option("--recover-temperature", min=1e-6, help="T of --recover-loss kd."),
+    ] = 4.0,
+    recover_lr: Annotated[
+        float,
+        typer.Option("--recover-lr", min=1e-12, help="Recovery learning rate (AdamW)."),
+    ] = 1e-3,
     variant: Annotated[
         list[str] | None,
         typer.Option(
@@ -102,20 +142,37 @@ def export(
         distill export runs/digits --format fp16,int8,onnx --out shipped
 
         distill export runs/digits --low-rank 0.9 --recover-steps 500 --out shipped
+
+        distill export runs/keyboard --chain share,low-rank,fp16 --recover-steps 500 --out chain
     """
-    formats = parse_formats(format_ or [], low_rank is not None)
     rank = parse_rank(low_rank)
     if recover_from not in ("student", "teacher"):
         raise typer.BadParameter(
             f"must be 'student' or 'teacher', got {recover_from!r}", param_hint="--recover-from"
         )
-    if recover_steps and "low-rank" not in formats:
+    if recover_loss not in ("logit_matching", "kd"):
         raise typer.BadParameter(
-            "only applies to the low-rank format", param_hint="--recover-steps"
+            f"must be 'logit_matching' or 'kd', got {recover_loss!r}", param_hint="--recover-loss"
         )
+    recovery = {"loss": recover_loss, "temperature": recover_temperature, "lr": recover_lr}
     if out.exists() and not force:
         raise typer.BadParameter(
             f"{out} already exists; add --force to replace it", param_hint="--out"
+        )
+    if chain is not None:
+        steps = parse_chain(chain, format_, low_rank, share_rank, recover_steps)
+        options = dict(steps=steps, share_rank=parse_rank(share_rank, "--share-rank"), rank=rank)
+        options |= dict(recover_steps=recover_steps, recover_from=recover_from)
+        options["recover_options"] = recovery
+        with guard():
+            _export_chain(source, out, variant, spec, trust, repeats, force, options)
+        return
+    if share_rank is not None:
+        raise typer.BadParameter("only applies to a --chain with share", param_hint="--share-rank")
+    formats = parse_formats(format_ or [], low_rank is not None)
+    if recover_steps and "low-rank" not in formats:
+        raise typer.BadParameter(
+            "only applies to the low-rank format", param_hint="--recover-steps"
         )
     with guard():
         from distill.export.sources import export_source, open_source
@@ -129,12 +186,54 @@ def export(
             rank=rank,
             recover_steps=recover_steps,
             recover_from=recover_from,
+            recover_options=recovery,
             repeats=repeats,
             onnx_atol=onnx_atol,
             force=force,
         )
         print_table(rows, metric=source.metric, console=console)
         console.print(f"Exports and compression table written to {out}/")
+
+
+def _export_chain(source, out, variant, spec, trust, repeats, force, options) -> None:
+    from distill.export.chain_table import print_chain
+    from distill.export.sources import chain_source, open_source
+
+    opened = open_source(source, variants=variant or (), spec=spec, trust=trust)
+    rows = chain_source(opened, out, repeats=repeats, force=force, **options)
+    print_chain(rows, metric=opened.metric, console=console)
+    console.print(f"Chain steps and table written to {out}/")
+
+
+def parse_chain(
+    text: str,
+    formats: list[str] | None,
+    low_rank: str | None,
+    share_rank: str | None,
+    recover_steps: int,
+) -> list[str]:
+    """Split ``--chain`` (a comma list) and check what does not depend on the model."""
+    from distill.export.chain import CHAIN_STEPS, FACTORISATIONS
+
+    if formats:
+        raise typer.BadParameter("--format and --chain exclude each other", param_hint="--chain")
+    steps = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [step for step in steps if step not in CHAIN_STEPS]
+    if not steps or unknown:
+        raise typer.BadParameter(
+            f"unknown step {(unknown or [''])[0]!r}; choose from {', '.join(CHAIN_STEPS)}",
+            param_hint="--chain",
+        )
+    if share_rank is not None and "share" not in steps:
+        raise typer.BadParameter("only applies to a --chain with share", param_hint="--share-rank")
+    if low_rank is not None and "low-rank" not in steps:
+        raise typer.BadParameter("only applies to a --chain with low-rank", param_hint="--low-rank")
+    if recover_steps and not set(steps) & set(FACTORISATIONS):
+        raise typer.BadParameter(
+            "needs a factorisation step (share or low-rank) in --chain",
+            param_hint="--recover-steps",
+        )
+    return steps
 
 
 def parse_formats(values: list[str], with_low_rank: bool) -> list[str]:
@@ -152,7 +251,7 @@ def parse_formats(values: list[str], with_low_rank: bool) -> list[str]:
     return formats or ["safetensors"]
 
 
-def parse_rank(text: str | None) -> int | float:
+def parse_rank(text: str | None, option: str = "--low-rank") -> int | float:
     """``"16"`` → rank 16; ``"0.9"`` → energy 0.9; default 0.9."""
     if text is None:
         return 0.9
@@ -161,12 +260,12 @@ def parse_rank(text: str | None) -> int | float:
     except ValueError:
         raise typer.BadParameter(
             f"must be an integer rank or a fraction in (0, 1], got {text!r}",
-            param_hint="--low-rank",
+            param_hint=option,
         ) from None
     valid = value >= 1 if isinstance(value, int) else 0 < value <= 1
     if not valid:
         raise typer.BadParameter(
             f"must be an integer rank >= 1 or a fraction in (0, 1], got {text}",
-            param_hint="--low-rank",
+            param_hint=option,
         )
     return value

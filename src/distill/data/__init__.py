@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from distill._extras import lazy_exports
 from distill.data.batching import GroupBatchSampler, RowBatchSampler
 from distill.data.builtin import digits, load_builtin, synthetic_ctr, synthetic_recommender
-from distill.data.synthetic_text import synthetic_text
 from distill.data.dataset import Dataset, parse_feature_spec, split
+from distill.data.synthetic_text import synthetic_text
 
 __getattr__ = lazy_exports(
     "distill.data",
@@ -39,6 +39,6 @@ __all__ = [
     "read_table",
     "split",
     "synthetic_ctr",
-    "synthetic_text",
     "synthetic_recommender",
+    "synthetic_text",
 ]

@@ -12,13 +12,13 @@ BOUNDARY = 0
 
 
 def synthetic_text(
-    n_rows: int = 20_000,
-    vocab_size: int = 512,
+    n_rows: int = 30_000,
+    vocab_size: int = 256,
     context: int = 4,
     seed: int = 0,
     *,
-    zipf_exponent: float = 1.2,
-    order2_weight: float = 0.4,
+    zipf_exponent: float = 1.5,
+    order2_weight: float = 0.5,
     stream_length: int = 64,
 ) -> Dataset:
     """Next-token prediction on text from a seeded second-order Markov chain with Zipf rows.

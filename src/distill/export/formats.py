@@ -146,6 +146,7 @@ def compress(
     recover_steps: int = 0,
     reference: nn.Module | None = None,
     reference_inputs: Inputs | None = None,
+    recover_options: dict[str, Any] | None = None,
 ) -> nn.Module:
     """Return the in-memory serving model of one format (all but ``"onnx"``).
 
@@ -160,7 +161,8 @@ def compress(
             ``recover_steps > 0`` the factorised model is distilled from ``reference``
             (default: the uncompressed model) on ``recover_inputs``; the reference sees
             ``reference_inputs`` of the same rows if given (see
-            :func:`~distill.export.lowrank.recover`).
+            :func:`~distill.export.lowrank.recover`); ``recover_options``: its further
+            keywords (``loss``, ``temperature``, ``lr``, ...).
 
     Returns:
         A module in eval mode (a :class:`CompressedModel` for the compressed formats).
@@ -181,9 +183,13 @@ def compress(
     if format in ("fp16", "bf16"):
         if any(isinstance(m, (Int8Linear, Int8Embedding)) for m in serving.modules()):
             raise ValueError(f"`model` already has int8 layers; {format} applies to float models")
-        return wrap_compressed(serving, serving, dtype="float16" if format == "fp16" else "bfloat16")
+        return wrap_compressed(
+            serving, serving, dtype="float16" if format == "fp16" else "bfloat16"
+        )
     if format == "int8":
-        return wrap_compressed(serving, quantize_int8(serving), int8_layers=int8_layer_names(serving))
+        return wrap_compressed(
+            serving, quantize_int8(serving), int8_layers=int8_layer_names(serving)
+        )
     factorised, ranks = low_rank(serving, rank, layers=layers)
     if recover_steps:
         if recover_inputs is None:
@@ -195,6 +201,7 @@ def compress(
             recover_inputs,
             reference_inputs=reference_inputs,
             steps=recover_steps,
+            **(recover_options or {}),
         )
     return wrap_compressed(serving, factorised, ranks=ranks)
 
@@ -250,7 +257,8 @@ def export_model(
         onnx_atol: the largest max-abs difference accepted between ONNX and torch outputs.
         force: replace an existing ``out_dir``; without it an existing one is an error.
         **compress_options: passed to :func:`compress` (``rank``, ``layers``,
-            ``recover_inputs``, ``recover_steps``, ``reference``, ``reference_inputs``).
+            ``recover_inputs``, ``recover_steps``, ``reference``, ``reference_inputs``,
+            ``recover_options``).
 
     Returns:
         An :class:`ExportResult`.

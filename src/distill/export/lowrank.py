@@ -85,7 +85,7 @@ def low_rank(
         >>> low_rank(mlp, 8)[1]
         {'0': 8}
     """
-    _check_rank(rank)
+    check_rank(rank)
     compressed = copy.deepcopy(model)
     ranks = _choose_ranks(compressed, rank, layers)
     for name, layer_rank in ranks.items():
@@ -105,7 +105,8 @@ def low_rank_structure(model: nn.Module, ranks: dict[str, int]) -> nn.Module:
     return model
 
 
-def _check_rank(rank: int | float) -> None:
+def check_rank(rank: int | float) -> None:
+    """An int rank >= 1 or an energy fraction in (0, 1] (TypeError / ValueError otherwise)."""
     if isinstance(rank, int) and not isinstance(rank, bool):
         check_positive_int("rank", rank)
     else:

@@ -133,7 +133,8 @@ def _check_state(model: nn.Module, state: dict[str, torch.Tensor], what: str) ->
 def random_inputs(model: nn.Module, rows: int = 256) -> Inputs:
     """Random inputs of the model's input sizes (for latency and the ONNX check without data):
     ``randn(rows, in_features)`` for dense models, random ids (and no values) for models with
-    a ``FieldEmbedding`` bottom.
+    a ``FieldEmbedding`` bottom, random token ids ``(rows, num_fields)`` for token models
+    (an ``nn.Embedding`` and a ``num_fields`` attribute, e.g. ``NextTokenLM``).
 
     Raises:
         ValueError: the input size cannot be read from the model.
@@ -147,6 +148,10 @@ def random_inputs(model: nn.Module, rows: int = 256) -> Inputs:
             dense = torch.randn(rows, embedding.dense_features, generator=generator)
             return ids, torch.ones(shape), dense
         return ids
+    table = next((m for m in model.modules() if isinstance(m, nn.Embedding)), None)
+    if table is not None and isinstance(getattr(model, "num_fields", None), int):
+        shape = (rows, model.num_fields)
+        return torch.randint(0, table.num_embeddings, shape, generator=generator)
     in_features = next((m.in_features for m in model.modules() if hasattr(m, "in_features")), None)
     if in_features is None:
         raise ValueError(

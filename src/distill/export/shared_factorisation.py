@@ -8,12 +8,13 @@ The embedding ``E (V × d)`` and the output layer's weight ``W (V × d)`` are re
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from distill._validation import check_choice
 from distill.export.int8 import replace_module
 from distill.export.lowrank import energy_rank
 
@@ -77,15 +78,18 @@ def share_embeddings(
     rank: int | float = 0.9,
     embedding: str | None = None,
     output: str | None = None,
+    weighting: Literal["balanced", "none"] = "balanced",
 ) -> tuple[nn.Module, SharedLayers]:
     """Return a copy of ``model`` whose embedding and output layer share one ``V × r`` basis.
 
-    With ``M = [E  W]`` (``V × 2d``, the embedding beside the output weight) and its SVD
-    ``M = P Σ Qᵀ``: ``U = P_r`` (orthonormal columns), ``[A  B] = Σ_r Q_rᵀ``, so
-    ``E ≈ U A`` and ``W ≈ U B``. This ``U`` minimises ``‖E − U A‖²_F + ‖W − U B‖²_F`` over all
-    ``V × r`` bases and projections (Eckart–Young on ``M``); the error is ``Σ_{i>r} σ_i²``.
-    At ``r = min(V, 2d)`` the model computes what it computed before, up to rounding. The
-    output bias is kept as it is.
+    With the weighted concatenation ``M = [α E  β W]`` (``V × 2d``, the embedding beside the
+    output weight) and its SVD ``M = P Σ Qᵀ``: ``U = P_r`` (orthonormal columns) and
+    ``[α A  β B] = Σ_r Q_rᵀ``, so ``E ≈ U A`` and ``W ≈ U B``. This minimises
+    ``α²‖E − U A‖²_F + β²‖W − U B‖²_F`` over all ``V × r`` bases and projections
+    (Eckart–Young on ``M``); the minimum is ``Σ_{i>r} σ_i²``. ``"balanced"``:
+    ``α = 1/‖E‖_F``, ``β = 1/‖W‖_F`` (relative errors, so the larger matrix does not take the
+    whole basis); ``"none"``: ``α = β = 1``. At ``r = min(V, 2d)`` the model computes what it
+    computed before, up to rounding. The output bias is kept as it is.
 
     Args:
         model: a float module with an ``nn.Embedding`` ``(V, d)`` and an ``nn.Linear``
@@ -94,6 +98,7 @@ def share_embeddings(
             keeps that share of ``Σ σ_i²`` (:func:`~distill.export.lowrank.energy_rank`).
         embedding, output: dotted names of the two layers; ``None`` finds them: the only
             ``nn.Embedding`` / ``nn.Linear`` pair with the same V and d.
+        weighting: ``"balanced"`` or ``"none"`` (α, β above).
 
     Returns:
         ``(shared, layers)``: the new module (eval mode) and
@@ -101,7 +106,8 @@ def share_embeddings(
 
     Raises:
         ValueError: no pair (or several) found; a named layer of the wrong type; V or d that
-            differ between the two; a rank outside ``[1, min(V, 2d)]`` or ``(0, 1]``.
+            differ between the two; a rank outside ``[1, min(V, 2d)]`` or ``(0, 1]``; an
+            unknown ``weighting``.
 
     Reference: Yu et al. 2018, "On-Device Neural Language Model Based Word Prediction"
     (shared matrix factorisation); Eckart & Young 1936; docs/compression.md.
@@ -112,16 +118,19 @@ def share_embeddings(
         >>> layers
         {'embedding': 'embedding', 'output': 'head', 'rank': 4}
     """
+    check_choice("weighting", weighting, ("balanced", "none"))
     pair = check_share(model, rank=rank, embedding=embedding, output=output)
-    table = model.get_submodule(pair[0]).weight.detach()
+    table = model.get_submodule(pair[0]).weight.detach().double()
     linear = model.get_submodule(pair[1])
-    concatenated = torch.cat([table, linear.weight.detach()], dim=1).double()
+    scales = _block_scales(table, linear.weight.detach().double(), weighting)
+    concatenated = torch.cat([table * scales[0], linear.weight.detach() * scales[1]], dim=1)
     left, values, right = torch.linalg.svd(concatenated, full_matrices=False)
     chosen = _shared_rank(rank, values)
     layers = {"embedding": pair[0], "output": pair[1], "rank": chosen}
     shared = shared_structure(copy.deepcopy(model), layers)
-    factors = values[:chosen, None] * right[:chosen]  # [A  B], (r, 2d)
     width = table.shape[1]
+    factors = values[:chosen, None] * right[:chosen]  # [αA  βB], (r, 2d)
+    factors = torch.cat([factors[:, :width] / scales[0], factors[:, width:] / scales[1]], 1)
     new_table = shared.get_submodule(pair[0])
     new_output = shared.get_submodule(pair[1])
     with torch.no_grad():
@@ -131,6 +140,13 @@ def share_embeddings(
         if linear.bias is not None:
             new_output.bias.copy_(linear.bias.detach())
     return shared.eval(), layers
+
+
+def _block_scales(table: torch.Tensor, weight: torch.Tensor, weighting: str) -> tuple:
+    if weighting == "none":
+        return 1.0, 1.0
+    tiny = torch.finfo(torch.float64).tiny
+    return 1 / float(table.norm().clamp_min(tiny)), 1 / float(weight.norm().clamp_min(tiny))
 
 
 def shared_structure(model: nn.Module, layers: SharedLayers) -> nn.Module:
@@ -221,9 +237,10 @@ def check_share(
     rank: int | float,
     embedding: str | None = None,
     output: str | None = None,
+    rank_name: str = "rank",
 ) -> tuple[str, str]:
     """Validate :func:`share_embeddings`' arguments without computing anything; return the
-    pair ``(embedding name, output name)``.
+    pair ``(embedding name, output name)``. ``rank_name`` is the rank's name in messages.
 
     Raises:
         ValueError: as :func:`share_embeddings`.
@@ -234,11 +251,13 @@ def check_share(
     if isinstance(rank, int) and not isinstance(rank, bool):
         if not 1 <= rank <= largest:
             raise ValueError(
-                f"`rank` must be in [1, {largest}] (min(V, 2d) of the shared pair "
+                f"`{rank_name}` must be in [1, {largest}] (min(V, 2d) of the shared pair "
                 f"{pair[0]} + {pair[1]}), got {rank}"
             )
     elif not isinstance(rank, float) or not 0 < rank <= 1:
-        raise ValueError(f"`rank` must be an int rank or an energy fraction in (0, 1], got {rank!r}")
+        raise ValueError(
+            f"`{rank_name}` must be an int rank or an energy fraction in (0, 1], got {rank!r}"
+        )
     return pair
 
 

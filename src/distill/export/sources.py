@@ -13,7 +13,9 @@ from distill import models
 from distill._io import write_atomic
 from distill._validation import check_choice
 from distill.export._files import MARKER, atomic_directory
-from distill.export.formats import ExportResult, export_model
+from distill.export.chain import ChainSettings, check_chain, run_chain
+from distill.export.chain_table import ChainRow, chain_table, save_chain
+from distill.export.formats import ExportResult, export_model, serving_module
 from distill.export.model_source import (
     CONFIG_FILE,
     SPEC_FILE,
@@ -73,6 +75,7 @@ def export_source(
     rank: int | float = 0.9,
     recover_steps: int = 0,
     recover_from: Literal["student", "teacher"] = "student",
+    recover_options: dict[str, Any] | None = None,
     repeats: int = 20,
     onnx_atol: float = 1e-4,
     force: bool = False,
@@ -91,6 +94,8 @@ def export_source(
         recover_steps: low-rank recovery steps (0: none); needs the source's training data.
         recover_from: distil the factorised student from the original ``"student"`` or from
             the run's ``"teacher"``.
+        recover_options: further :func:`~distill.export.lowrank.recover` keywords (``loss``,
+            ``temperature``, ``lr``).
         repeats, onnx_atol, force: as in :func:`compression_table` / :func:`export_model`.
 
     Returns:
@@ -103,7 +108,7 @@ def export_source(
     """
     check_choice("recover_from", recover_from, ("student", "teacher"))
     _check_recovery(source, recover_steps, recover_from)
-    recovery = {"steps": recover_steps, "from": recover_from}
+    recovery = {"steps": recover_steps, "from": recover_from, **(recover_options or {})}
     with atomic_directory(out, force=force) as temp:
         exports = _export_students(source, temp, formats, rank, recovery, onnx_atol)
         rows = _table(source, exports, repeats)
@@ -143,6 +148,7 @@ def _export_students(source, temp: Path, formats, rank, recovery: dict, atol) ->
 
 def _low_rank_options(source: ExportSource, name: str, rank, recovery: dict) -> dict[str, Any]:
     options: dict[str, Any] = {"rank": rank, "recover_steps": recovery["steps"]}
+    options["recover_options"] = {k: v for k, v in recovery.items() if k not in ("steps", "from")}
     if recovery["steps"]:
         options["recover_inputs"] = source.transfer_inputs[name]
         if recovery["from"] == "teacher":
@@ -160,3 +166,68 @@ def _table(source: ExportSource, exports: dict[str, ExportResult], repeats: int)
     if source.evaluators is not None:
         evaluate = {name: source.evaluators[name.split("/")[0]] for name in entries}
     return compression_table(entries, example_input=inputs, evaluate=evaluate, repeats=repeats)
+
+
+def chain_source(
+    source: ExportSource,
+    out: str | os.PathLike,
+    *,
+    steps: Sequence[str],
+    share_rank: int | float = 0.9,
+    rank: int | float = 0.9,
+    recover_steps: int = 0,
+    recover_from: Literal["student", "teacher"] = "student",
+    recover_options: dict[str, Any] | None = None,
+    repeats: int = 20,
+    force: bool = False,
+) -> list[ChainRow]:
+    """Run the compression chain on every student of ``source`` and write its table.
+
+    Layout: ``out/<student>/<step>/`` (``original`` first, see
+    :func:`~distill.export.chain.run_chain`), ``out/chain.json``, ``out/chain.md`` and
+    ``out/export.json``; the whole of ``out`` appears at once. The metric is the source's
+    (a run's test split); recovery distils from the original student or the run's teacher
+    on the run's training rows.
+
+    Raises:
+        FileExistsError: ``out`` exists and ``force`` is False.
+        ValueError: a bad chain, rank or recovery setting (checked for every student before
+            anything is written).
+    """
+    check_choice("recover_from", recover_from, ("student", "teacher"))
+    _check_recovery(source, recover_steps, recover_from)
+    recovery = {"steps": recover_steps, "from": recover_from, **(recover_options or {})}
+    settings = {
+        name: _chain_settings(source, name, share_rank, rank, recovery) for name in source.students
+    }
+    for name, student in source.students.items():
+        check_chain(steps, serving_module(student), settings[name])
+    with atomic_directory(out, force=force) as temp:
+        rows: list[ChainRow] = []
+        for name, student in source.students.items():
+            written = run_chain(student, steps, temp / name, settings=settings[name])
+            evaluate = None if source.evaluators is None else source.evaluators[name]
+            rows += chain_table(
+                written,
+                example_input=source.example_inputs[name],
+                evaluate=evaluate,
+                repeats=repeats,
+                prefix=f"{name}/",
+            )
+        save_chain(rows, temp, metric=source.metric)
+        manifest = {"source": str(source.path), "chain": list(steps), "rank": rank}
+        manifest |= {"share_rank": share_rank, "recovery": recovery}
+        write_atomic(temp / MARKER, json.dumps(manifest, indent=2) + "\n")
+    return rows
+
+
+def _chain_settings(source, name, share_rank, rank, recovery: dict) -> ChainSettings:
+    options = {k: v for k, v in recovery.items() if k not in ("steps", "from")}
+    settings = ChainSettings(share_rank=share_rank, rank=rank, recover_steps=recovery["steps"])
+    settings.recover_options = options
+    if recovery["steps"]:
+        settings.recover_inputs = source.transfer_inputs[name]
+        if recovery["from"] == "teacher":
+            settings.reference = source.teacher
+            settings.reference_inputs = source.transfer_inputs["teacher"]
+    return settings
