@@ -15,6 +15,7 @@ Run: ``python -m benchmarks.compression_chain [--quick] [--seeds 5]``.
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import tempfile
 from itertools import pairwise
@@ -38,6 +39,9 @@ STEPS = ("share", "low-rank", "fp16")
 ROWS = ("original", *STEPS)
 METRICS = ("accuracy", "top3", "perplexity", "bytes")
 SHARE_RANK, RANK, RECOVERY = 24, 12, 500
+VOCAB, WIDTH = 256, 24
+SEPARATE_RANK = round((VOCAB + 2 * WIDTH) * SHARE_RANK / (2 * (VOCAB + WIDTH)))
+"""The rank of E and W factorised apart with the share step's parameter count (13)."""
 
 
 def _metrics(model, test) -> dict[str, float]:
@@ -49,6 +53,29 @@ def _metrics(model, test) -> dict[str, float]:
         "top3": float((top3 == test.labels[:, None]).any(1).double().mean()),
         "perplexity": math.exp(float(F.cross_entropy(logits, test.labels))),
     }
+
+
+def _truncated(matrix: torch.Tensor, rank: int) -> torch.Tensor:
+    left, values, right = torch.linalg.svd(matrix.double(), full_matrices=False)
+    return ((left[:, :rank] * values[:rank]) @ right[:rank]).float()
+
+
+def _separate(student, test) -> dict[str, float]:
+    """E and W each at rank SEPARATE_RANK, no recovery: what sharing one basis is compared
+    with, at the same size (2·(V + d)·13 = 7,280 numbers against V·24 + 2·24·d = 7,296)."""
+    model = copy.deepcopy(student).eval()
+    with torch.no_grad():
+        model.embedding.weight.copy_(_truncated(model.embedding.weight, SEPARATE_RANK))
+        model.head.weight.copy_(_truncated(model.head.weight, SEPARATE_RANK))
+    return _metrics(model, test)
+
+
+def _kept_energy(student) -> float:
+    """Share of the balanced [E/‖E‖  W/‖W‖]'s squared singular mass in its top SHARE_RANK."""
+    table, weight = student.embedding.weight.detach(), student.head.weight.detach()
+    both = torch.cat([table / table.norm(), weight / weight.norm()], 1).double()
+    mass = torch.linalg.svdvals(both).square()
+    return float(mass[:SHARE_RANK].sum() / mass.sum())
 
 
 def _chain(student, train, test, recovery: int, folder: Path) -> dict[str, dict[str, float]]:
@@ -66,15 +93,15 @@ def _chain(student, train, test, recovery: int, folder: Path) -> dict[str, dict[
 def run_seed(seed: int, quick: bool) -> dict[str, Any]:
     """Teacher, KD student, and the chain without and with recovery."""
     rows = 3000 if quick else 30_000
-    data = synthetic_text(rows, vocab_size=256, context=4, seed=seed)
+    data = synthetic_text(rows, vocab_size=VOCAB, context=4, seed=seed)
     train, valid, test = split(data, (0.7, 0.1, 0.2), seed=seed)
     steps = (30, 30) if quick else (2000, 1500)
     common = {"valid": valid, "batch_size": 128, "lr": 3e-3, "seed": seed, "metric": "accuracy"}
     torch.manual_seed(seed)
-    teacher = NextTokenLM(256, 4, 256, embedding_dim=64, hidden=(256,))
+    teacher = NextTokenLM(VOCAB, 4, VOCAB, embedding_dim=64, hidden=(256,))
     labels = Objective([LabelsTerm("ce")])
     train_model(teacher, train, objective=labels, max_steps=steps[0], **common)
-    student = NextTokenLM(256, 4, 256, embedding_dim=24, hidden=(48,))
+    student = NextTokenLM(VOCAB, 4, VOCAB, embedding_dim=WIDTH, hidden=(48,))
     kd = Objective([KDTerm(temperature=2.0, alpha=0.5)])
     train_model(
         student, train, objective=kd, teacher=ModuleTeacher(teacher), max_steps=steps[1], **common
@@ -83,7 +110,13 @@ def run_seed(seed: int, quick: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         plain = _chain(student, train, test, 0, Path(folder) / "plain")
         recovered = _chain(student, train, test, recovery, Path(folder) / "recovered")
-    return {"teacher": _metrics(teacher.eval(), test), "plain": plain, "recovered": recovered}
+    return {
+        "teacher": _metrics(teacher.eval(), test),
+        "plain": plain,
+        "recovered": recovered,
+        "separate": _separate(student, test),
+        "kept_energy": _kept_energy(student),
+    }
 
 
 def _flat(per_seed: list[dict], chain: str) -> list[dict[str, float]]:
@@ -116,6 +149,13 @@ def summarise(per_seed: list[dict]) -> dict[str, Any]:
     summary["recovery_gain"] = {
         row: paired(both, f"recovered.{row}", f"plain.{row}") for row in STEPS
     }
+    versus = [
+        {"shared": s["plain"]["share"]["accuracy"], "separate": s["separate"]["accuracy"]}
+        for s in per_seed
+    ]
+    summary["separate"] = {m: mean_std(s["separate"][m] for s in per_seed) for m in METRICS[:3]}
+    summary["shared_vs_separate"] = paired(versus, "shared", "separate")
+    summary["kept_energy"] = mean_std(s["kept_energy"] for s in per_seed)
     return summary
 
 
@@ -162,6 +202,14 @@ student, lr 3e-3):
 {tables["recovered"]}
 
 Recovery gain in accuracy points, per step (with − without): {gains}.
+
+Shared basis against separate factorisations of the same size, before recovery: E and W each
+at rank {SEPARATE_RANK} (two V × {SEPARATE_RANK} bases, the same number of weights) give accuracy
+{fmt(summary["separate"]["accuracy"], 100, 2)} %, perplexity
+{fmt(summary["separate"]["perplexity"], 1, 1)}; shared − separate:
+{diff_text(summary["shared_vs_separate"], seeds)} points. The rank-{SHARE_RANK} shared basis
+keeps {fmt(summary["kept_energy"], 100, 1)} % of the squared singular mass of the balanced
+concatenation [E/‖E‖  W/‖W‖].
 """
 
 

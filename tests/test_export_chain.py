@@ -191,3 +191,16 @@ def test_cli_chain_rank_out_of_range_fails_before_writing(tmp_path):
     text = " ".join(result.output.replace("│", " ").split())
     assert result.exit_code == 1 and "`share_rank` must be in [1, 16]" in text and "got 40" in text
     assert not out.exists()
+
+
+def test_benchmark_runs_quick(tmp_path):
+    from benchmarks import compression_chain
+
+    markdown = tmp_path / "BENCHMARKS.md"
+    argv = ["--quick", "--seeds", "1", "--results-dir", str(tmp_path), "--markdown", str(markdown)]
+    compression_chain.main(argv)
+    document = json.loads((tmp_path / "compression_chain.json").read_text())
+    steps = document["per_seed"][0]["recovered"]
+    assert list(steps) == ["original", "share", "low-rank", "fp16"]
+    assert steps["fp16"]["bytes"] < steps["low-rank"]["bytes"] < steps["original"]["bytes"]
+    assert not markdown.exists()

@@ -8,11 +8,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from distill._extras import require
 from distill._io import write_atomic
 from distill.export._inputs import Inputs
 from distill.export.formats import read_export
-from distill.export.table import Predict, compression_table
+from distill.export.table import Predict, compression_table, markdown_rows, print_rows
 
 JSON_FILE = "chain.json"
 MARKDOWN_FILE = "chain.md"
@@ -103,35 +102,15 @@ _COLUMNS = (
 )
 
 
-def _cells(row: ChainRow) -> list[str]:
-    values = asdict(row)
-    return ["–" if values[key] is None else fmt.format(values[key]) for _, key, fmt in _COLUMNS]
-
-
-def _headers(metric: str) -> list[str]:
-    return [title.format(metric=metric) for title, _, _ in _COLUMNS]
-
-
 def chain_markdown(rows: list[ChainRow], *, metric: str = "metric") -> str:
     """The table as GitHub Markdown."""
-    lines = [_headers(metric), ["---"] * len(_COLUMNS), *(_cells(row) for row in rows)]
-    return "\n".join("| " + " | ".join(line) + " |" for line in lines) + "\n"
+    return markdown_rows(rows, _COLUMNS, metric=metric)
 
 
 def print_chain(rows: list[ChainRow], *, metric: str = "metric", console=None) -> None:
     """Print the table with rich (at least 140 columns wide when not on a terminal)."""
-    Console = require("rich.console", extra="cli").Console
-    Table = require("rich.table", extra="cli").Table
-    table = Table(title="Compression chain (each step from the previous one)")
-    for header in _headers(metric):
-        left = header in ("step", "settings")
-        table.add_column(header, justify="left" if left else "right", no_wrap=header == "step")
-    for row in rows:
-        table.add_row(*_cells(row))
-    console = console or Console()
-    if not console.is_terminal and console.width < 140:
-        console = Console(file=console.file, width=140)
-    console.print(table)
+    title = "Compression chain (each step from the previous one)"
+    print_rows(rows, _COLUMNS, metric=metric, title=title, width=140, unwrapped=1, console=console)
 
 
 def save_chain(

@@ -197,37 +197,65 @@ _COLUMNS = (
 )
 
 
-def _cells(row: CompressionRow) -> list[str]:
+Columns = tuple[tuple[str, str, str], ...]
+"""``(title, row field, format)`` per column; ``{metric}`` in a title is the metric's name."""
+
+
+def _cells(row: Any, columns: Columns) -> list[str]:
     values = asdict(row)
-    return ["–" if values[key] is None else fmt.format(values[key]) for _, key, fmt in _COLUMNS]
+    return ["–" if values[key] is None else fmt.format(values[key]) for _, key, fmt in columns]
 
 
-def _headers(metric: str) -> list[str]:
-    return [title.format(metric=metric) for title, _, _ in _COLUMNS]
+def _headers(metric: str, columns: Columns) -> list[str]:
+    return [title.format(metric=metric) for title, _, _ in columns]
+
+
+def markdown_rows(rows: list[Any], columns: Columns, *, metric: str) -> str:
+    """Dataclass rows as a GitHub Markdown table of ``columns``."""
+    lines = [_headers(metric, columns), ["---"] * len(columns)]
+    lines += [_cells(row, columns) for row in rows]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines) + "\n"
+
+
+def print_rows(
+    rows: list[Any],
+    columns: Columns,
+    *,
+    metric: str,
+    title: str,
+    width: int,
+    unwrapped: int = 2,
+    console=None,
+) -> None:
+    """Dataclass rows as a rich table (to ``console``, default stdout); the first two columns
+    left-aligned, the first ``unwrapped`` never wrapped; at least ``width`` columns wide when
+    the output is not a terminal (logs, pipes), the terminal's width otherwise."""
+    Console = require("rich.console", extra="cli").Console
+    Table = require("rich.table", extra="cli").Table
+
+    table = Table(title=title)
+    for index, header in enumerate(_headers(metric, columns)):
+        left = index < 2
+        justify = "left" if left else "right"
+        table.add_column(header, justify=justify, no_wrap=left and index < unwrapped)
+    for row in rows:
+        table.add_row(*_cells(row, columns))
+    console = console or Console()
+    if not console.is_terminal and console.width < width:
+        console = Console(file=console.file, width=width)
+    console.print(table)
 
 
 def to_markdown(rows: list[CompressionRow], *, metric: str = "metric") -> str:
     """The table as GitHub Markdown (one header row, one line per model)."""
-    lines = [_headers(metric), ["---"] * len(_COLUMNS), *(_cells(row) for row in rows)]
-    return "\n".join("| " + " | ".join(line) + " |" for line in lines) + "\n"
+    return markdown_rows(rows, _COLUMNS, metric=metric)
 
 
 def print_table(rows: list[CompressionRow], *, metric: str = "metric", console=None) -> None:
     """Print the table with rich (to ``console``, default stdout); at least 120 columns wide
     when the output is not a terminal (logs, pipes), the terminal's width otherwise."""
-    Console = require("rich.console", extra="cli").Console
-    Table = require("rich.table", extra="cli").Table
-
-    table = Table(title="Compression (ratios vs the reference row)")
-    for header in _headers(metric):
-        left = header in ("model", "format")
-        table.add_column(header, justify="left" if left else "right", no_wrap=left)
-    for row in rows:
-        table.add_row(*_cells(row))
-    console = console or Console()
-    if not console.is_terminal and console.width < 120:
-        console = Console(file=console.file, width=120)
-    console.print(table)
+    title = "Compression (ratios vs the reference row)"
+    print_rows(rows, _COLUMNS, metric=metric, title=title, width=120, console=console)
 
 
 def save_table(
