@@ -96,7 +96,7 @@ def _example_overrides(name: str, tmp_path: Path) -> list[str]:
             write_criteo_shards(tmp_path / split, rows=rows, shard_rows=1000, seed=len(split))
         files = [f"data.{split}='{tmp_path / split}'" for split in ("train", "valid", "test")]
         return [*files, "data.options={hash_buckets=64}", "data.shuffle_buffer=500"]
-    sizes = {"ranking": "{n_groups=30}", "ctr_joint": "{n_rows=1200}"}
+    sizes = {"ranking": "{n_groups=30}", "ctr_joint": "{n_rows=1200}", "keyboard": "{n_rows=2000}"}
     return [f"data.options={sizes[name]}"] if name in sizes else []
 
 
