@@ -148,7 +148,11 @@ def test_run_directory_with_teacher_metric_and_recovery(tmp_path):
     manifest = json.loads((out / "export.json").read_text())
     assert manifest["exports"]["labels/low-rank"]["ranks"] == {"body.0.0": 8}
     assert manifest["recovery"] == {
-        "steps": 20, "from": "teacher", "loss": "logit_matching", "temperature": 4.0, "lr": 1e-3
+        "steps": 20,
+        "from": "teacher",
+        "loss": "logit_matching",
+        "temperature": 4.0,
+        "lr": 1e-3,
     }
     result = _invoke(run, "--variant", "kd", "--out", tmp_path / "none")
     assert (
