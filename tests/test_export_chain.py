@@ -127,6 +127,31 @@ def test_share_needs_an_embedding_output_pair(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+class _Mismatched(torch.nn.Module):
+    """An embedding of 10 tokens and an output layer over 12 classes."""
+
+    def __init__(self):
+        super().__init__()
+        self.table = torch.nn.Embedding(10, 4)
+        self.out = torch.nn.Linear(4, 12)
+
+    def forward(self, ids):
+        return self.out(self.table(ids).mean(1))
+
+
+def test_a_vocabulary_mismatch_is_refused_before_writing(tmp_path):
+    settings = ChainSettings(share_rank=2, embedding="table", output="out")
+    with pytest.raises(
+        ValueError, match=r"V mismatch: `embedding` 'table' has V = 10 rows, `output` 'out' has 12"
+    ):
+        run_chain(_Mismatched(), ["share"], tmp_path / "out", settings=settings)
+    with pytest.raises(ValueError, match=r"no embedding/output pair in _Mismatched"):
+        run_chain(_Mismatched(), ["share"], tmp_path / "out")
+    with pytest.raises(TypeError, match=r"`model` \(_Mismatched\) has no spec\(\)"):
+        run_chain(_Mismatched(), ["fp16"], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def _tiny_run(tmp_path):
     run = tmp_path / "runs" / "kb"
     run.mkdir(parents=True)

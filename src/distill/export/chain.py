@@ -23,6 +23,7 @@ from distill.export.formats import serving_module, wrap_compressed
 from distill.export.int8 import int8_layer_names, quantize_int8
 from distill.export.lowrank import check_rank, low_rank, recover
 from distill.export.shared_factorisation import check_share, share_embeddings
+from distill.models._spec import module_spec
 
 FACTORISATIONS = ("share", "low-rank")
 QUANTISATIONS = ("fp16", "bf16", "int8")
@@ -70,6 +71,7 @@ def check_chain(steps: Sequence[str], model: nn.Module, settings: ChainSettings)
 
     Raises:
         ValueError: the first rule broken, naming the argument and the value.
+        TypeError: a model without ``spec()`` (the saved steps are rebuilt from it).
     """
     steps = list(steps)
     if not steps:
@@ -100,6 +102,7 @@ def check_chain(steps: Sequence[str], model: nn.Module, settings: ChainSettings)
     check_positive_int("recover_steps", settings.recover_steps, minimum=0)
     if settings.recover_steps and settings.recover_inputs is None:
         raise ValueError("`recover_inputs` must be given when `recover_steps` > 0")
+    module_spec("model", model)  # every step is saved with the model's spec
     return steps
 
 
