@@ -71,7 +71,10 @@ def test_each_step_starts_from_the_previous_one(tmp_path, lm, data):
 
 
 def test_table_sizes_are_the_files_and_changes_are_against_the_previous_step(tmp_path, lm, data):
+    lm.train()
     written = run_chain(lm, ["share", "low-rank", "int8"], tmp_path, settings=ChainSettings(6, 4))
+    assert lm.training and type(lm.head) is torch.nn.Linear  # the input model is left alone
+    lm.eval()
     rows = chain_table(
         written,
         example_input=data.features[:8],

@@ -5,6 +5,7 @@ The keyboard example of Yu et al. 2018 (docs/compression.md#the-chain)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -152,7 +153,7 @@ def run_chain(
         >>> run_chain(NextTokenLM(50, 2, 50), ["share", "fp16"], "out")  # doctest: +SKIP
     """
     settings = settings or ChainSettings()
-    serving = serving_module(model).float().eval()
+    serving = copy.deepcopy(serving_module(model)).float().eval()  # ``model`` stays as it is
     steps = check_chain(steps, serving, settings)
     reference = serving if settings.reference is None else settings.reference
     state = _State(serving)
