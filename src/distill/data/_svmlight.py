@@ -21,7 +21,7 @@ from distill.data._checks import (
 )
 
 ZeroBased = bool | Literal["auto"]
-_BAD_QID = re.compile(rb"qid[^:\s]")  # a mangled qid token such as b"qid\xff\xfe:1" (or a comment)
+BAD_QID = re.compile(rb"qid[^:\s]")  # a mangled qid token such as b"qid\xff\xfe:1" (or a comment)
 
 
 @dataclass
@@ -63,7 +63,7 @@ def load_svmlight(
         raise_located(path, problem, ValueError("NaN/inf label"))
     _check_qid_tokens(path, problem)
     if 0 < len(qid) != matrix.shape[0]:
-        raise_located(path, _missing_qid_problem, ValueError("some lines lack 'qid:'"))
+        raise_located(path, missing_qid_problem, ValueError("some lines lack 'qid:'"))
     if len(qid):
         _check_contiguous_groups(path, qid)
     has_zero = bool((matrix.indices == 0).any())
@@ -115,7 +115,7 @@ def svmlight_line_problem(line: str, *, max_index: int | None = None) -> str | N
 def _check_qid_tokens(path: str, problem) -> None:
     """scikit-learn reads any token starting with ``qid`` as a query id; refuse mangled ones."""
     with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        if _BAD_QID.search(data) is None:
+        if BAD_QID.search(data) is None:
             return
     with open(path, encoding="utf-8", errors="replace") as lines:
         for line_number, line in enumerate(lines, start=1):
@@ -142,7 +142,8 @@ def _check_contiguous_groups(path: str, qid: np.ndarray) -> None:
         seen.add(value)
 
 
-def _missing_qid_problem(line: str) -> str | None:
+def missing_qid_problem(line: str) -> str | None:
+    """The problem of a line without a `qid:` token in a file whose lines have one."""
     tokens = line.split("#", 1)[0].split()
     if tokens and not any(token.startswith("qid:") for token in tokens):
         return "line has no 'qid:' token while other lines do"

@@ -1,19 +1,21 @@
-"""Raw Criteo TSV day files → Parquet shards, in one pass with bounded memory.
+"""Raw Criteo TSV day files or libsvm files → Parquet shards, in one pass with bounded memory.
 
-Each input is read in blocks by pyarrow's streaming CSV reader and written to shards of
-``shard_rows`` rows named ``<input stem>-00000.parquet`` … (each written atomically). After an
-input's last shard a ``_<input stem>.done`` marker is written; a rerun skips the inputs with a
-marker and redoes the others (their partial shards are removed first), so a killed conversion
-resumes without a half-written shard. See docs/streaming.md.
+Each input is read in blocks (16 MB of text at a time) and written to shards of about
+``shard_rows`` rows named ``<input stem>-00000.parquet`` … (each written atomically; a libsvm
+query's lines never straddle two shards). After an input's last shard a ``_<input stem>.done``
+marker is written; a rerun skips the inputs with a marker and redoes the others (their partial
+shards are removed first), so a killed conversion resumes without a half-written shard. See
+docs/streaming.md.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -22,10 +24,14 @@ import pyarrow.parquet as pq
 from distill._io import atomic_path, write_atomic
 from distill._validation import check_positive_int
 from distill.data._hashing import hashed_ids
+from distill.data._libsvm_blocks import libsvm_blocks, libsvm_schema
 from distill.data.ctr_formats import CRITEO_CAT_FIELDS, CRITEO_COLUMNS, CRITEO_INT_FIELDS
+from distill.data.sparse_rows import QID, ShardStatistics
 
 BLOCK_BYTES = 16 << 20
-"""Bytes of TSV text parsed at a time (the memory bound, with one shard's row group)."""
+"""Bytes of text parsed at a time (the memory bound, with one shard's row group)."""
+
+Progress = Callable[[str], None] | None
 
 
 def convert_criteo(
@@ -34,7 +40,7 @@ def convert_criteo(
     *,
     shard_rows: int = 1_000_000,
     hash_buckets: int | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress = None,
 ) -> list[Path]:
     """Convert Criteo TSV files (``label, I1…I13, C1…C26``, no header) to Parquet shards.
 
@@ -56,9 +62,81 @@ def convert_criteo(
     Example:
         >>> shards = convert_criteo(["day_0"], "criteo/train", shard_rows=2_000_000)
     """
-    check_positive_int("shard_rows", shard_rows)
     if hash_buckets is not None:
         check_positive_int("hash_buckets", hash_buckets)
+
+    def shards_of(path: Path, out: Path, say) -> list[Path]:
+        try:
+            blocks = (_hashed(block, hash_buckets, path) for block in _criteo_blocks(path))
+            return write_shards(blocks, out, path.stem, shard_rows, _schema(hash_buckets), say)
+        except (pa.ArrowInvalid, UnicodeDecodeError) as error:
+            raise ValueError(f"{path}: not a Criteo TSV file ({error})") from error
+
+    return _convert(inputs, out_dir, shard_rows, shards_of, progress)
+
+
+def convert_libsvm(
+    inputs: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    shard_rows: int = 1_000_000,
+    progress: Progress = None,
+) -> list[Path]:
+    """Convert libsvm/SVMlight files (``<label> [qid:<q>] <index>:<value> ...``) to shards.
+
+    The shards hold ``label``, ``qid`` (when the file has ``qid:`` tokens), and the list
+    columns ``index`` and ``value`` of each row, with the index statistics in each footer
+    (layout: :mod:`distill.data.sparse_rows`). A streamed table of them gives each row the ids
+    and values :func:`~distill.data.read_libsvm` gives (and the query id as its group). A
+    query's lines stay in one shard: a shard ends at the first query boundary after
+    ``shard_rows`` rows.
+
+    Args:
+        inputs: the libsvm files; out_dir: the shard folder (created).
+        shard_rows: rows per shard (a query may carry a shard past it).
+        progress: called with one line per finished shard (rows, rows/s).
+
+    Returns:
+        Every shard of the inputs (skipped ones included), in input order.
+
+    Raises:
+        FileNotFoundError: a missing input (before anything is written).
+        ValueError: a malformed line, a feature index above ``2**24``, a NaN/inf label, some
+            lines with ``qid:`` and others without, a query whose lines are not consecutive
+            (``file:line: ...``), or a file without rows; that input's partial shards are
+            removed.
+
+    Example:
+        >>> shards = convert_libsvm(["train.svm"], "svm/train", shard_rows=500_000)
+    """
+
+    def shards_of(path: Path, out: Path, say) -> list[Path]:
+        blocks = libsvm_blocks(path, BLOCK_BYTES)
+        first = next(blocks)  # the first block decides whether the file has query ids
+        schema = libsvm_schema(QID in first.column_names)
+        group = QID if QID in first.column_names else None
+        return write_shards(
+            _chain(first, blocks),
+            out,
+            path.stem,
+            shard_rows,
+            schema,
+            say,
+            group=group,
+            statistics=ShardStatistics,
+        )
+
+    return _convert(inputs, out_dir, shard_rows, shards_of, progress)
+
+
+def _chain(first: pa.Table, rest: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    yield first
+    yield from rest
+
+
+def _convert(inputs, out_dir, shard_rows, shards_of, progress) -> list[Path]:
+    """Each input not yet marked done: its shards (``shards_of``), then its marker."""
+    check_positive_int("shard_rows", shard_rows)
     paths = [Path(path) for path in inputs]
     missing = [str(path) for path in paths if not path.is_file()]
     if missing:
@@ -77,18 +155,75 @@ def convert_criteo(
         for stale in out.glob(f"{path.stem}-*.parquet"):
             stale.unlink()
         try:
-            written = _convert_file(path, out, shard_rows, hash_buckets, say)
-        except (pa.ArrowInvalid, UnicodeDecodeError) as error:
+            written = shards_of(path, out, say)
+        except ValueError:
             for partial in out.glob(f"{path.stem}-*.parquet"):
                 partial.unlink()
-            raise ValueError(f"{path}: not a Criteo TSV file ({error})") from error
+            raise
         write_atomic(marker, f"{len(written)}\n")
         shards += written
     return shards
 
 
-def _convert_file(path, out, shard_rows, hash_buckets, say) -> list[Path]:
-    schema = _schema(hash_buckets)
+def write_shards(
+    blocks: Iterator[pa.Table],
+    out: Path,
+    stem: str,
+    shard_rows: int,
+    schema: pa.Schema,
+    say: Callable[[str], None],
+    *,
+    group: str | None = None,
+    statistics: Callable[[], ShardStatistics] | None = None,
+) -> list[Path]:
+    """Write ``blocks`` to atomic shards ``<stem>-00000.parquet`` … of about ``shard_rows``.
+
+    A shard ends at the first row from ``shard_rows`` on where ``group`` changes (every row
+    without ``group``), so a group never straddles two shards. ``statistics()`` gives an
+    accumulator whose entries go into each shard's footer.
+    """
+    written: list[Path] = []
+    pending, previous = next(blocks, None), None  # previous: the group of the last row written
+    while pending is not None:
+        target = out / f"{stem}-{len(written):05d}.parquet"
+        started, rows = time.perf_counter(), 0
+        facts = statistics() if statistics else None
+        with atomic_path(target) as temporary, pq.ParquetWriter(temporary, schema) as writer:
+            while pending is not None:
+                cut = _cut(pending, shard_rows - rows, group, previous)
+                part = pending.slice(0, cut)
+                if part.num_rows:
+                    writer.write_table(part)
+                    rows += part.num_rows
+                    previous = part[group][-1].as_py() if group else None
+                    if facts is not None:
+                        facts.add(part)
+                if cut < pending.num_rows:
+                    pending = pending.slice(cut)
+                    break
+                pending = next(blocks, None)
+            if facts is not None:
+                writer.add_key_value_metadata(facts.metadata())
+        written.append(target)
+        say(_line(target, rows, started))
+    return written
+
+
+def _cut(block: pa.Table, room: int, group: str | None, previous) -> int:
+    """Rows of ``block`` that go into the current shard: all, or up to the first row at or
+    after ``room`` that starts a group (every row starts one without ``group``)."""
+    room = max(room, 0)
+    if room >= block.num_rows:
+        return block.num_rows
+    if group is None:
+        return room
+    values = block[group].to_numpy()
+    starts = np.r_[values[0] != previous, values[1:] != values[:-1]]
+    after = np.flatnonzero(starts[room:])
+    return room + int(after[0]) if len(after) else block.num_rows
+
+
+def _criteo_blocks(path: Path) -> Iterator[pa.Table]:
     reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(column_names=list(CRITEO_COLUMNS), block_size=BLOCK_BYTES),
@@ -98,22 +233,7 @@ def _convert_file(path, out, shard_rows, hash_buckets, say) -> list[Path]:
             strings_can_be_null=True,
         ),
     )
-    blocks = (_hashed(pa.Table.from_batches([b]), hash_buckets, path) for b in reader)
-    written: list[Path] = []
-    pending = next(blocks, None)
-    while pending is not None:
-        target = out / f"{path.stem}-{len(written):05d}.parquet"
-        started, rows = time.perf_counter(), 0
-        with atomic_path(target) as temporary, pq.ParquetWriter(temporary, schema) as writer:
-            while pending is not None and rows < shard_rows:
-                part = pending.slice(0, shard_rows - rows)
-                writer.write_table(part)
-                rows += part.num_rows
-                rest = pending.slice(part.num_rows)
-                pending = rest if rest.num_rows else next(blocks, None)
-        written.append(target)
-        say(_line(target, rows, started))
-    return written
+    return (pa.Table.from_batches([batch]) for batch in reader)
 
 
 def _source_type(name: str) -> pa.DataType:

@@ -11,40 +11,28 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import glob
 import os
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 import torch
 
 from distill._validation import check_positive_int
 from distill.data._score_shards import check_aligned, read_scores
+from distill.data._shards import Shard, open_shards
 from distill.data.dataset import Dataset
-from distill.data.table import PARQUET_SUFFIXES, table_dataset
+from distill.data.sparse_rows import (
+    SparseLayout,
+    is_sparse_schema,
+    layout_of,
+    shard_statistics,
+    sparse_dataset,
+)
+from distill.data.table import table_dataset
 
 READ_ROWS = 16_384
 """Rows per record batch read from a shard."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Shard:
-    """One Parquet file of a streamed table: its path, filesystem, rows and first row id."""
-
-    path: str
-    filesystem: pafs.FileSystem
-    num_rows: int
-    first_id: int
-
-    def open(self) -> pq.ParquetFile:
-        """The file's reader; a corrupt file raises ValueError naming it."""
-        try:
-            return pq.ParquetFile(self.filesystem.open_input_file(self.path))
-        except (pa.ArrowException, OSError) as error:
-            raise ValueError(f"{self.path}: not a readable Parquet file ({error})") from error
 
 
 class StreamingTable:
@@ -62,12 +50,17 @@ class StreamingTable:
         shuffle_buffer: rows held for shuffling (the memory bound of training reads).
         scores: columns of the shards' score shards (``<folder>/_scores/<name>``, written by
             ``distill.teachers.score_shards``) added to every chunk's extras, aligned by row.
+        layout: for libsvm-layout shards (list columns ``index``/``value``, written by
+            ``distill convert --format libsvm``; detected from the schema, no ``features``):
+            read with another table's ``sparse_layout`` (a valid/test split read like its
+            train split); None: the layout of these shards' footers.
 
     Raises:
         ValueError: an empty glob or folder, a corrupt shard (file named), a shard whose schema
             differs from the first one's (file named, columns listed), an unknown column, a
             non-integer group column, a group split across shards or not contiguous in its shard,
-            a non-numeric ``impute``.
+            a non-numeric ``impute``, libsvm-layout shards with ``features`` or ``categorical``
+            or that do not fit ``layout``.
 
     Example:
         >>> table = StreamingTable("days/*.parquet", label="click", features=["I1"],
@@ -92,6 +85,7 @@ class StreamingTable:
         task: str = "binary",
         shuffle_buffer: int = 100_000,
         scores: Sequence[str] = (),
+        layout: SparseLayout | None = None,
     ) -> None:
         self.shuffle_buffer = check_positive_int("shuffle_buffer", shuffle_buffer)
         check_positive_int("hash_buckets", hash_buckets)
@@ -106,14 +100,17 @@ class StreamingTable:
             )
         self.task = task
         self.scores = list(scores)
-        self.shards, schema = _open_shards(source)
+        self.shards, schema = open_shards(source)
         mapped = [name for name in (label, group, id, *extras) if name is not None]
         missing = [n for n in [*mapped, *categorical, *(features or [])] if n not in schema.names]
         if missing:
             raise ValueError(
                 f"{self.shards[0].path}: no column(s) {missing}; columns are {schema.names}"
             )
-        if features is None:
+        self.sparse_layout = _sparse_layout(self.shards, schema, features, categorical, layout)
+        if self.sparse_layout is not None:
+            features = []
+        elif features is None:
             features = [n for n in schema.names if n not in mapped and n not in categorical]
         if group is not None and not pa.types.is_integer(schema.field(group).type):
             raise ValueError(
@@ -218,64 +215,49 @@ class StreamingTable:
         return self._chunk(shard.path, pa.Table.from_batches([batch]), shard.first_id)
 
     def _chunk(self, path: str, table: pa.Table, offset: int) -> Dataset:
-        part = table_dataset(path, table, **self.columns)
+        if self.sparse_layout is None:
+            part = table_dataset(path, table, **self.columns)
+        else:
+            names = ("label", "group", "id", "extras", "allow_nan", "impute")
+            columns = {name: self.columns[name] for name in names}
+            part = sparse_dataset(path, table, self.sparse_layout, **columns)
         labels = part.labels.long() if self.task == "classification" else part.labels.float()
         ids = part.ids if self.columns["id"] else part.ids + offset
         part = dataclasses.replace(part, labels=labels, ids=ids, extras=dict(part.extras))
         return part if self.view is None else part.select_features(self.view)
 
 
-def _open_shards(source) -> tuple[list[Shard], pa.Schema]:
-    paths, filesystem = _shard_paths(source)
-    shards, schema, first_id = [], None, 0
-    for path in paths:
-        shard = Shard(path, filesystem, 0, first_id)
-        reader = shard.open()
-        if schema is None:
-            schema = reader.schema_arrow
-        elif not reader.schema_arrow.equals(schema):
-            raise ValueError(_schema_difference(path, reader.schema_arrow, paths[0], schema))
-        rows = reader.metadata.num_rows
-        shards.append(dataclasses.replace(shard, num_rows=rows))
-        first_id += rows
-    if first_id == 0:
-        raise ValueError(f"{_describe(source)}: the shards hold no rows")
-    return shards, schema
-
-
-def _shard_paths(source) -> tuple[list[str], pafs.FileSystem]:
-    if isinstance(source, (list, tuple)):
-        found = [_shard_paths(item) for item in source]
-        if not found:
-            raise ValueError("`source`: an empty list of shards")
-        return [path for paths, _ in found for path in paths], found[0][1]
-    text = os.fspath(source)
-    if any(char in text for char in "*?[") and "://" not in text:
-        paths = sorted(glob.glob(text, recursive=True))
-        if not paths:
-            raise ValueError(f"{text}: the glob matches no file")
-        return paths, pafs.LocalFileSystem()
-    filesystem, path = pafs.FileSystem.from_uri(text) if "://" in text else _local(text)
-    info = filesystem.get_file_info(path)
-    if info.type == pafs.FileType.NotFound:
-        raise FileNotFoundError(f"{text}: no such file or folder")
-    if info.type == pafs.FileType.File:
-        return [path], filesystem
-    selector = pafs.FileSelector(path, recursive=True)
-    paths = sorted(
-        item.path
-        for item in filesystem.get_file_info(selector)
-        if item.type == pafs.FileType.File
-        and item.path.lower().endswith(PARQUET_SUFFIXES)
-        and not _hidden(item.path[len(path) :])  # temporary files, markers, score shards
+def _sparse_layout(shards, schema, features, categorical, given) -> SparseLayout | None:
+    """The ids' layout of libsvm-layout shards (None for other tables); see ``layout``."""
+    first = shards[0].path
+    if not is_sparse_schema(schema):
+        if given is not None:
+            raise ValueError(
+                f"{first}: `layout` is for libsvm-layout shards (list columns "
+                f"'index' and 'value'); columns are {schema.names}"
+            )
+        return None
+    if features or categorical:
+        raise ValueError(
+            f"{first}: libsvm-layout shards (list columns 'index' and 'value') take no "
+            f"`features` or `categorical`, got {list(features or [])}, {list(categorical)}"
+        )
+    own = layout_of([shard_statistics(shard.path, shard.footer) for shard in shards])
+    if given is None:
+        return own
+    largest, given_largest = (item.n_features + item.index_base - 1 for item in (own, given))
+    fits = (
+        own.index_base >= given.index_base
+        and largest <= given_largest
+        and own.width <= given.width
+        and (own.ones or not given.ones)
     )
-    if not paths:
-        raise ValueError(f"{text}: the folder holds no Parquet shard (*.parquet, *.pq)")
-    return paths, filesystem
-
-
-def _hidden(relative: str) -> bool:
-    return any(part.startswith((".", "_")) for part in relative.split("/") if part)
+    if not fits:
+        raise ValueError(
+            f"{first}: the shards' layout {own} does not fit the given {given} "
+            "(indices, row length or values outside it)"
+        )
+    return given
 
 
 def _with_scores(path: str, piece: Dataset, scores: pa.Table, start: int) -> Dataset:
@@ -286,28 +268,6 @@ def _with_scores(path: str, piece: Dataset, scores: pa.Table, start: int) -> Dat
         for name in rows.column_names[1:]
     }
     return dataclasses.replace(piece, extras=piece.extras | extras)
-
-
-def _local(text: str) -> tuple[pafs.FileSystem, str]:
-    return pafs.LocalFileSystem(), os.path.abspath(text)
-
-
-def _describe(source) -> str:
-    return ", ".join(map(str, source)) if isinstance(source, (list, tuple)) else str(source)
-
-
-def _schema_difference(path: str, found: pa.Schema, first: str, expected: pa.Schema) -> str:
-    names, expected_names = set(found.names), set(expected.names)
-    retyped = [
-        f"{name} ({expected.field(name).type} -> {found.field(name).type})"
-        for name in expected.names
-        if name in names and found.field(name).type != expected.field(name).type
-    ]
-    return (
-        f"{path}: schema differs from the first shard {first}: missing column(s) "
-        f"{sorted(expected_names - names)}, extra column(s) {sorted(names - expected_names)}, "
-        f"other type(s) {retyped}; expected columns {expected.names}"
-    )
 
 
 def _check_groups(shards: list[Shard], group: str) -> int:
