@@ -9,12 +9,13 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pyarrow as pa
 
 from distill.data._checks import check_file, check_has_rows, raise_at_row, raise_located
-from distill.data._svmlight import BAD_QID, missing_qid_problem, svmlight_line_problem
+from distill.data._svmlight import BAD_QID, svmlight_line_problem
 from distill.data.ctr_formats import LIBSVM_MAX_INDEX
 from distill.data.sparse_rows import INDEX, LABEL, QID, VALUE
 
@@ -43,8 +44,7 @@ def libsvm_blocks(path: str | Path, block_bytes: int) -> Iterator[pa.Table]:
         if has_qid is None:
             has_qid = QID in table.column_names
         elif has_qid != (QID in table.column_names):
-            problem = missing_qid_problem if has_qid else _unexpected_qid_problem
-            raise_located(path, problem, ValueError("some lines lack 'qid:'"))
+            _raise_mixed_qid(path)
         if has_qid:
             last = _check_consecutive(path, table[QID].to_numpy(), rows, seen, last)
         rows += table.num_rows
@@ -83,7 +83,7 @@ def _parse(path: str, block: bytes) -> pa.Table:
     if not np.isfinite(labels).all():
         raise_located(path, problem, ValueError("NaN/inf label"))
     if 0 < len(qid) != matrix.shape[0]:
-        raise_located(path, missing_qid_problem, ValueError("some lines lack 'qid:'"))
+        _raise_mixed_qid(path)
     offsets = pa.array(matrix.indptr.astype(np.int32))
     columns = {LABEL: pa.array(labels.astype(np.float64))}
     if len(qid):
@@ -97,11 +97,24 @@ def _line_problem(line: str) -> str | None:
     return svmlight_line_problem(line, max_index=LIBSVM_MAX_INDEX)
 
 
-def _unexpected_qid_problem(line: str) -> str | None:
-    tokens = line.split("#", 1)[0].split()
-    if any(token.startswith("qid:") for token in tokens):
-        return "line has a 'qid:' token while the first lines of the file do not"
-    return None
+def _raise_mixed_qid(path: str) -> NoReturn:
+    """Name the first line whose ``qid:`` token (or its absence) differs from the first row's."""
+    first: list[bool] = []
+
+    def problem(line: str) -> str | None:
+        tokens = line.split("#", 1)[0].split()
+        if not tokens:
+            return None
+        has = any(token.startswith("qid:") for token in tokens)
+        if not first:
+            first.append(has)
+        if has == first[0]:
+            return None
+        if has:
+            return "line has a 'qid:' token while the first lines of the file do not"
+        return "line has no 'qid:' token while the first lines of the file do"
+
+    raise_located(path, problem, ValueError("lines with and without 'qid:'"))
 
 
 def _check_consecutive(path: str, qid: np.ndarray, first_row: int, seen: set, last) -> int:

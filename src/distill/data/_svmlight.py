@@ -63,7 +63,7 @@ def load_svmlight(
         raise_located(path, problem, ValueError("NaN/inf label"))
     _check_qid_tokens(path, problem)
     if 0 < len(qid) != matrix.shape[0]:
-        raise_located(path, missing_qid_problem, ValueError("some lines lack 'qid:'"))
+        raise_located(path, _missing_qid_problem, ValueError("some lines lack 'qid:'"))
     if len(qid):
         _check_contiguous_groups(path, qid)
     has_zero = bool((matrix.indices == 0).any())
@@ -142,7 +142,7 @@ def _check_contiguous_groups(path: str, qid: np.ndarray) -> None:
         seen.add(value)
 
 
-def missing_qid_problem(line: str) -> str | None:
+def _missing_qid_problem(line: str) -> str | None:
     """The problem of a line without a `qid:` token in a file whose lines have one."""
     tokens = line.split("#", 1)[0].split()
     if tokens and not any(token.startswith("qid:") for token in tokens):
