@@ -10,6 +10,7 @@ import dataclasses
 import glob
 import os
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -113,3 +114,29 @@ def _schema_difference(path: str, found: pa.Schema, first: str, expected: pa.Sch
         f"{sorted(expected_names - names)}, extra column(s) {sorted(names - expected_names)}, "
         f"other type(s) {retyped}; expected columns {expected.names}"
     )
+
+
+def rank_spans(
+    units: list[int], order: np.ndarray, rank: int, world_size: int
+) -> list[tuple[int, int, int]]:
+    """This rank's part of an epoch: ``(shard position, first unit, end unit)`` spans.
+
+    The shards' units (rows, or groups) are laid end to end in ``order``; rank ``r`` takes
+    units ``⌊r·U/W⌋`` to ``⌊(r+1)·U/W⌋`` of that sequence: whole shards, and at most one
+    shard cut by unit ranges at each end. Every unit goes to exactly one rank; shares differ
+    by at most one unit.
+
+    Example:
+        >>> rank_spans([5, 3, 4], np.array([2, 0, 1]), 1, 2)
+        [(0, 2, 5), (1, 0, 3)]
+    """
+    total = sum(units)
+    low, high = rank * total // world_size, (rank + 1) * total // world_size
+    spans, start = [], 0
+    for position in order:
+        end = start + units[position]
+        first, last = max(low, start), min(high, end)
+        if first < last:
+            spans.append((int(position), first - start, last - start))
+        start = end
+    return spans

@@ -19,8 +19,14 @@ import pyarrow as pa
 import torch
 
 from distill._validation import check_positive_int
+from distill.data._chunking import (
+    concat_datasets,
+    even_chunk_sizes,
+    full_chunk_sizes,
+    stream_chunks,
+)
 from distill.data._score_shards import check_aligned, read_scores
-from distill.data._shards import Shard, open_shards
+from distill.data._shards import Shard, open_shards, rank_spans
 from distill.data.dataset import Dataset
 from distill.data.sparse_rows import (
     SparseLayout,
@@ -30,6 +36,8 @@ from distill.data.sparse_rows import (
     sparse_dataset,
 )
 from distill.data.table import table_dataset
+
+__all__ = ["READ_ROWS", "StreamingTable", "concat_datasets"]
 
 READ_ROWS = 16_384
 """Rows per record batch read from a shard."""
@@ -129,7 +137,10 @@ class StreamingTable:
             extras=list(extras),
         )
         self.num_rows = sum(shard.num_rows for shard in self.shards)
-        self.num_groups = None if group is None else _check_groups(self.shards, group)
+        self.shard_units = [shard.num_rows for shard in self.shards]  # shuffling units per shard
+        if group is not None:
+            self.shard_units = _check_groups(self.shards, group)
+        self.num_groups = None if group is None else sum(self.shard_units)
         self.view: str | list[str | int] | None = None
         self.source = str(source)
         self._describe_columns()
@@ -151,7 +162,14 @@ class StreamingTable:
         return self.num_rows
 
     def iter_chunks(
-        self, *, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = True
+        self,
+        *,
+        batch_size: int,
+        seed: int = 0,
+        epoch: int = 0,
+        shuffle: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> Iterator[Dataset]:
         """One epoch of chunks of ``batch_size`` rows (or ``batch_size`` whole groups).
 
@@ -159,9 +177,17 @@ class StreamingTable:
         inside a buffer of ``shuffle_buffer`` rows; every row comes once; the last chunk
         may be smaller. The same seed and epoch give the same chunks.
 
+        With ``world_size`` W > 1 this yields rank ``rank``'s part only: the epoch's shards,
+        laid end to end in the seeded order, are cut into W runs of equal units (whole
+        shards, at most one shard cut by row or group ranges at each end), and the rank
+        reads only its own run, in exactly :meth:`num_chunks` ``(batch_size, W)`` chunks of
+        about ``batch_size / W`` units (every rank the same count, as DDP needs).
+
         Args:
-            batch_size: rows per chunk, or groups per chunk for a grouped table.
+            batch_size: rows per chunk, or groups per chunk for a grouped table (across all
+                ranks when ``world_size`` > 1).
             seed, epoch: the shuffle's seed; ``shuffle=False``: file order (evaluation).
+            rank, world_size: this process's rank and the number of processes.
 
         Yields:
             Datasets (features, labels, ids, groups, extras) of one chunk.
@@ -169,15 +195,18 @@ class StreamingTable:
         check_positive_int("batch_size", batch_size)
         generator = np.random.default_rng([seed, epoch])
         order = generator.permutation(len(self.shards)) if shuffle else range(len(self.shards))
-        pending: list[Dataset] = []
-        for position in order:
-            for piece in self.read_shard(self.shards[position]):
-                pending.append(piece)
-                if sum(len(part) for part in pending) >= self.shuffle_buffer:
-                    buffer = concat_datasets(pending)
-                    pending = yield from _drain(buffer, batch_size, generator, shuffle, last=False)
-        if pending:
-            yield from _drain(concat_datasets(pending), batch_size, generator, shuffle, last=True)
+        if world_size == 1:
+            spans = [(position, 0, self.shard_units[position]) for position in order]
+            sizes = full_chunk_sizes(sum(self.shard_units), batch_size)
+        else:
+            generator = np.random.default_rng([seed, epoch, rank])
+            spans = rank_spans(self.shard_units, np.asarray(order), rank, world_size)
+            units = sum(end - first for _, first, end in spans)
+            chunks = self.num_chunks(batch_size, world_size)
+            sizes = even_chunk_sizes(units, chunks) if chunks else [units] * (units > 0)
+        pieces = (piece for span in spans for piece in self._read_span(*span))
+        buffer_rows = self.shuffle_buffer if shuffle else 1
+        yield from stream_chunks(pieces, sizes, generator, shuffle=shuffle, buffer_rows=buffer_rows)
 
     def read_labels(self) -> torch.Tensor:
         """Every row's label in file order, reading only the label column."""
@@ -186,27 +215,47 @@ class StreamingTable:
         values = torch.from_numpy(pa.chunked_array(parts).to_numpy().astype(np.float64))
         return values.long() if self.task == "classification" else values.float()
 
-    def num_chunks(self, batch_size: int) -> int:
-        """Chunks per epoch of :meth:`iter_chunks` (rows, or groups when grouped)."""
-        units = self.num_rows if self.num_groups is None else self.num_groups
-        return -(-units // batch_size)
+    def num_chunks(self, batch_size: int, world_size: int = 1) -> int:
+        """Chunks per epoch of :meth:`iter_chunks` (each rank's, when ``world_size`` > 1):
+        ``⌈U / batch_size⌉`` for U rows (groups when grouped), at most ``⌊U / world_size⌋``
+        so that every rank's chunk holds at least one unit."""
+        units = sum(self.shard_units)
+        chunks = -(-units // batch_size)
+        return chunks if world_size == 1 else min(chunks, units // world_size)
 
-    def read_shard(self, shard: Shard) -> Iterator[Dataset]:
+    def read_shard(self, shard: Shard, rows: tuple[int, int] | None = None) -> Iterator[Dataset]:
         """The rows of one shard in file order, one record batch at a time (with the score
-        shard's columns as extras when the table was opened with ``scores``)."""
+        shard's columns as extras when the table was opened with ``scores``); ``rows``: only
+        rows ``start`` to ``stop`` of the shard (only the row groups holding them are read)."""
         reader = shard.open()
-        offset, scores = shard.first_id, None
+        start, stop = rows or (0, shard.num_rows)
+        row_groups, offset = _row_groups(reader.metadata, start, stop)
+        scores = None
         if self.scores:
             scores = read_scores(shard.path, shard.num_rows, self.scores)
         try:
-            for batch in reader.iter_batches(batch_size=READ_ROWS):
-                piece = self._chunk(shard.path, pa.Table.from_batches([batch]), offset)
-                if scores is not None:
-                    piece = _with_scores(shard.path, piece, scores, offset - shard.first_id)
+            for batch in reader.iter_batches(batch_size=READ_ROWS, row_groups=row_groups):
+                first, end = max(start - offset, 0), min(stop - offset, batch.num_rows)
+                if first < end:
+                    table = pa.Table.from_batches([batch]).slice(first, end - first)
+                    piece = self._chunk(shard.path, table, shard.first_id + offset + first)
+                    if scores is not None:
+                        piece = _with_scores(shard.path, piece, scores, offset + first)
+                    yield piece
                 offset += batch.num_rows
-                yield piece
+                if offset >= stop:
+                    return
         except pa.ArrowException as error:
             raise ValueError(f"{shard.path}: not a readable Parquet file ({error})") from error
+
+    def _read_span(self, position: int, first: int, end: int) -> Iterator[Dataset]:
+        """Units ``first`` to ``end`` of a shard (rows, or groups of a grouped table)."""
+        shard = self.shards[position]
+        if first == 0 and end == self.shard_units[position]:
+            return self.read_shard(shard)
+        if self.num_groups is None:
+            return self.read_shard(shard, (first, end))
+        return self.read_shard(shard, _group_rows(shard, self.columns["group"], first, end))
 
     def head(self, n: int = 1) -> Dataset:
         """The first ``n`` rows of the first shard (at most one record batch), unshuffled."""
@@ -270,10 +319,13 @@ def _with_scores(path: str, piece: Dataset, scores: pa.Table, start: int) -> Dat
     return dataclasses.replace(piece, extras=piece.extras | extras)
 
 
-def _check_groups(shards: list[Shard], group: str) -> int:
-    """Read only the group column: each group contiguous in one shard; returns the count."""
+def _check_groups(shards: list[Shard], group: str) -> list[int]:
+    """Read only the group column: each group contiguous in one shard; returns the number of
+    groups of each shard."""
     owner: dict[int, str] = {}
+    counts = []
     for shard in shards:
+        before = len(owner)
         previous = None
         for batch in shard.open().iter_batches(batch_size=READ_ROWS, columns=[group]):
             values = batch.column(0).to_numpy(zero_copy_only=False)
@@ -293,62 +345,24 @@ def _check_groups(shards: list[Shard], group: str) -> int:
                     )
                 owner[value] = shard.path
                 previous = value
-    return len(owner)
+        counts.append(len(owner) - before)
+    return counts
 
 
-def concat_datasets(parts: list[Dataset]) -> Dataset:
-    """The rows of ``parts`` (same columns) one after another, as one Dataset."""
-    if len(parts) == 1:
-        return parts[0]
-
-    def cat(name: str) -> torch.Tensor | None:
-        values = [getattr(part, name) for part in parts]
-        return None if values[0] is None else torch.cat(values)
-
-    first = parts[0]
-    return dataclasses.replace(
-        first,
-        features=cat("features"),
-        labels=cat("labels"),
-        groups=cat("groups"),
-        ids=cat("ids"),
-        feature_values=cat("feature_values"),
-        extras={name: torch.cat([p.extras[name] for p in parts]) for name in first.extras},
-    )
+def _group_rows(shard: Shard, group: str, first: int, end: int) -> tuple[int, int]:
+    """The rows of groups ``first`` to ``end`` of a shard (reads its group column)."""
+    values = shard.open().read(columns=[group]).column(0).to_numpy()
+    starts = np.r_[np.flatnonzero(np.r_[True, values[1:] != values[:-1]]), len(values)]
+    return int(starts[first]), int(starts[end])
 
 
-def _drain(
-    buffer: Dataset, batch_size: int, generator: np.random.Generator, shuffle: bool, *, last: bool
-):
-    """Yield the buffer's full chunks in shuffled unit order; return the rows kept back.
-
-    Kept back: the units that do not fill a chunk and (until ``last``) the buffer's last
-    group, which may go on in the next record batch.
-    """
-    starts, sizes = _units(buffer)
-    open_tail = 0 if last or sizes is None else 1
-    order = np.arange(len(starts) - open_tail)
-    if shuffle:
-        order = generator.permutation(order)
-    full = len(order) if last else len(order) - len(order) % batch_size
-    for start in range(0, full, batch_size):
-        yield buffer.subset(_rows_of(starts, sizes, order[start : start + batch_size]))
-    kept = np.r_[order[full:], np.arange(len(starts) - open_tail, len(starts))].astype(np.int64)
-    return [buffer.subset(_rows_of(starts, sizes, kept))] if len(kept) else []
-
-
-def _units(buffer: Dataset) -> tuple[np.ndarray, np.ndarray | None]:
-    """First row and row count of each shuffling unit: rows (counts None) or whole groups."""
-    if buffer.groups is None:
-        return np.arange(len(buffer)), None
-    sizes = torch.unique_consecutive(buffer.groups, return_counts=True)[1].numpy()
-    return np.cumsum(sizes) - sizes, sizes
-
-
-def _rows_of(starts: np.ndarray, sizes: np.ndarray | None, units: np.ndarray) -> torch.Tensor:
-    """Row positions of ``units`` in order (rows of a unit stay together and in order)."""
-    if sizes is None:
-        return torch.from_numpy(starts[units])
-    counts = sizes[units]
-    offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-    return torch.from_numpy(np.repeat(starts[units], counts) + offsets)
+def _row_groups(metadata, start: int, stop: int) -> tuple[list[int], int]:
+    """The row groups holding rows ``start`` to ``stop``, and the first row of the first."""
+    chosen, first, offset = [], None, 0
+    for index in range(metadata.num_row_groups):
+        rows = metadata.row_group(index).num_rows
+        if offset < stop and offset + rows > start:
+            chosen.append(index)
+            first = offset if first is None else first
+        offset += rows
+    return chosen, first or 0
