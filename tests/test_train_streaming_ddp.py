@@ -1,4 +1,5 @@
-"""`torchrun --nproc-per-node 2` over streamed shards: every row once per epoch across ranks."""
+"""`torchrun --nproc-per-node 2` over streamed shards: each rank reads its own rows, every row
+once per epoch across ranks, the same number of steps on both."""
 
 import json
 import os
@@ -29,4 +30,8 @@ def test_two_ranks_see_every_row_exactly_once_per_epoch(tmp_path):
             for row in batch
         ]
         assert sorted(seen) == list(range(243))
+    for rank in ranks:  # a rank reads the rows it trains on and no other
+        trained = sorted(row for batch in rank["ids"] for row in batch)
+        read = sorted(row for first, rows in rank["read"] for row in range(first, first + rows))
+        assert read == trained and len(trained) in (2 * 121, 2 * 122)
     assert ranks[0]["auc"] == ranks[1]["auc"]  # gathered: the same metric on every rank

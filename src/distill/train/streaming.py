@@ -1,9 +1,10 @@
 """``fit`` over a :class:`~distill.data.streaming.StreamingTable`: chunks become batches.
 
-Every rank reads the same seeded stream of global chunks and trains on its share of each
-(whole groups; equal row slices otherwise), as in-memory training does with its global
-batches, so every row is used exactly once per epoch across the ranks. Validation streams
-too: scores, labels and groups (small) are kept, the features are not. See docs/streaming.md.
+Under ``torchrun`` each rank reads only its own run of each epoch's shards, in the same number
+of chunks as every other rank (``StreamingTable.iter_chunks(rank=, world_size=)``), so every
+row is used exactly once per epoch across the ranks and I/O is split between them. Validation
+streams too: scores, labels and groups (small) are kept, the features are not. See
+docs/streaming.md.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 from distill.data import Dataset
-from distill.train.batches import Batch, make_batch, shard_batch
+from distill.train.batches import Batch, make_batch
 from distill.train.distributed import DistributedContext, all_gather_tensors
 
 PREFETCH = 4
@@ -64,21 +65,26 @@ class StreamTrainData:
             valid if valid is None or self.spec is None else valid.select_features(self.spec)
         )
         self.chunk_size = options.groups_per_batch if grouped else options.batch_size
-        units = train.num_rows if train.num_groups is None else train.num_groups
-        last = units % self.chunk_size  # dropped under DDP when smaller than the world
-        dropped = 0 < last < context.world_size
-        self.total_steps = options.total_steps(train.num_chunks(self.chunk_size) - dropped)
+        chunks = train.num_chunks(self.chunk_size, context.world_size)
+        if chunks == 0:
+            raise ValueError(
+                f"`train` has fewer {'groups' if grouped else 'rows'} than the "
+                f"{context.world_size} processes; no batch can be formed"
+            )
+        self.total_steps = options.total_steps(chunks)
         self.valid_teacher_scores = None
 
     def epoch_items(self, epoch: int, start: int) -> Iterator[Batch]:
         """This rank's batches of ``epoch`` from the ``start``-th on (resume re-reads and
         skips the earlier ones)."""
         chunks = self.train.iter_chunks(
-            batch_size=self.chunk_size, seed=self.options.seed, epoch=epoch
+            batch_size=self.chunk_size,
+            seed=self.options.seed,
+            epoch=epoch,
+            rank=self.context.rank,
+            world_size=self.context.world_size,
         )
-        minimum = self.context.world_size
-        usable = (chunk for chunk in chunks if _units(chunk) >= minimum)
-        return (self._batch(chunk) for chunk in prefetched(islice(usable, start, None)))
+        return (self._batch(chunk) for chunk in prefetched(islice(chunks, start, None)))
 
     def batch(self, item: Batch) -> Batch:
         """The batch (already on the device), through ``transfer`` when given."""
@@ -92,10 +98,10 @@ class StreamTrainData:
         return self.teacher.predict(features, batch.ids, **values).to(batch.labels.device).float()
 
     def _batch(self, chunk: Dataset) -> Batch:
-        index = shard_batch(torch.arange(len(chunk)), chunk.groups, self.context)
-        rows = chunk.subset(index)
-        student = rows if self.spec is None else rows.select_features(self.spec)
-        return make_batch(student, rows, torch.arange(len(rows)), self.context.device, extras=True)
+        student = chunk if self.spec is None else chunk.select_features(self.spec)
+        return make_batch(
+            student, chunk, torch.arange(len(chunk)), self.context.device, extras=True
+        )
 
 
 def prefetched(items: Iterator[Any], depth: int = PREFETCH) -> Iterator[Any]:
@@ -125,10 +131,6 @@ def prefetched(items: Iterator[Any], depth: int = PREFETCH) -> Iterator[Any]:
         yield item
 
 
-def _units(chunk: Dataset) -> int:
-    return len(chunk) if chunk.groups is None else len(torch.unique(chunk.groups))
-
-
 @torch.inference_mode()
 def predict_stream(
     model: nn.Module,
@@ -141,9 +143,10 @@ def predict_stream(
 ) -> tuple[torch.Tensor, Dataset]:
     """Scores of every row of a streamed table, with the rows' labels, ids and groups.
 
-    Chunks are read in file order (groups whole) and dealt to the ranks round-robin; the
-    ranks' results are gathered, so every rank returns every row (not in file order when
-    distributed; the track metrics do not depend on row order).
+    Rows are read in file order (groups whole), each rank its own run of the shards
+    (``iter_chunks(rank=, world_size=)``); the ranks' results are gathered, so every rank
+    returns every row (in file order). Per-row results go into tensors that grow by doubling,
+    so memory holds a few large arrays rather than one small tensor per chunk.
 
     Returns:
         ``(scores, rows)``: float32 ``(N,)``/``(N, C)`` scores and a feature-less Dataset of the
@@ -151,30 +154,63 @@ def predict_stream(
     """
     was_training = model.training
     model.eval()
-    scores, labels, ids, groups = [], [], [], []
     grouped = table.num_groups is not None
     size = max(1, batch_size * table.num_groups // len(table)) if grouped else batch_size
-    chunks = table.iter_chunks(batch_size=size, shuffle=False)
-    for chunk in islice(chunks, context.rank, None, context.world_size):
+    size *= context.world_size  # iter_chunks' batch_size counts the chunks of all ranks
+    chunks = table.iter_chunks(
+        batch_size=size, shuffle=False, rank=context.rank, world_size=context.world_size
+    )
+    columns = _Columns(len(table) // context.world_size + 1)
+    for chunk in chunks:
         inputs = [chunk.features.to(context.device)]
         if chunk.feature_values is not None:
             inputs.append(chunk.feature_values.to(context.device))
         with torch.autocast(context.device.type, dtype=torch.bfloat16, enabled=bf16):
-            scores.append(score(model(*inputs)).float().cpu())
-        labels.append(chunk.labels)
-        ids.append(chunk.ids)
-        groups.append(chunk.groups if chunk.groups is not None else chunk.ids[:0])
+            scores = score(model(*inputs)).float().cpu()
+        groups = chunk.groups if grouped else None
+        columns.append(scores=scores, labels=chunk.labels, ids=chunk.ids, groups=groups)
     model.train(was_training)
-    local = [_cat(parts) for parts in (scores, labels, ids, groups)]
-    scores, labels, ids, groups = all_gather_tensors(local, context)
+    scores, labels, ids, groups = all_gather_tensors(columns.tensors(), context)
     rows = Dataset(
         features=torch.zeros(len(labels), 0),
         labels=labels,
         ids=ids,
-        groups=groups if table.num_groups is not None else None,
+        groups=groups if grouped else None,
     )
     return scores, rows
 
 
-def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
-    return torch.cat(parts) if parts else torch.empty(0)
+class _Columns:
+    """Per-row tensors appended chunk by chunk into buffers grown by doubling."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity, self.size = max(capacity, 1), 0
+        self.buffers: dict[str, torch.Tensor] = {}
+
+    def append(self, **values: torch.Tensor | None) -> None:
+        """Add one chunk's rows (None: a column this table lacks, kept empty)."""
+        rows = next(len(value) for value in values.values() if value is not None)
+        while self.size + rows > self.capacity:
+            self.capacity *= 2
+            self.buffers = {k: _grown(v, self.capacity) for k, v in self.buffers.items()}
+        for name, value in values.items():
+            if value is None:
+                continue
+            if name not in self.buffers:
+                self.buffers[name] = value.new_empty((self.capacity, *value.shape[1:]))
+            self.buffers[name][self.size : self.size + rows] = value
+        self.size += rows
+
+    def tensors(self) -> list[torch.Tensor]:
+        """Scores, labels, ids and groups of the rows appended (empty 1-D when absent)."""
+        names = ("scores", "labels", "ids", "groups")
+        return [
+            self.buffers[name][: self.size] if name in self.buffers else torch.empty(0)
+            for name in names
+        ]
+
+
+def _grown(buffer: torch.Tensor, capacity: int) -> torch.Tensor:
+    grown = buffer.new_empty((capacity, *buffer.shape[1:]))
+    grown[: len(buffer)] = buffer
+    return grown
