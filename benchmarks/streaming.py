@@ -11,12 +11,17 @@ with binary KD from the score column, one epoch.
    held in memory (the table's chunks concatenated), both with sparse embedding gradients,
    interleaved in one process; target
    streaming ÷ in-memory rows/s ≥ 0.8.
+3. ``--ddp``: one epoch of ``fit`` over the same shards under ``torchrun`` with 1 and with 2
+   CPU processes (alternated), rows/s, the rows each rank read, and the exactly-once check
+   (every row trained on by exactly one rank).
 
-Run: ``OMP_NUM_THREADS=1 python -m benchmarks.streaming [--quick] [--rows 200000 2000000]``.
+Run: ``OMP_NUM_THREADS=1 python -m benchmarks.streaming [--quick] [--rows 200000 2000000]``,
+``... --memory-only --rows 20000000``, ``... --ddp [--rows 400000]``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -27,6 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from benchmarks._common import ROOT, markdown_table, parse_args, publish, write_results
@@ -38,6 +44,7 @@ from distill.train import BinaryKDTerm, Objective, TrainOptions, fit
 
 NAME = "streaming"
 TITLE = "Memory and speed: streaming Parquet shards"
+DDP_TITLE = "Streaming shards under torchrun: 1 vs 2 CPU processes"
 RSS_RATIO, RSS_LIMIT_GIB, SPEED_TARGET = 1.2, 2.0, 0.8
 BATCH_SIZE, SHARD_ROWS, BUCKETS = 1024, 200_000, 2**17
 MAIN = "import resource, sys\nfrom distill.__main__ import main\ntry:\n    main()\nfinally:\n"
@@ -46,6 +53,10 @@ MAIN = "import resource, sys\nfrom distill.__main__ import main\ntry:\n    main(
 def extra(parser) -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[200_000, 2_000_000])
     parser.add_argument("--repeats", type=int, default=2, help="interleaved throughput rounds")
+    parser.add_argument(
+        "--ddp", action="store_true", help="only the 1 vs 2 torchrun processes runs"
+    )
+    parser.add_argument("--ddp-worker", nargs=2, metavar=("SHARDS", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument(
         "--memory-only",
         action="store_true",
@@ -110,15 +121,7 @@ def throughput(folder: Path, repeats: int) -> dict[str, Any]:
     """One epoch of fit, streamed against in memory (same rows, same options), interleaved."""
     table = table_of(folder)
     memory = concat_datasets(list(table.iter_chunks(batch_size=65_536, shuffle=False)))
-    options = TrainOptions(
-        epochs=1,
-        batch_size=BATCH_SIZE,
-        lr=3e-3,
-        device="cpu",
-        progress=False,
-        log_every=10**6,
-        sparse_embeddings=True,
-    )
+    options = train_options()
     objective = Objective([BinaryKDTerm(soft_weight=0.5)])
     sources = {
         "streaming": (table, StreamedScoreColumns(column="teacher_logit")),
@@ -194,8 +197,130 @@ under {RSS_LIMIT_GIB} GiB: {met}).
     return payload
 
 
+def train_options() -> TrainOptions:
+    """One epoch, the benchmark's batch, sparse embedding gradients (lazy Adam)."""
+    return TrainOptions(
+        epochs=1,
+        batch_size=BATCH_SIZE,
+        lr=3e-3,
+        device="cpu",
+        progress=False,
+        log_every=10**6,
+        sparse_embeddings=True,
+    )
+
+
+class _RecordingColumns(StreamedScoreColumns):
+    """The logged teacher column, recording the ids of every batch trained on."""
+
+    def __init__(self) -> None:
+        super().__init__(column="teacher_logit")
+        self.ids: list[np.ndarray] = []
+
+    def batch_logits(self, extras, ids):
+        self.ids.append(ids.numpy().copy())
+        return super().batch_logits(extras, ids)
+
+
+def ddp_worker(folder: Path, out: Path) -> None:
+    """Inside ``torchrun``: one epoch of ``fit``; each rank writes its ids, the rows it read
+    and (rank 0) the epoch's seconds."""
+    import torch.distributed as dist
+
+    table, teacher, read = table_of(folder), _RecordingColumns(), [0]
+    original = StreamingTable.read_shard
+
+    def counting(self, shard, rows=None):
+        for piece in original(self, shard, rows):
+            read[0] += len(piece)
+            yield piece
+
+    StreamingTable.read_shard = counting
+    torch.manual_seed(0)
+    model = WideAndDeep(table.num_embeddings, table.width, hidden=(64, 32))
+    objective = Objective([BinaryKDTerm(soft_weight=0.5)])
+    started = time.perf_counter()
+    fit(model, table, objective=objective, options=train_options(), teacher=teacher)
+    elapsed = time.perf_counter() - started
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    np.save(out / f"ids{rank}.npy", np.concatenate(teacher.ids))
+    (out / f"rank{rank}.json").write_text(json.dumps({"epoch_s": elapsed, "rows_read": read[0]}))
+
+
+def ddp_epoch(folder: Path, processes: int) -> dict[str, Any]:
+    """One epoch under ``torchrun`` with ``processes`` CPU workers: time, reads, the check."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch)
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                   f"--nproc-per-node={processes}", "-m", "benchmarks.streaming",
+                   "--ddp-worker", str(folder), str(out)]  # fmt: skip
+        env = os.environ | {"OMP_NUM_THREADS": "1"}
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"torchrun failed: {done.stderr[-3000:]}")
+        ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(processes)]
+        ids = np.concatenate([np.load(out / f"ids{r}.npy") for r in range(processes)])
+    rows = len(table_of(folder))
+    exactly_once = len(ids) == rows and bool(np.array_equal(np.sort(ids), np.arange(rows)))
+    return {
+        "epoch_s": max(rank["epoch_s"] for rank in ranks),
+        "rows_read": [rank["rows_read"] for rank in ranks],
+        "exactly_once": exactly_once,
+    }
+
+
+def ddp_comparison(args) -> dict[str, Any]:
+    """1 vs 2 torchrun processes over the same shards, alternated ``--repeats`` times."""
+    rows = 40_000 if args.quick else max(args.rows)
+    runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        write_criteo_shards(folder / "train", rows=rows, shard_rows=max(rows // 8, 1), seed=0)
+        for _ in range(1 if args.quick else args.repeats):
+            for processes in runs:
+                runs[processes].append(ddp_epoch(folder, processes))
+    best = {p: min(run["epoch_s"] for run in r) for p, r in runs.items()}
+    payload = {
+        "rows": rows,
+        "shards": 8,
+        "runs": {str(p): r for p, r in runs.items()},
+        "rows_per_s": {str(p): rows / best[p] for p in runs},
+        "speedup": best[1] / best[2],
+        "exactly_once": all(run["exactly_once"] for r in runs.values() for run in r),
+    }
+    write_results(f"{NAME}_ddp", args, payload)
+    publish(DDP_TITLE, _ddp_markdown(payload), args)
+    return payload
+
+
+def _ddp_markdown(payload: dict[str, Any]) -> str:
+    speed, reads = payload["rows_per_s"], payload["runs"]["2"][0]["rows_read"]
+    check = "every row exactly once" if payload["exactly_once"] else "FAILED"
+    return f"""
+One epoch of `fit` (Wide & Deep, binary KD from the logged column, sparse embeddings, batch
+{BATCH_SIZE} rows in all) over {payload["rows"]:,} synthetic Criteo-shaped rows in
+{payload["shards"]} shards, under `torchrun --standalone` on the CPU (gloo), alternated
+(best of the rounds; the time of the slowest rank, `fit`'s DDP set-up included):
+
+| processes | rows/s | rows read by each rank |
+|---|---|---|
+| 1 | {speed["1"]:,.0f} | {payload["runs"]["1"][0]["rows_read"][0]:,} |
+| 2 | {speed["2"]:,.0f} | {", ".join(f"{n:,}" for n in reads)} |
+
+2 ÷ 1 process: **{payload["speedup"]:.2f}×** on {os.cpu_count()} cores shared with other jobs.
+Exactly-once check (the ids each rank trained on, every round): {check}. Each rank
+reads only its own run of the shards (docs/streaming.md, "One epoch").
+"""
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(NAME, argv, seeds=1, extra=extra)
+    if args.ddp_worker:
+        ddp_worker(Path(args.ddp_worker[0]), Path(args.ddp_worker[1]))
+        return {}
+    if args.ddp:
+        return ddp_comparison(args)
     if args.memory_only:
         return memory_only(args)
     sizes = [20_000, 60_000] if args.quick else sorted(args.rows)
