@@ -60,8 +60,8 @@ def extra(parser) -> None:
     parser.add_argument(
         "--memory-only",
         action="store_true",
-        help="only the peak-RSS runs (results: streaming_memory.json, compared with the "
-        "largest size of streaming.json)",
+        help="only the peak-RSS runs (results: streaming_memory.json; one size is compared "
+        "with the largest size of streaming.json, several with the smallest of them)",
     )
 
 
@@ -159,12 +159,17 @@ def memory_only(args) -> dict[str, Any]:
             write_data(folder, rows)
             runs[rows] = peak_rss_of_run(folder)
             print(rows, runs[rows], flush=True)
-    full = json.loads((Path(args.results_dir) / f"{NAME}.json").read_text())
-    reference = {int(rows): run for rows, run in full["runs"].items()}
-    baseline_rows = max(reference)
+    if len(runs) > 1:  # the smallest size measured here is the baseline
+        reference = {}
+        baseline_rows = min(runs)
+    else:
+        full = json.loads((Path(args.results_dir) / f"{NAME}.json").read_text())
+        reference = {int(rows): run for rows, run in full["runs"].items()}
+        baseline_rows = max(reference)
     largest = max(runs)
-    ratio = runs[largest]["peak_rss_gib"] / reference[baseline_rows]["peak_rss_gib"]
-    payload = {"runs": runs, "baseline": {baseline_rows: reference[baseline_rows]}}
+    baseline = {**reference, **runs}[baseline_rows]
+    ratio = runs[largest]["peak_rss_gib"] / baseline["peak_rss_gib"]
+    payload = {"runs": runs, "baseline": {baseline_rows: baseline}}
     payload["rss_ratio"] = ratio
     write_results(f"{NAME}_memory", args, payload)
     met = (
@@ -185,8 +190,8 @@ def memory_only(args) -> dict[str, Any]:
         rows,
     )
     body = f"""
-The same `distill run` as in "{TITLE}", at larger sizes (each in a fresh process; the smaller
-rows come from that section's run):
+The same `distill run` as in "{TITLE}", at larger sizes, each in a fresh process (rows not
+measured by this command come from that section's run):
 
 {table}
 

@@ -25,6 +25,7 @@ from distill.data._chunking import (
     full_chunk_sizes,
     stream_chunks,
 )
+from distill.data._heap import fix_mmap_threshold
 from distill.data._score_shards import check_aligned, read_scores
 from distill.data._shards import Shard, open_shards, rank_spans
 from distill.data.dataset import Dataset
@@ -96,6 +97,7 @@ class StreamingTable:
         layout: SparseLayout | None = None,
     ) -> None:
         self.shuffle_buffer = check_positive_int("shuffle_buffer", shuffle_buffer)
+        fix_mmap_threshold()  # glibc: per-batch arrays go back to the system when freed
         check_positive_int("hash_buckets", hash_buckets)
         if task not in ("binary", "classification", "ranking"):
             raise ValueError(
