@@ -10,10 +10,13 @@ import torch
 
 from distill import metrics
 from distill.data import read_table
+from distill.data.streaming import concat_datasets
 from distill.models import WideAndDeep
 from distill.teachers import StreamedScoreColumns
 from distill.train import BinaryKDTerm, LabelsTerm, Objective, TrainOptions, fit
 from distill.train.evaluation import evaluate
+from distill.train.streaming import _Columns, predict_stream
+from distill.train.terms import main_score
 from test_data_streaming import open_table, write_shards
 
 
@@ -128,3 +131,24 @@ def test_prefetched_keeps_order_and_raises_where_the_producer_failed():
         for item in prefetched(items(), depth=2):
             seen.append(item)
     assert seen == [0, 1, 2, 3, 4]
+
+
+def test_predict_stream_scores_every_row_in_file_order(tmp_path):
+    write_shards(tmp_path, [90, 61], grouped=True, group_size=4)
+    table = open_table(tmp_path, group="q", task="ranking")
+    model = model_for(table)
+    scores, rows = predict_stream(model, table, score=main_score, batch_size=16)
+    whole = concat_datasets(list(table.iter_chunks(batch_size=1000, shuffle=False)))
+    assert torch.equal(rows.ids, torch.arange(151)) and torch.equal(rows.groups, whole.groups)
+    assert torch.equal(rows.labels, whole.labels)
+    torch.testing.assert_close(scores, model(whole.features, whole.feature_values).detach())
+
+
+def test_growing_columns_equal_concatenation():
+    columns = _Columns(1)
+    parts = [torch.randn(n, 3) for n in (2, 5, 1, 9)]
+    for k, part in enumerate(parts):
+        columns.append(scores=part, labels=part[:, 0], ids=torch.arange(len(part)) + k, groups=None)
+    scores, labels, ids, groups = columns.tensors()
+    assert torch.equal(scores, torch.cat(parts)) and torch.equal(labels, torch.cat(parts)[:, 0])
+    assert len(ids) == 17 and groups.numel() == 0
