@@ -146,7 +146,7 @@ class _ExtrasTeacher:
     def __init__(self, data) -> None:
         self.logits = data.extras["teacher_logit"]
 
-    def predict(self, features: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    def predict(self, features: torch.Tensor, ids: torch.Tensor, values=None) -> torch.Tensor:
         return self.logits[ids]
 
 
