@@ -314,6 +314,9 @@ One epoch of `fit` (Wide & Deep, binary KD from the logged column, sparse embedd
 | 2 | {speed["2"]:,.0f} | {", ".join(f"{n:,}" for n in reads)} |
 
 2 ÷ 1 process: **{payload["speedup"]:.2f}×** on {os.cpu_count()} cores shared with other jobs.
+Each step exchanges the gradients (gloo; the embedding tables' sparse gradients are gathered
+rather than summed) for a half batch of {BATCH_SIZE // 2} rows per process, so on 2 shared
+cores the exchange can outweigh the halved compute; larger batches were not measured.
 Exactly-once check (the ids each rank trained on, every round): {check}. Each rank
 reads only its own run of the shards (docs/streaming.md, "One epoch").
 """
