@@ -331,25 +331,13 @@ class RunConfig(_Section):
         return self
 
     def _check_streamed(self) -> None:
-        """What a streamed run supports: ctr/ranking, a trained teacher (online) or a score
-        column, no joint model (docs/streaming.md)."""
+        """What a streamed run supports: ctr/ranking, no joint model (docs/streaming.md)."""
         if self.run.track not in ("ctr", "ranking"):
             raise ValueError(
                 f"data.streaming runs the ctr and ranking tracks, not {self.run.track!r}"
             )
         if self.joint is not None:
             raise ValueError("data.streaming: the [joint] model is not available on streamed data")
-        if self.teacher.path is not None:
-            raise ValueError(
-                "data.streaming: a teacher file cannot score streamed rows yet; train the "
-                "teacher ([teacher.model]) or log its scores in a column (teacher.column)"
-            )
-        scored = self.train.teacher_mode == "offline" and not self.teacher.score_columns
-        if scored and any(v.objective.uses_teacher for v in self.variants):
-            raise ValueError(
-                "data.streaming: teacher scores of streamed rows come from a score column "
-                "(teacher.column) or from the teacher itself (train.teacher_mode = 'online')"
-            )
 
     @property
     def metric(self) -> str:

@@ -160,6 +160,12 @@ class StreamingTable:
         view._describe_columns()
         return view
 
+    def with_scores(self, names: Sequence[str]) -> StreamingTable:
+        """A view that also reads these columns of the shards' score shards (``scores``)."""
+        view = copy.copy(self)
+        view.scores = list(names)
+        return view
+
     def __len__(self) -> int:
         return self.num_rows
 

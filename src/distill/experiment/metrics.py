@@ -32,21 +32,32 @@ def track_metrics(model: nn.Module, dataset: Dataset, track: str) -> dict[str, f
 
 
 def teacher_metrics(teacher: Any, dataset: Any, track: str) -> dict[str, float]:
-    """Metrics of a teacher source's logits on ``dataset``; a streamed table's score columns
-    are read with its rows (one pass, scores and labels kept)."""
+    """Metrics of a teacher source's logits on ``dataset`` (a streamed table: one pass)."""
     if not is_stream(dataset):
         return score_metrics(teachers.predict_dataset(teacher, dataset), dataset, track)
+    return score_metrics(*stream_teacher_scores(teacher, dataset), track)
+
+
+def stream_teacher_scores(teacher: Any, table: Any) -> tuple[torch.Tensor, Dataset]:
+    """A teacher source's logits of every row of a streamed table, in file order, with a
+    feature-less Dataset of the rows' labels (and groups): score columns are read with the
+    rows, a model file predicts each chunk.
+    """
     scores, labels, groups = [], [], []
-    for chunk in dataset.iter_chunks(batch_size=4096, shuffle=False):
-        scores.append(teacher.batch_logits(chunk.extras, chunk.ids))
+    for chunk in table.iter_chunks(batch_size=4096, shuffle=False):
+        if hasattr(teacher, "batch_logits"):
+            scores.append(teacher.batch_logits(chunk.extras, chunk.ids))
+        else:
+            values = {} if chunk.feature_values is None else {"values": chunk.feature_values}
+            scores.append(teacher.predict(chunk.features, chunk.ids, **values).float())
         labels.append(chunk.labels)
         groups.append(chunk.groups if chunk.groups is not None else chunk.ids)
     rows = Dataset(
-        torch.zeros(len(dataset), 0),
+        torch.zeros(len(table), 0),
         torch.cat(labels),
-        groups=torch.cat(groups) if dataset.num_groups is not None else None,
+        groups=torch.cat(groups) if table.num_groups is not None else None,
     )
-    return score_metrics(torch.cat(scores), rows, track)
+    return torch.cat(scores), rows
 
 
 def score_metrics(scores: torch.Tensor, dataset: Dataset, track: str) -> dict[str, float]:

@@ -50,6 +50,8 @@ from distill.experiment.teacher import (
     given_teacher,
     load_model,
     median_teacher,
+    score_streamed,
+    scored_rows,
     teacher_source,
 )
 from distill.train.distributed import DistributedContext, barrier, setup_distributed
@@ -212,13 +214,17 @@ def run_teacher(
 
 def score_teacher(cfg: RunConfig, *, data: RunData | None = None, reuse: bool = False) -> Path:
     """Cache the teacher's scores of every training row (``scores/train/``): the saved
-    teacher module's, or those of the user's teacher file or score column.
+    teacher module's, or those of the user's teacher file or score column. Streamed data gets
+    score shards beside its shards instead (:func:`score_streamed`); the path returned is then
+    the training split's ``_scores`` folder.
 
     Old shards are removed first. With ``reuse``, a cache that is still valid for the teacher
     and the data (see :class:`distill.teachers.CachedScores`) is kept as it is.
     """
     data = data or load_run_data(cfg)
     teacher = fingerprint_teacher(cfg, data)
+    if cfg.data.streaming:
+        return score_streamed(teacher, data, _context(cfg))
     directory = cfg.run.directory / SCORES_DIR
     if reuse and fresh_cache(cfg, data, teacher):
         return directory
@@ -264,6 +270,7 @@ def run_student(
         trust=cfg.teacher.trust,
     )
     teacher = teacher_source(cfg, data) if chosen.objective.uses_teacher else None
+    train = scored_rows(cfg, train, teacher)
     sample = data.feature_sample(train)
     objective = fit_objective(chosen.objective, cfg.run.track, teacher=teacher, sample=sample)
     attach_class_vectors(objective, cfg)

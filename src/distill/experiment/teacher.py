@@ -11,14 +11,20 @@ import torch
 from torch import nn
 
 from distill import models, teacher_transforms, teachers
+from distill._progress import progress_prefix
 from distill.config import ConfigError, RunConfig, Variant
 from distill.data import parse_feature_spec
+from distill.experiment.inputs import SPLITS
 from distill.experiment.setup import RunData, train_options
+from distill.train.distributed import DistributedContext, barrier
 from distill.train.loop import fit
 from distill.train.objective import Objective, make_term
+from distill.train.streaming import is_stream
 
 SCORES_DIR = "scores/train"
 """The teacher's score cache of the training rows, inside the run folder."""
+SCORE_SHARD_COLUMN = "teacher_logit"
+"""The logit column of the score shards of streamed data (``<split folder>/_scores/``)."""
 
 
 def median_teacher(cfg: RunConfig, variant: Variant, data: RunData, student, teacher) -> Any:
@@ -73,8 +79,10 @@ def teacher_source(cfg: RunConfig, data: RunData) -> Any:
     """
     if cfg.teacher.score_columns:
         return given_teacher(cfg, data)
-    path = cfg.run.directory / SCORES_DIR
     offline = cfg.train.teacher_mode == "offline"
+    if offline and cfg.data.streaming:
+        return _score_shard_teacher(cfg, data)
+    path = cfg.run.directory / SCORES_DIR
     if offline and not path.is_dir():
         raise ConfigError([f"no teacher scores in {path}; run `distill score` first"])
     teacher = fingerprint_teacher(cfg, data)
@@ -86,6 +94,65 @@ def teacher_source(cfg: RunConfig, data: RunData) -> Any:
         raise ConfigError(
             [f"{error}; the teacher or data changed since: run `distill score` again"]
         ) from None
+
+
+def _score_shard_teacher(cfg: RunConfig, data: RunData) -> Any:
+    """The score shards beside the streamed training shards, checked against the teacher."""
+    from distill.teachers.score_shards import check_score_shards  # pyarrow: the `data` extra
+
+    try:
+        check_score_shards(data.train, fingerprint_teacher(cfg, data))
+    except FileNotFoundError as error:
+        raise ConfigError([f"data.train: {error}; run `distill score` first"]) from None
+    except teachers.StaleCacheError as error:
+        raise ConfigError(
+            [f"data.train: {error}; the teacher changed since: run `distill score` again"]
+        ) from None
+    return teachers.StreamedScoreColumns(column=SCORE_SHARD_COLUMN)
+
+
+def score_streamed(teacher: Any, data: RunData, context: DistributedContext) -> Path:
+    """Write the teacher's score shards of every streamed split (train, valid, test) beside
+    its shards; this rank's share of each (round-robin), finished shards of the same teacher
+    skipped; every rank waits until all are written.
+
+    Returns:
+        The training split's score folder (``<train folder>/_scores``).
+
+    Raises:
+        ConfigError: a split folder where the score shards cannot be written (named; checked
+            before any shard is scored).
+    """
+    from distill.data._score_shards import score_path  # pyarrow: the `data` extra
+    from distill.teachers.score_shards import check_writable, score_shards
+
+    splits = dict(zip(SPLITS, (data.train, data.valid, data.test), strict=True))
+    for key, table in splits.items():
+        try:
+            check_writable(table)
+        except PermissionError as error:
+            raise ConfigError([f"data.{key}: {error}"]) from None
+    for key, table in splits.items():
+        with progress_prefix(f"{key} · "):
+            score_shards(
+                teacher,
+                table,
+                column=SCORE_SHARD_COLUMN,
+                rank=context.rank,
+                world_size=context.world_size,
+                progress=True,
+            )
+    barrier(context)
+    return Path(score_path(data.train.shards[0].path)).parent
+
+
+def scored_rows(cfg: RunConfig, train: Any, teacher: Any) -> Any:
+    """The training rows a student reads: a streamed table also reads its score shards when
+    the teacher's logits come from them (not from a logged column)."""
+    from_shards = cfg.data.streaming and not cfg.teacher.score_columns
+    if from_shards and isinstance(teacher, teachers.StreamedScoreColumns):
+        return train.with_scores([SCORE_SHARD_COLUMN])
+    return train
 
 
 def fingerprint_teacher(cfg: RunConfig, data: RunData) -> Any:
@@ -145,14 +212,24 @@ def given_teacher(cfg: RunConfig, data: RunData) -> Any:
             columns=section.columns,
             feature_columns=_feature_columns(section.features, data),
         )
+        if isinstance(teacher, teachers.ScoresFileTeacher) and cfg.data.streaming:
+            raise ValueError(
+                "a scores file cannot serve streamed rows (its ids are not read with the "
+                "shards); log the scores as a column of the shards (teacher.column)"
+            )
         if isinstance(teacher, teachers.ScoresFileTeacher):
             ids = torch.cat([split.ids for split in splits])
             teacher.check_ids(ids, where="the data (train, valid and test rows)")
         else:
-            teachers.predict_dataset(teacher, data.train.subset(torch.arange(min(2, rows))))
+            teachers.predict_dataset(teacher, _first_rows(data.train, min(2, rows)))
     except (OSError, ValueError, TypeError, ImportError) as error:
         raise ConfigError([f"{where}: {error}"]) from None
     return teacher
+
+
+def _first_rows(dataset: Any, rows: int) -> Any:
+    """The first rows of a Dataset or a streamed table (read from its first shard)."""
+    return dataset.head(rows) if is_stream(dataset) else dataset.subset(torch.arange(rows))
 
 
 def _feature_columns(spec: Any, data: RunData) -> list[int] | None:

@@ -6,25 +6,37 @@ logits in the shard's row order. Memory is bounded by one record batch plus one 
 logits. Shards are dealt to the ranks round-robin (``torchrun``); each score shard is written
 atomically with the teacher's fingerprint in its metadata, so a rerun skips finished shards
 (same rows, same teacher) and a killed run never leaves a half-written one. A table opened
-with ``scores=[...]`` reads them back as extras, aligned by shard and row. See
-docs/streaming.md.
+with ``scores=[...]`` reads them back as extras, aligned by shard and row;
+:func:`check_score_shards` refuses score shards of another teacher before they are used.
+See docs/streaming.md.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import torch
 
 from distill._io import atomic_path
-from distill.data._score_shards import FINGERPRINT_KEY, score_path
+from distill._progress import ProgressBar
+from distill.data._score_shards import FINGERPRINT_KEY, SCORES_FOLDER, score_path
+from distill.teachers.cache import StaleCacheError, _short
 
 
 @torch.inference_mode()
 def score_shards(
-    teacher: Any, table: Any, *, column: str = "teacher_logit", rank: int = 0, world_size: int = 1
+    teacher: Any,
+    table: Any,
+    *,
+    column: str = "teacher_logit",
+    rank: int = 0,
+    world_size: int = 1,
+    progress: bool = False,
 ) -> list[str]:
     """Write the teacher's logits of every shard of ``table`` dealt to ``rank``.
 
@@ -34,40 +46,104 @@ def score_shards(
         table: the streamed table (local shards).
         column: the logit column written (``column_0`` … for ``(N, C)`` logits).
         rank, world_size: this process's share: shards ``rank``, ``rank + world_size``, ….
+        progress: show this rank's shards done (a bar, or a plain line every few seconds).
 
     Returns:
         The score shards written by this call (skipped ones are not listed).
 
+    Raises:
+        PermissionError: a shard folder where the score shards cannot be written (checked
+            before anything is scored).
+
     Example:
         >>> written = score_shards(ModuleTeacher(model), StreamingTable("days/", label="y"))
     """
+    check_writable(table)
     fingerprint = teacher.fingerprint()
     written = []
-    for shard in table.shards[rank::world_size]:
-        target = score_path(shard.path)
-        if _finished(target, shard.num_rows, fingerprint):
-            continue
-        ids, logits = [], []
-        for chunk in table.read_shard(shard):
-            values = {} if chunk.feature_values is None else {"values": chunk.feature_values}
-            logits.append(teacher.predict(chunk.features, chunk.ids, **values).float().cpu())
-            ids.append(chunk.ids)
-        logits = torch.cat(logits)
-        names = [column] if logits.ndim == 1 else [f"{column}_{k}" for k in range(logits.shape[1])]
-        values = logits.reshape(len(logits), -1).numpy()
-        columns = {"id": torch.cat(ids).numpy()} | {n: values[:, k] for k, n in enumerate(names)}
-        scores = pa.table(columns).replace_schema_metadata({FINGERPRINT_KEY: fingerprint})
-        with atomic_path(target) as temporary:
-            pq.write_table(scores, temporary)
-        written.append(target)
+    mine = table.shards[rank::world_size]
+    with ProgressBar(len(mine), "scoring shards", enabled=None if progress else False) as bar:
+        for done, shard in enumerate(mine, start=1):
+            target = score_path(shard.path)
+            if _stored(target) != (shard.num_rows, fingerprint):
+                _write_scores(teacher, table, shard, target, column, fingerprint)
+                written.append(target)
+            bar.update(done, {"shard": Path(shard.path).name, "written": len(written)})
     return written
 
 
-def _finished(path: str, rows: int, fingerprint: str) -> bool:
-    """A complete score shard of these rows by this teacher (atomic writes: no partial ones)."""
+def _write_scores(teacher, table, shard, target: str, column: str, fingerprint: str) -> None:
+    ids, logits = [], []
+    for chunk in table.read_shard(shard):
+        values = {} if chunk.feature_values is None else {"values": chunk.feature_values}
+        logits.append(teacher.predict(chunk.features, chunk.ids, **values).float().cpu())
+        ids.append(chunk.ids)
+    logits = torch.cat(logits)
+    names = [column] if logits.ndim == 1 else [f"{column}_{k}" for k in range(logits.shape[1])]
+    values = logits.reshape(len(logits), -1).numpy()
+    columns = {"id": torch.cat(ids).numpy()} | {n: values[:, k] for k, n in enumerate(names)}
+    scores = pa.table(columns).replace_schema_metadata({FINGERPRINT_KEY: fingerprint})
+    with atomic_path(target) as temporary:
+        pq.write_table(scores, temporary)
+
+
+def check_writable(table: Any) -> None:
+    """Every local shard folder can take its ``_scores`` folder (remote ones are not checked).
+
+    Raises:
+        PermissionError: naming the read-only folder.
+    """
+    folders = {
+        shard.path.rpartition("/")[0]
+        for shard in table.shards
+        if isinstance(shard.filesystem, pafs.LocalFileSystem)
+    }
+    for folder in sorted(folders):
+        scores = os.path.join(folder, SCORES_FOLDER)
+        target = scores if os.path.isdir(scores) else folder
+        if not os.access(target, os.W_OK | os.X_OK):
+            raise PermissionError(
+                f"{target}: the folder is read-only; the teacher's score shards are written to "
+                f"{scores} beside the data shards (copy the shards to a writable folder, or "
+                "make it writable)"
+            )
+
+
+def check_score_shards(table: Any, teacher: Any) -> None:
+    """Every shard of ``table`` has a complete score shard written by this ``teacher``.
+
+    Args:
+        table: the streamed table; teacher: an object with ``fingerprint()`` or that
+            fingerprint (a hex string).
+
+    Raises:
+        FileNotFoundError: a missing or unreadable score shard (data shard and score shard
+            named).
+        StaleCacheError: a score shard of another teacher or another number of rows (both
+            fingerprints named).
+    """
+    expected = teacher if isinstance(teacher, str) else teacher.fingerprint()
+    for shard in table.shards:
+        path = score_path(shard.path)
+        stored = _stored(path)
+        if stored is None:
+            raise FileNotFoundError(f"{shard.path}: no teacher score shard {path}")
+        differences = [
+            f"{key} {_short(found)} (shard) != {_short(now)} (now)"
+            for key, found, now in zip(
+                ("rows", "teacher"), stored, (shard.num_rows, expected), strict=True
+            )
+            if found != now
+        ]
+        if differences:
+            raise StaleCacheError(f"stale score shard {path}: {'; '.join(differences)}")
+
+
+def _stored(path: str) -> tuple[int, str] | None:
+    """Rows and teacher fingerprint of a score shard; None when missing or unreadable (writes
+    are atomic, so a readable one is complete)."""
     try:
         metadata = pq.read_metadata(path)
     except (OSError, pa.ArrowException):
-        return False
-    stored = (metadata.metadata or {}).get(FINGERPRINT_KEY, b"").decode()
-    return metadata.num_rows == rows and stored == fingerprint
+        return None
+    return metadata.num_rows, (metadata.metadata or {}).get(FINGERPRINT_KEY, b"").decode()
