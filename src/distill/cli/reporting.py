@@ -19,18 +19,31 @@ from distill._io import write_atomic
 from distill._progress import ProgressBar
 from distill.cli.latency import latency_rows, latency_spread
 from distill.config import RunConfig
+from distill.data import Dataset
 from distill.experiment.decide import recommend
+from distill.experiment.metrics import stream_teacher_scores
 from distill.experiment.seeds import SEED_FOLDER
 from distill.experiment.setup import RunData, load_run_data
 from distill.experiment.teacher import given_teacher
 from distill.export import compression_table
 from distill.ranking import pairs
 from distill.train.evaluation import METRIC_FUNCTIONS, predict
+from distill.train.streaming import is_stream, predict_stream
+from distill.train.terms import main_score
 
 SOFT_TARGET_TEMPERATURES = (1.0, 2.0, 4.0, 8.0, 20.0)
 NDCG_CUTOFFS = (1, 5, 10)
 REPORT_STEPS = 4
 """Progress steps of the report: compression table, latency, figures, files."""
+SAMPLE_ROWS = 4096
+"""Test rows of a streamed run kept in memory for the latency measurements."""
+STREAMED_NOTE = (
+    f"The test split was streamed: the results, curves and figures use the scores of every "
+    f"test row, but the features are not kept, so size and latency are measured on the first "
+    f"{SAMPLE_ROWS:,} test rows and the compression table has no metric column (the exported "
+    "variants are not evaluated on the streamed rows)."
+)
+"""The report's note on what a streamed run's report leaves out, and why."""
 
 
 def write_run_report(cfg: RunConfig, results: dict[str, Any], *, repeats: int = 5) -> Path:
@@ -48,15 +61,20 @@ def write_run_report(cfg: RunConfig, results: dict[str, Any], *, repeats: int = 
     folder = cfg.run.directory
     with ProgressBar(REPORT_STEPS, "report") as bar:
         data = load_run_data(cfg)
+        streamed = is_stream(data.test)
+        sample = _in_memory_test(data)
         rows = [results["teacher"], *results["variants"]]
         saved = _saved_models({row["name"]: row["path"] for row in rows}, trust=cfg.teacher.trust)
-        results["compression"] = _compression_rows(saved, data, cfg.metric, repeats)
+        metric = None if streamed else cfg.metric
+        results["compression"] = _compression_rows(saved, sample, metric, repeats)
         bar.update(1, {"done": "compression table"})
-        inputs = {name: _inputs(model, data) for name, model in saved.items()}
+        inputs = {name: _inputs(model, sample) for name, model in saved.items()}
         results["latency"] = latency_spread(saved, inputs)
         write_atomic(folder / "results.json", json.dumps(results, indent=2) + "\n")
         bar.update(2, {"done": "latency"})
         sections = _sections(cfg, results, saved, data)
+        if streamed:
+            sections.append(report.Section("Streamed data", text=STREAMED_NOTE))
         bar.update(3, {"done": "figures"})
         html, _ = report.write_report(folder, title=f"distill: {cfg.run.name}", sections=sections)
         bar.update(4)
@@ -109,13 +127,25 @@ def _inputs(model: torch.nn.Module, data: RunData) -> tuple[torch.Tensor, ...]:
     return (view.features,) if values is None else (view.features, values)
 
 
-def _compression_rows(saved, data: RunData, metric: str, repeats: int) -> list[dict[str, Any]]:
-    """Size and latency of every saved model, with the run's metric on the test split."""
+def _in_memory_test(data: RunData) -> RunData:
+    """``data`` with a test split in memory: a streamed one's first ``SAMPLE_ROWS`` rows."""
+    if not is_stream(data.test):
+        return data
+    return dataclasses.replace(data, test=data.test.head(SAMPLE_ROWS))
+
+
+def _compression_rows(
+    saved, data: RunData, metric: str | None, repeats: int
+) -> list[dict[str, Any]]:
+    """Size and latency of every saved model, with the run's metric on the test split (no
+    metric: ``None``)."""
     inputs = {name: _inputs(model, data) for name, model in saved.items()}
-    evaluators = {
-        name: _evaluator(metric, inputs[name], data.view_for(model, data.test))
-        for name, model in saved.items()
-    }
+    evaluators = None
+    if metric is not None:
+        evaluators = {
+            name: _evaluator(metric, inputs[name], data.view_for(model, data.test))
+            for name, model in saved.items()
+        }
     rows = compression_table(saved, example_input=inputs, evaluate=evaluators, repeats=repeats)
     return [dataclasses.asdict(row) for row in rows]
 
@@ -127,22 +157,30 @@ def _evaluator(metric: str, inputs, dataset):
     return evaluate
 
 
-def _scores(cfg: RunConfig, saved, data: RunData) -> dict[str, torch.Tensor]:
-    """Test scores of every model; a teacher that is not a module predicts through its source."""
-    scores = {
-        name: predict(model, data.view_for(model, data.test)) for name, model in saved.items()
-    }
+def _scores(cfg: RunConfig, saved, data: RunData) -> tuple[dict[str, torch.Tensor], Dataset]:
+    """Test scores of every model, and the test rows (labels, groups) they are in the order
+    of; a teacher that is not a module predicts through its source. A streamed test split is
+    read chunk by chunk in file order (every model's scores in the same order)."""
+    test = data.test
+    if not is_stream(test):
+        scores = {name: predict(model, data.view_for(model, test)) for name, model in saved.items()}
+        if "teacher" not in scores:
+            scores["teacher"] = teachers.predict_dataset(given_teacher(cfg, data), test)
+        return scores, test
+    scores, rows = {}, None
+    for name, model in saved.items():
+        scores[name], rows = predict_stream(model, data.view_for(model, test), score=main_score)
     if "teacher" not in scores:
-        scores["teacher"] = teachers.predict_dataset(given_teacher(cfg, data), data.test)
-    return scores
+        scores["teacher"], rows = stream_teacher_scores(given_teacher(cfg, data), test)
+    return scores, rows
 
 
 def _track_sections(cfg: RunConfig, saved, data: RunData, results, best) -> list[report.Section]:
     track = cfg.run.track
-    scores = _scores(cfg, saved, data)
-    labels = data.test.labels
     if track == "ranking":
-        return _ranking_sections(cfg, scores, data, results, best)
+        return _ranking_sections(cfg, data, results, best)
+    scores, rows = _scores(cfg, saved, data)
+    labels = rows.labels
     sections = [_calibration_section(scores, labels, results["baseline"], best, track)]
     if track == "classification":
         soft = report.plot_soft_targets(
@@ -164,11 +202,13 @@ def _calibration_section(scores, labels, baseline, best, track: str) -> report.S
     return report.Section("Calibration", figures=figures)
 
 
-def _ranking_sections(cfg, scores, data: RunData, results, best) -> list[report.Section]:
-    labels, groups = data.test.labels, data.test.groups
+def _ranking_sections(cfg, data: RunData, results, best) -> list[report.Section]:
+    seeds_scores = _seed_scores(cfg, results, data)
+    scores, rows = seeds_scores[0]
+    groups = rows.groups
     per_seed = [
-        {name: _ndcg(value, labels, groups) for name, value in seed_scores.items()}
-        for seed_scores in _seed_scores(cfg, results, data)
+        {name: _ndcg(value, found.labels, found.groups) for name, value in seed_scores.items()}
+        for seed_scores, found in seeds_scores
     ]
     names = list(per_seed[0])
     ndcg = {
@@ -198,8 +238,9 @@ def _ndcg(scores, labels, groups) -> dict[int, float]:
     return {k: metrics.ndcg(scores, labels, groups, k=k) for k in NDCG_CUTOFFS}
 
 
-def _seed_scores(cfg, results, data: RunData) -> list[dict[str, torch.Tensor]]:
-    """Test scores of every model, one mapping per seed (one for a single-seed run)."""
+def _seed_scores(cfg, results, data: RunData) -> list[tuple[dict[str, torch.Tensor], Dataset]]:
+    """Test scores of every model and their rows (:func:`_scores`), one per seed (one for a
+    single-seed run)."""
     rows = [results["teacher"], *results["variants"]]
     paths = {row["name"]: row.get("paths", [row["path"]]) for row in rows}
     count = len(paths[results["variants"][0]["name"]])

@@ -82,11 +82,8 @@ def run(
         results = run_experiment(cfg, force=force, resume=resume)
         if not is_main_process():
             return
-        streamed = cfg.data.streaming  # the report's figures need the test rows in memory
-        html = write_run_report(cfg, results) if report and not streamed else None
+        html = write_run_report(cfg, results) if report else None
     print_results(results)
-    if report and streamed:
-        console.print("No HTML report for streamed data (docs/streaming.md); results.json has all")
     console.print(f"Report: {html}" if html else f"Results: {cfg.run.directory / 'results.json'}")
 
 
