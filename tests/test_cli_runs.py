@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from distill.cli import app
 from distill.config import load_config
-from distill.data.synthetic_shards import write_criteo_shards
+from distill.data.synthetic_shards import write_criteo_shards, write_criteo_tsv
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 TINY = ["teacher.train.max_steps=4", "train.max_steps=4", "train.log_every=1"]
@@ -96,6 +96,12 @@ def _example_overrides(name: str, tmp_path: Path) -> list[str]:
             write_criteo_shards(tmp_path / split, rows=rows, shard_rows=1000, seed=len(split))
         files = [f"data.{split}='{tmp_path / split}'" for split in ("train", "valid", "test")]
         return [*files, "data.options={hash_buckets=64}", "data.shuffle_buffer=500"]
+    if name == "criteo_pipeline":  # its header's commands: TSV (smaller), convert, run
+        for split, rows in (("train", 3000), ("valid", 1000), ("test", 1000)):
+            write_criteo_tsv(tmp_path / f"{split}.tsv", rows=rows, seed=len(split))
+            _invoke("convert", str(tmp_path / f"{split}.tsv"), "--out", str(tmp_path / split))
+        files = [f"data.{split}='{tmp_path / split}'" for split in ("train", "valid", "test")]
+        return [*files, "data.options={hash_buckets=64, impute=0.0}", "data.shuffle_buffer=500"]
     sizes = {"ranking": "{n_groups=30}", "ctr_joint": "{n_rows=1200}", "keyboard": "{n_rows=2000}"}
     return [f"data.options={sizes[name]}"] if name in sizes else []
 

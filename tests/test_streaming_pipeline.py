@@ -1,0 +1,226 @@
+"""Streamed runs with score shards: ``distill score`` writes them, students read them (the same
+training as a logged score column), stale or missing ones are refused, torchrun splits them,
+a teacher file scores them, and the report covers streamed runs."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+from typer.testing import CliRunner
+
+from distill import models
+from distill.cli import app
+from distill.config import load_config
+from distill.data.synthetic_shards import CATEGORICAL, NUMERIC, write_criteo_shards
+from distill.experiment.setup import load_run_data
+from distill.teachers import ModuleTeacher
+from distill.teachers.score_shards import score_shards
+from launch import launch
+
+runner = CliRunner()
+SPLITS = (("train", 3000, 0), ("valid", 1000, 1), ("test", 1000, 2))
+
+
+def write_data(folder: Path) -> Path:
+    for split, rows, seed in SPLITS:
+        write_criteo_shards(folder / split, rows=rows, shard_rows=1000, seed=seed)
+    return folder
+
+
+def config(
+    tmp_path,
+    data,
+    name,
+    teacher=None,
+    categorical=CATEGORICAL[:6],
+    variants=("binary_kd",),
+    student='name = "WideAndDeep"\nkwargs = { embed_dim = 4, hidden = [8] }',
+):
+    teacher = teacher or (
+        '[teacher.model]\nname = "WideAndDeep"\nkwargs = { embed_dim = 4, hidden = [16] }\n'
+        "[teacher.train]\nepochs = 1\nbatch_size = 256\nlr = 0.02"
+    )
+    columns = (
+        f'label = "label", features = {json.dumps(NUMERIC[:4])}, '
+        f"categorical = {json.dumps(list(categorical))}"
+    )
+    text = f"""
+[run]
+name = "{name}"
+track = "ctr"
+out_dir = "{tmp_path / "runs"}"
+
+[data]
+source = "table"
+streaming = true
+shuffle_buffer = 1000
+train = "{data / "train"}"
+valid = "{data / "valid"}"
+test = "{data / "test"}"
+columns = {{ {columns} }}
+options = {{ hash_buckets = 1000, impute = 0.0 }}
+
+{teacher}
+
+[student.model]
+{student}
+
+[train]
+epochs = 1
+batch_size = 256
+lr = 0.01
+"""
+    for variant in variants:
+        objective = "binary_kd]\nsoft_weight = 0.5" if variant == "binary_kd" else "labels]"
+        text += f'\n[[variants]]\nname = "{variant}"\n[variants.objective.{objective}\n'
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def invoke(*args: str, code: int = 0):
+    result = runner.invoke(app, [*args])
+    assert result.exit_code == code, result.output
+    return " ".join(result.output.split())
+
+
+def with_logged_column(data: Path, out: Path) -> Path:
+    """Copies of the data shards with their score shard's logits as a column ``logged``."""
+    for split, *_ in SPLITS:
+        for shard in sorted((data / split).glob("*.parquet")):
+            scores = pq.read_table(shard.parent / "_scores" / shard.name)
+            table = pq.read_table(shard)
+            first = scores["id"].to_numpy()[0]
+            np.testing.assert_array_equal(scores["id"].to_numpy(), first + np.arange(len(table)))
+            (out / split).mkdir(parents=True, exist_ok=True)
+            pq.write_table(
+                table.append_column("logged", scores["teacher_logit"]), out / split / shard.name
+            )
+    return out
+
+
+def test_students_read_score_shards_as_they_read_a_logged_column(tmp_path):
+    data = write_data(tmp_path / "data")
+    scored = config(tmp_path, data, "shards")
+    invoke("teacher", str(scored))
+    invoke("score", str(scored))
+    invoke("student", str(scored))
+    logged = with_logged_column(data, tmp_path / "logged")
+    column = config(tmp_path, logged, "column", teacher='[teacher]\ncolumn = "logged"')
+    invoke("run", str(column), "--no-report")
+    left = models.load(tmp_path / "runs" / "shards" / "students" / "binary_kd").state_dict()
+    right = models.load(tmp_path / "runs" / "column" / "students" / "binary_kd").state_dict()
+    assert left.keys() == right.keys()
+    for name in left:
+        torch.testing.assert_close(left[name], right[name], rtol=0, atol=0)
+
+
+def test_stale_and_missing_score_shards_are_refused(tmp_path):
+    data = write_data(tmp_path / "data")
+    path = config(tmp_path, data, "stale")
+    invoke("teacher", str(path))
+    invoke("score", str(path))
+    assert invoke("score", str(path))  # a rerun skips every finished shard
+    invoke("teacher", str(path), "--set", "teacher.train.lr=0.05")  # another teacher
+    shard = data / "train" / "part-00000.parquet"
+    score = data / "train" / "_scores" / "part-00000.parquet"
+    output = invoke("student", str(path), code=2)
+    expected = (
+        rf"data.train: stale score shard {re.escape(str(score))}: teacher [0-9a-f]{{16}} "
+        r"\(shard\) != [0-9a-f]{16} \(now\); the teacher changed since: run `distill score` again"
+    )
+    assert re.search(expected, output), output
+    invoke("score", str(path))  # rescored by the new teacher: accepted
+    score.unlink()
+    output = invoke("student", str(path), code=2)
+    assert (
+        f"data.train: {shard}: no teacher score shard {score}; run `distill score` first" in output
+    )
+
+
+def test_a_read_only_split_folder_is_named_before_anything_is_scored(tmp_path, monkeypatch):
+    data = write_data(tmp_path / "data")
+    path = config(tmp_path, data, "readonly")
+    invoke("teacher", str(path))
+    monkeypatch.setattr(
+        "distill.teachers.score_shards.os.access", lambda folder, mode: "valid" not in str(folder)
+    )
+    output = invoke("score", str(path), code=2)
+    assert f"data.valid: {data / 'valid'}: the folder is read-only" in output
+    assert not any(data.rglob("_scores"))
+
+
+def test_two_torchrun_ranks_score_each_shard_once(tmp_path):
+    data = write_data(tmp_path / "data")
+    path = config(tmp_path, data, "ranks")
+    invoke("teacher", str(path))
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node"]
+    command = [*torchrun, "2", "--no-python", sys.executable, "-c"]
+    done = launch([*command, "from distill.cli import main; main()", "score", str(path)])
+    lines = [line for line in done.stdout.splitlines() if line.startswith("train · scoring")]
+    final = sorted(line.split("written=")[1] for line in lines if "(100%)" in line)
+    assert final == ["1", "2"]  # 3 train shards: rank 0 writes 2, rank 1 writes 1
+    teacher = models.load(tmp_path / "runs" / "ranks" / "teacher").eval()
+    run_data = load_run_data(load_config(path))
+    for table in (run_data.train, run_data.valid, run_data.test):
+        assert score_shards(ModuleTeacher(teacher), table) == []  # all there, this teacher's
+    for shard in run_data.train.shards:
+        chunk = next(iter(run_data.train.read_shard(shard)))
+        stored = pq.read_table(Path(shard.path).parent / "_scores" / Path(shard.path).name)
+        with torch.no_grad():
+            expected = teacher(chunk.features, chunk.feature_values)
+        torch.testing.assert_close(torch.tensor(stored["teacher_logit"].to_numpy()), expected)
+
+
+def test_a_lightgbm_teacher_file_scores_streamed_shards(tmp_path):
+    lightgbm = pytest.importorskip("lightgbm")
+    data = write_data(tmp_path / "data")
+    train = pq.read_table(data / "train")
+    x = np.stack([train[name].to_numpy() for name in NUMERIC[:4]], axis=1)
+    params = {"objective": "binary", "verbose": -1, "num_leaves": 7}
+    booster = lightgbm.train(params, lightgbm.Dataset(x, train["label"].to_numpy()), 10)
+    booster.save_model(tmp_path / "gbdt.txt")
+    teacher = f'[teacher]\npath = "{tmp_path / "gbdt.txt"}"\nkind = "lightgbm"'
+    student = 'name = "MLP"\nkwargs = { hidden = [8] }'
+    path = config(tmp_path, data, "gbdt", teacher=teacher, categorical=(), student=student)
+    invoke("run", str(path), "--no-report")
+    test = pq.read_table(data / "test")
+    x_test = np.stack([test[name].to_numpy() for name in NUMERIC[:4]], axis=1)
+    margins = booster.predict(x_test, raw_score=True)
+    stored = pq.read_table(data / "test" / "_scores")["teacher_logit"].to_numpy()
+    np.testing.assert_allclose(stored, margins, rtol=1e-5, atol=1e-5)
+    results = json.loads((tmp_path / "runs" / "gbdt" / "results.json").read_text())
+    expected = roc_auc_score(test["label"].to_numpy(), margins)
+    assert results["teacher"]["metrics"]["auc"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_scores_file_teacher_is_refused_on_streamed_data(tmp_path):
+    data = write_data(tmp_path / "data")
+    scores = tmp_path / "scores.csv"
+    scores.write_text("id,logit\n0,0.5\n")
+    teacher = f'[teacher]\nkind = "scores"\npath = "{scores}"\nkey = "id"\ncolumn = "logit"'
+    output = invoke("run", str(config(tmp_path, data, "file", teacher=teacher)), code=2)
+    assert "teacher.path: a scores file cannot serve streamed rows" in output
+
+
+def test_the_report_of_a_streamed_run(tmp_path):
+    data = write_data(tmp_path / "data")
+    path = config(tmp_path, data, "report", variants=("labels", "binary_kd"))
+    output = invoke("run", str(path))
+    folder = tmp_path / "runs" / "report"
+    assert "Report: " in output and (folder / "report.html").is_file()
+    summary = (folder / "summary.md").read_text()
+    assert "The test split was streamed" in summary
+    html = (folder / "report.html").read_text()
+    assert "Reliability: labels" in html  # the baseline's, from every streamed test row
+    results = json.loads((folder / "results.json").read_text())
+    assert {row["name"] for row in results["compression"]} == {"teacher", "labels", "binary_kd"}
+    assert all(row["metric"] is None for row in results["compression"])
