@@ -107,7 +107,12 @@ def teacher(config: ConfigArgument, set_: SetOption = None, trust: TrustOption =
 
 
 def score(config: ConfigArgument, set_: SetOption = None, trust: TrustOption = False) -> None:
-    """Cache the saved teacher's scores for the config's data in runs/<name>/scores/."""
+    """Cache the saved teacher's scores for the config's data in runs/<name>/scores/.
+
+    With data.streaming = true the teacher scores every shard of train, valid and test into
+    <split folder>/_scores/<shard> instead: bounded memory, resumable (shards already scored
+    by this teacher are skipped), split across torchrun ranks (docs/streaming.md).
+    """
     with guard():
         cfg = read_config(config, set_, trust=trust)
         from distill.experiment.runner import score_teacher

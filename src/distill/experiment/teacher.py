@@ -130,7 +130,7 @@ def score_streamed(teacher: Any, data: RunData, context: DistributedContext) -> 
     for key, table in splits.items():
         try:
             check_writable(table)
-        except PermissionError as error:
+        except (PermissionError, ValueError) as error:
             raise ConfigError([f"data.{key}: {error}"]) from None
     for key, table in splits.items():
         with progress_prefix(f"{key} · "):

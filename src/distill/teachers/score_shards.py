@@ -52,8 +52,8 @@ def score_shards(
         The score shards written by this call (skipped ones are not listed).
 
     Raises:
-        PermissionError: a shard folder where the score shards cannot be written (checked
-            before anything is scored).
+        PermissionError, ValueError: a shard folder where the score shards cannot be written,
+            or a remote one (checked before anything is scored).
 
     Example:
         >>> written = score_shards(ModuleTeacher(model), StreamingTable("days/", label="y"))
@@ -88,16 +88,19 @@ def _write_scores(teacher, table, shard, target: str, column: str, fingerprint: 
 
 
 def check_writable(table: Any) -> None:
-    """Every local shard folder can take its ``_scores`` folder (remote ones are not checked).
+    """Every shard folder is local and can take its ``_scores`` folder.
 
     Raises:
+        ValueError: a shard on another filesystem (``s3://``, ...; named).
         PermissionError: naming the read-only folder.
     """
-    folders = {
-        shard.path.rpartition("/")[0]
-        for shard in table.shards
-        if isinstance(shard.filesystem, pafs.LocalFileSystem)
-    }
+    remote = [s.path for s in table.shards if not isinstance(s.filesystem, pafs.LocalFileSystem)]
+    if remote:
+        raise ValueError(
+            f"{remote[0]}: score shards are written beside local shards only; this shard is on "
+            f"{type(table.shards[0].filesystem).__name__} (log the scores as a column instead)"
+        )
+    folders = {shard.path.rpartition("/")[0] for shard in table.shards}
     for folder in sorted(folders):
         scores = os.path.join(folder, SCORES_FOLDER)
         target = scores if os.path.isdir(scores) else folder
