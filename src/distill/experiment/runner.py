@@ -214,9 +214,8 @@ def run_teacher(
 
 def score_teacher(cfg: RunConfig, *, data: RunData | None = None, reuse: bool = False) -> Path:
     """Cache the teacher's scores of every training row (``scores/train/``): the saved
-    teacher module's, or those of the user's teacher file or score column. Streamed data gets
-    score shards beside its shards instead (:func:`score_streamed`); the path returned is then
-    the training split's ``_scores`` folder.
+    teacher module's, or those of the user's teacher file or score column (streamed data:
+    :func:`~distill.experiment.teacher.score_streamed`, score shards beside the shards).
 
     Old shards are removed first. With ``reuse``, a cache that is still valid for the teacher
     and the data (see :class:`distill.teachers.CachedScores`) is kept as it is.
