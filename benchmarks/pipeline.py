@@ -118,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
     path = Path(args.results_dir) / f"{NAME}.json"
-    earlier = json.loads(path.read_text())["runs"] if path.is_file() and not args.quick else {}
+    earlier = json.loads(path.read_text()) if path.is_file() and not args.quick else {}
+    earlier = {} if earlier.get("quick", True) else earlier["runs"]  # never a --quick run's
     runs = {int(n): value for n, value in earlier.items()} | {rows: run}
     payload = {"runs": dict(sorted(runs.items())), "target_rss_gib": RSS_LIMIT_GIB}
     write_results(NAME, args, payload)
