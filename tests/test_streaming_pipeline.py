@@ -202,6 +202,14 @@ def test_a_lightgbm_teacher_file_scores_streamed_shards(tmp_path):
     assert results["teacher"]["metrics"]["auc"] == pytest.approx(expected, abs=1e-6)
 
 
+def test_score_refuses_a_logged_column_teacher(tmp_path):
+    data = write_data(tmp_path / "data")
+    path = config(tmp_path, data, "logged", teacher='[teacher]\ncolumn = "teacher_logit"')
+    output = invoke("score", str(path), code=2)
+    assert "teacher.column: the teacher's logits are a column of the shards" in output
+    assert not any(data.rglob("_scores"))
+
+
 def test_a_scores_file_teacher_is_refused_on_streamed_data(tmp_path):
     data = write_data(tmp_path / "data")
     scores = tmp_path / "scores.csv"

@@ -120,12 +120,21 @@ def score_streamed(teacher: Any, data: RunData, context: DistributedContext) -> 
         The training split's score folder (``<train folder>/_scores``).
 
     Raises:
-        ConfigError: a split folder where the score shards cannot be written (named; checked
-            before any shard is scored).
+        ConfigError: a logged score column as teacher (nothing to score); a split folder
+            where the score shards cannot be written (named; checked before any shard is
+            scored).
     """
     from distill.data._score_shards import score_path  # pyarrow: the `data` extra
     from distill.teachers.score_shards import check_writable, score_shards
 
+    if isinstance(teacher, teachers.StreamedScoreColumns):
+        raise ConfigError(
+            [
+                "teacher.column: the teacher's logits are a column of the shards, read with the "
+                "rows: there is nothing to score (score shards are written for a trained "
+                "teacher or a teacher file)"
+            ]
+        )
     splits = dict(zip(SPLITS, (data.train, data.valid, data.test), strict=True))
     for key, table in splits.items():
         try:
