@@ -38,7 +38,7 @@ def median_teacher(cfg: RunConfig, variant: Variant, data: RunData, student, tea
         options = dataclasses.replace(options, max_steps=step.median_steps)
     median = fit(
         copy.deepcopy(student),
-        data.training_rows(variant),
+        scored_rows(cfg, data.training_rows(variant), teacher),
         objective=Objective([make_term({"name": "pointwise", "penalty": "absolute"})]),
         options=options,
         teacher=teacher,
