@@ -50,10 +50,12 @@ def steps(rows: int) -> list[tuple[str, list[str]]]:
     """``(name, argv)`` of every step, in order (run in the scratch folder)."""
     distill = [sys.executable, "-m", "distill"]
     convert = [
-        (f"convert {split}", [*distill, "convert", f"data/criteo_raw/{split}.tsv"])
+        (
+            f"convert {split}",
+            [*distill, "convert", f"data/criteo_raw/{split}.tsv", "--out", f"data/criteo/{split}"],
+        )
         for split in ("train", "valid", "test")
     ]
-    convert = [(name, [*argv, "--out", f"data/criteo/{name[8:]}"]) for name, argv in convert]
     return [
         (
             "write TSV",
