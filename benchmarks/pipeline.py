@@ -171,6 +171,7 @@ shards with binary KD (`distill student` trains both, one after the other).
 {aucs}
 
 Target: every step's peak RSS under {RSS_LIMIT_GIB} GiB at 20 M rows. {"; ".join(verdicts)}.
+The AUCs are of one seed each: the pipeline's end result, not a comparison of the variants.
 """
 
 
