@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -19,7 +20,12 @@ from typer.testing import CliRunner
 from distill import models
 from distill.cli import app
 from distill.config import load_config
-from distill.data.synthetic_shards import CATEGORICAL, NUMERIC, write_criteo_shards
+from distill.data.synthetic_shards import (
+    CATEGORICAL,
+    NUMERIC,
+    write_criteo_shards,
+    write_criteo_tsv,
+)
 from distill.experiment.setup import load_run_data
 from distill.teachers import ModuleTeacher
 from distill.teachers.score_shards import score_shards
@@ -232,3 +238,62 @@ def test_the_report_of_a_streamed_run(tmp_path):
     results = json.loads((folder / "results.json").read_text())
     assert {row["name"] for row in results["compression"]} == {"teacher", "labels", "binary_kd"}
     assert all(row["metric"] is None for row in results["compression"])
+
+
+def test_the_report_of_a_streamed_ranking_run(tmp_path):
+    rng = np.random.default_rng(0)
+    for split, groups, first in (("train", 40, 0), ("valid", 10, 1000), ("test", 10, 2000)):
+        qid = np.repeat(np.arange(first, first + groups), 6)
+        x = rng.normal(size=(len(qid), 3)).astype(np.float32)
+        label = np.clip(np.round(x[:, 0] + 1 + rng.normal(0, 0.5, len(qid))), 0, 3)
+        (tmp_path / split).mkdir()
+        table = {"qid": qid, "label": label} | {f"f{k}": x[:, k] for k in range(3)}
+        pq.write_table(pa.table(table), tmp_path / split / "part-0.parquet")
+    splits = "\n".join(f'{split} = "{tmp_path / split}"' for split in ("train", "valid", "test"))
+    path = tmp_path / "rank.toml"
+    path.write_text(f"""
+[run]
+name = "rank"
+track = "ranking"
+out_dir = "{tmp_path / "runs"}"
+[data]
+source = "table"
+streaming = true
+{splits}
+columns = {{ label = "label", group = "qid", features = ["f0", "f1", "f2"] }}
+[teacher.model]
+name = "MLP"
+kwargs = {{ hidden = [8] }}
+[teacher.train]
+epochs = 1
+groups_per_batch = 8
+[student.model]
+name = "MLP"
+kwargs = {{ hidden = [4] }}
+[train]
+epochs = 1
+groups_per_batch = 8
+[[variants]]
+name = "pairwise"
+[variants.objective.pairwise]
+""")
+    invoke("run", str(path))
+    html = (tmp_path / "runs" / "rank" / "report.html").read_text()
+    assert "NDCG@k per model" in html and "The test split was streamed" in html
+    assert (tmp_path / "train" / "_scores" / "part-0.parquet").is_file()  # pairwise KD: scored
+
+
+def test_synthetic_criteo_tsv_converts_with_the_asked_share_of_empty_cells(tmp_path):
+    write_criteo_tsv(tmp_path / "day.tsv", rows=4000, seed=3, missing=0.2, block_rows=1500)
+    lines = (tmp_path / "day.tsv").read_text().splitlines()
+    assert len(lines) == 4000 and all(line.count("\t") == 39 for line in lines)
+    cells = np.array([line.split("\t") for line in lines])
+    empty = cells == ""
+    assert not empty[:, [0, 1, 2, 14, 15, 16]].any()  # label, I1, I2, C1-C3: never empty
+    rest = np.delete(empty, [0, 1, 2, 14, 15, 16], axis=1)
+    assert rest.mean() == pytest.approx(0.2, abs=0.01)
+    invoke("convert", str(tmp_path / "day.tsv"), "--out", str(tmp_path / "shards"))
+    assert pq.read_table(tmp_path / "shards").num_rows == 4000
+    with pytest.raises(ValueError, match=r"`missing` must be in \[0, 1\), got 1.5"):
+        write_criteo_tsv(tmp_path / "bad.tsv", rows=10, missing=1.5)
+    assert not (tmp_path / "bad.tsv").exists()
