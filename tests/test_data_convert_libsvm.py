@@ -13,9 +13,11 @@ from sklearn.datasets import load_svmlight_file
 from typer.testing import CliRunner
 
 from distill.cli import app
+from distill.config import DataSection
 from distill.data import read_libsvm
 from distill.data.convert import convert_libsvm
 from distill.data.streaming import StreamingTable, concat_datasets
+from distill.experiment.stream_inputs import stream_splits
 
 runner = CliRunner()
 
@@ -220,3 +222,22 @@ soft_weight = 0.5
     assert result.exit_code == 0, result.output
     results = json.loads((tmp_path / "runs" / "svm" / "results.json").read_text())
     assert results["variants"][0]["metrics"]["auc"] > 0.7  # feature 3 carries the clicks
+
+
+def test_a_config_run_reads_valid_and_test_with_the_train_layout(tmp_path):
+    """Narrower, all-ones valid/test shards stream with train's ids (else: features differ)."""
+    lines = {
+        "train": ["1 3:0.5 39:2", "0 1:1", "1 2:1 5:1 7:1"],
+        "valid": ["0 4:1", "1 2:1"],
+        "test": ["1 6:1"],
+    }
+    for split, rows in lines.items():
+        convert_libsvm([write(tmp_path / f"{split}.svm", rows)], tmp_path / split)
+    folders = {split: str(tmp_path / split) for split in lines}
+    section = DataSection(source="table", streaming=True, columns={"label": "label"}, **folders)
+    train, valid, test = stream_splits(section, track="ctr", extras=[])
+    for table in (valid, test):
+        assert (table.num_embeddings, table.width) == (train.num_embeddings, train.width) == (40, 3)
+    expected = read_libsvm(tmp_path / "valid.svm", n_features=39, zero_based=False)
+    rows = concat_datasets(list(valid.iter_chunks(batch_size=8, shuffle=False)))
+    assert torch.equal(rows.features[:, :1], expected.features)

@@ -42,6 +42,7 @@ def stream_splits(section: DataSection, *, track: str, extras: list[str]) -> tup
                 extras=extras,
                 task=TASK_OF_TRACK[track],
                 shuffle_buffer=section.shuffle_buffer,
+                layout=tables[0].sparse_layout if tables else None,
             )
         except (ValueError, FileNotFoundError) as error:
             raise ConfigError([f"data.{key}: {error}"]) from error
