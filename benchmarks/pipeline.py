@@ -4,10 +4,10 @@
 The commands of examples/criteo_pipeline.toml's header, run in a scratch folder on synthetic
 Criteo-format TSV files (``examples/criteo_shards.py --tsv``): ``distill convert`` of each
 split, ``distill teacher`` (a wide Wide & Deep, one epoch on the stream), ``distill score``
-(score shards beside the data shards), ``distill student`` (``labels`` and ``binary_kd``), the HTML
-report (``distill.cli.reporting.write_run_report``, what ``distill run`` ends with). A step's
-peak RSS is its own process's ``ru_maxrss`` (``os.wait4``). Target: every step under 2 GiB at
-20 M training rows. Sizes accumulate in the results file (one run per size).
+(score shards beside the data shards), ``distill student`` (``labels`` and ``binary_kd``),
+``distill report`` (the HTML report ``distill run`` ends with). A step's peak RSS is its own
+process's ``ru_maxrss`` (``os.wait4``). Target: every step under 2 GiB at 20 M training rows.
+Sizes accumulate in the results file (one run per size).
 
 Run: ``OMP_NUM_THREADS=1 python -m benchmarks.pipeline --rows 2000000 [--keep]``.
 """
@@ -31,13 +31,6 @@ NAME = "pipeline"
 TITLE = "Memory and time: the streamed pipeline, TSV to report"
 RSS_LIMIT_GIB = 2.0
 CONFIG = ROOT / "examples" / "criteo_pipeline.toml"
-REPORT = (
-    "from distill.config import load_config\n"
-    "from distill.experiment.results import read_results\n"
-    "from distill.cli.reporting import write_run_report\n"
-    f"cfg = load_config({str(CONFIG)!r})\n"
-    "print(write_run_report(cfg, read_results(cfg.run.directory)))\n"
-)
 
 
 def extra(parser) -> None:
@@ -65,7 +58,7 @@ def steps(rows: int) -> list[tuple[str, list[str]]]:
         ("teacher", [*distill, "teacher", str(CONFIG)]),
         ("score", [*distill, "score", str(CONFIG)]),
         ("students", [*distill, "student", str(CONFIG)]),
-        ("report", [sys.executable, "-c", REPORT]),
+        ("report", [*distill, "report", str(CONFIG)]),
     ]
 
 

@@ -18,6 +18,7 @@ COMMANDS = [
     "score",
     "student",
     "evaluate",
+    "report",
     "landscape",
     "export",
     "bench",

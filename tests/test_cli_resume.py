@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from distill.cli import app
 from distill.config import load_config
+from distill.experiment.results import read_results
 from distill.experiment.runner import run_experiment
 
 CONFIG = str(Path(__file__).parents[1] / "examples" / "classification.toml")
@@ -174,6 +175,31 @@ def test_student_refuses_scores_of_a_retrained_teacher(tmp_path):
     assert {file.name: file.read_bytes() for file in cache.iterdir()} == scored
     assert runner.invoke(app, ["score", CONFIG, *sets]).exit_code == 0
     assert runner.invoke(app, ["student", CONFIG, "--variant", "kd_T4", *sets]).exit_code == 0
+
+
+def test_report_of_a_run_made_step_by_step(tmp_path):
+    sets = _sets("teacher.train.max_steps=3", "train.max_steps=2", f"run.out_dir='{tmp_path}'")
+    folder = tmp_path / "classification"
+    result = runner.invoke(app, ["report", CONFIG, *sets])
+    assert result.exit_code == 2
+    assert f"error: {folder}: no results.json; train the run first" in result.stderr
+    assert runner.invoke(app, ["teacher", CONFIG, *sets]).exit_code == 0
+    result = runner.invoke(app, ["report", CONFIG, *sets])
+    assert result.exit_code == 2
+    assert f"{folder}: results.json holds no row of the baseline 'labels'" in result.stderr
+    assert "run distill student --variant labels" in result.stderr
+    for command in (["score"], ["student", "--variant", "kd_T4"]):
+        assert runner.invoke(app, [*command, CONFIG, *sets]).exit_code == 0
+    result = runner.invoke(app, ["report", CONFIG, *sets])
+    assert result.exit_code == 2
+    assert "run distill student --variant labels" in result.stderr
+    assert not (folder / "report.html").exists()
+    assert runner.invoke(app, ["student", CONFIG, "--variant", "labels", *sets]).exit_code == 0
+    result = runner.invoke(app, ["report", CONFIG, *sets])
+    assert result.exit_code == 0, result.output
+    assert "kd_T4" in (folder / "summary.md").read_text()
+    assert "kd_T4" in (folder / "report.html").read_text()
+    assert {row["name"] for row in read_results(folder)["compression"]} >= {"teacher", "kd_T4"}
 
 
 @pytest.mark.parametrize("name", ["..", "."])

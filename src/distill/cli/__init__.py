@@ -1,6 +1,6 @@
 """The ``distill`` command (typer + rich).
 
-Sub-commands: ``demo``, ``run``, ``teacher``, ``score``, ``student``, ``evaluate``,
+Sub-commands: ``demo``, ``run``, ``teacher``, ``score``, ``student``, ``evaluate``, ``report``,
 ``landscape``, ``export``, ``convert``, ``bench``. Exit codes: 0 ok, 1 run failed, 2 bad usage
 or config. Errors print one line; ``distill --debug ...`` shows the traceback.
 
@@ -57,6 +57,7 @@ app.command()(run.teacher)
 app.command()(run.score)
 app.command()(run.student)
 app.command()(run.evaluate)
+app.command()(run.report)
 app.command()(landscape.landscape)
 app.command()(convert.convert)
 app.command()(export.export)

@@ -1,4 +1,5 @@
-"""``distill run | teacher | score | student | evaluate``: a run from a config, or its steps."""
+"""``distill run | teacher | score | student | evaluate | report``: a run from a config, or its
+steps."""
 
 from __future__ import annotations
 
@@ -145,6 +146,48 @@ def student(
     for row in rows:
         metrics = ", ".join(f"{k} = {v:.4f}" for k, v in row["metrics"].items())
         console.print(f"{row['name']}: {metrics}; saved in {row['path']}")
+
+
+def report(config: ConfigArgument, set_: SetOption = None, trust: TrustOption = False) -> None:
+    """Write the compression table, report.html and summary.md of a run's trained models.
+
+    For runs made step by step (distill teacher, score, student: e.g. one cluster job each),
+    this is the report distill run writes at its end.
+    """
+    with guard():
+        cfg = read_config(config, set_, trust=trust)
+        from distill.cli.reporting import write_run_report
+
+        with folder_lock(cfg):
+            results = _trained_results(cfg.run.directory)
+            html = write_run_report(cfg, results)
+    print_results(results)
+    console.print(f"Report: {html}")
+
+
+def _trained_results(folder: Path) -> dict:
+    """The run folder's results.json, which must hold the baseline student (the report
+    compares every student with it)."""
+    from distill.config import ConfigError
+    from distill.experiment.results import read_results
+
+    if not (folder / "results.json").is_file():
+        raise ConfigError(
+            [
+                f"{folder}: no results.json; train the run first (distill run, or "
+                "distill teacher and distill student)"
+            ]
+        )
+    results = read_results(folder)
+    baseline = results["baseline"]
+    if baseline not in {row["name"] for row in results["variants"]}:
+        raise ConfigError(
+            [
+                f"{folder}: results.json holds no row of the baseline {baseline!r} (the report "
+                f"compares every student with it); run distill student --variant {baseline}"
+            ]
+        )
+    return results
 
 
 def evaluate(
