@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -141,10 +143,29 @@ def test_stale_and_missing_score_shards_are_refused(tmp_path):
     output = invoke("student", str(path), code=2)
     expected = (
         rf"data.train: stale score shard {re.escape(str(score))}: teacher [0-9a-f]{{16}} "
-        r"\(shard\) != [0-9a-f]{16} \(now\); the teacher changed since: run `distill score` again"
+        r"\(shard\) != [0-9a-f]{16} \(now\); the teacher or the data changed since: "
+        r"run `distill score` again"
     )
     assert re.search(expected, output), output
     invoke("score", str(path))  # rescored by the new teacher: accepted
+    rows = pq.read_table(shard)  # the same rows with other values: the scores are stale
+    numeric = pc.add(rows[NUMERIC[0]], pa.scalar(1.0, rows.schema.field(NUMERIC[0]).type))
+    pq.write_table(
+        rows.set_column(rows.schema.get_field_index(NUMERIC[0]), NUMERIC[0], numeric), shard
+    )
+    output = invoke("student", str(path), code=2)
+    expected = (
+        rf"stale score shard {re.escape(str(score))}: data [0-9a-f]{{16}} \(shard\) != "
+        r"[0-9a-f]{16} \(now\); the teacher or"  # the data only: the teacher is the same
+    )
+    assert re.search(expected, output), output
+    invoke("score", str(path))
+    invoke("student", str(path))
+    before = score.read_bytes()
+    shutil.copy(shard, tmp_path / "copy.parquet")  # a copy of the same data (a new mtime)
+    shutil.move(tmp_path / "copy.parquet", shard)
+    invoke("score", str(path))
+    assert score.read_bytes() == before  # not scored again
     score.unlink()
     output = invoke("student", str(path), code=2)
     assert (

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -10,12 +13,26 @@ SCORES_FOLDER = "_scores"
 """Sub-folder of a shard's folder holding its score shard (``_``: skipped as data)."""
 FINGERPRINT_KEY = b"distill.teacher"
 """Parquet metadata key of the teacher fingerprint a score shard was written by."""
+DATA_KEY = b"distill.data"
+"""Parquet metadata key of the :func:`footer_digest` of the data shard it scores."""
 
 
 def score_path(shard_path: str) -> str:
     """The score shard of a data shard: ``<folder>/_scores/<name>``."""
     folder, _, name = shard_path.rpartition("/")
     return f"{folder}/{SCORES_FOLDER}/{name}"
+
+
+def footer_digest(shard: Any) -> str:
+    """SHA-256 of a data shard's Parquet footer (schema, row groups, sizes and statistics of
+    every column chunk): it changes when the shard is rewritten with other rows or values, and
+    not when the file is copied. ``shard`` has ``path`` and ``filesystem``."""
+    with shard.filesystem.open_input_file(shard.path) as file:
+        size = file.size()
+        file.seek(size - 8)
+        length = int.from_bytes(file.read(4), "little")  # footer length, then b"PAR1"
+        file.seek(size - 8 - length)
+        return hashlib.sha256(file.read(length)).hexdigest()
 
 
 def read_scores(shard_path: str, num_rows: int, names: list[str]) -> pa.Table:

@@ -106,7 +106,10 @@ def _score_shard_teacher(cfg: RunConfig, data: RunData) -> Any:
         raise ConfigError([f"data.train: {error}; run `distill score` first"]) from None
     except teachers.StaleCacheError as error:
         raise ConfigError(
-            [f"data.train: {error}; the teacher changed since: run `distill score` again"]
+            [
+                f"data.train: {error}; the teacher or the data changed since: "
+                "run `distill score` again"
+            ]
         ) from None
     return teachers.StreamedScoreColumns(column=SCORE_SHARD_COLUMN)
 

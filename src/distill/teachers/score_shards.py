@@ -4,8 +4,9 @@
 record batches and writes ``<shard folder>/_scores/<shard name>``: the rows' ids and teacher
 logits in the shard's row order. Memory is bounded by one record batch plus one shard's
 logits. Shards are dealt to the ranks round-robin (``torchrun``); each score shard is written
-atomically with the teacher's fingerprint in its metadata, so a rerun skips finished shards
-(same rows, same teacher) and a killed run never leaves a half-written one. A table opened
+atomically with the teacher's fingerprint and the data shard's footer digest in its metadata,
+so a rerun skips finished shards (same data, same teacher) and a killed run never leaves a
+half-written one. A table opened
 with ``scores=[...]`` reads them back as extras, aligned by shard and row;
 :func:`check_score_shards` refuses score shards of another teacher before they are used.
 See docs/streaming.md.
@@ -24,7 +25,13 @@ import torch
 
 from distill._io import atomic_path
 from distill._progress import ProgressBar
-from distill.data._score_shards import FINGERPRINT_KEY, SCORES_FOLDER, score_path
+from distill.data._score_shards import (
+    DATA_KEY,
+    FINGERPRINT_KEY,
+    SCORES_FOLDER,
+    footer_digest,
+    score_path,
+)
 from distill.teachers.cache import StaleCacheError, _short
 
 
@@ -65,14 +72,15 @@ def score_shards(
     with ProgressBar(len(mine), "scoring shards", enabled=None if progress else False) as bar:
         for done, shard in enumerate(mine, start=1):
             target = score_path(shard.path)
-            if _stored(target) != (shard.num_rows, fingerprint):
-                _write_scores(teacher, table, shard, target, column, fingerprint)
+            wanted = (shard.num_rows, fingerprint, footer_digest(shard))
+            if _stored(target) != wanted:
+                _write_scores(teacher, table, shard, target, column, wanted)
                 written.append(target)
             bar.update(done, {"shard": Path(shard.path).name, "written": len(written)})
     return written
 
 
-def _write_scores(teacher, table, shard, target: str, column: str, fingerprint: str) -> None:
+def _write_scores(teacher, table, shard, target: str, column: str, stamp: tuple) -> None:
     ids, logits = [], []
     for chunk in table.read_shard(shard):
         values = {} if chunk.feature_values is None else {"values": chunk.feature_values}
@@ -82,7 +90,9 @@ def _write_scores(teacher, table, shard, target: str, column: str, fingerprint: 
     names = [column] if logits.ndim == 1 else [f"{column}_{k}" for k in range(logits.shape[1])]
     values = logits.reshape(len(logits), -1).numpy()
     columns = {"id": torch.cat(ids).numpy()} | {n: values[:, k] for k, n in enumerate(names)}
-    scores = pa.table(columns).replace_schema_metadata({FINGERPRINT_KEY: fingerprint})
+    _, fingerprint, digest = stamp
+    metadata = {FINGERPRINT_KEY: fingerprint, DATA_KEY: digest}
+    scores = pa.table(columns).replace_schema_metadata(metadata)
     with atomic_path(target) as temporary:
         pq.write_table(scores, temporary)
 
@@ -113,7 +123,8 @@ def check_writable(table: Any) -> None:
 
 
 def check_score_shards(table: Any, teacher: Any) -> None:
-    """Every shard of ``table`` has a complete score shard written by this ``teacher``.
+    """Every shard of ``table`` has a complete score shard written by this ``teacher`` for the
+    shard as it is now.
 
     Args:
         table: the streamed table; teacher: an object with ``fingerprint()`` or that
@@ -122,8 +133,8 @@ def check_score_shards(table: Any, teacher: Any) -> None:
     Raises:
         FileNotFoundError: a missing or unreadable score shard (data shard and score shard
             named).
-        StaleCacheError: a score shard of another teacher or another number of rows (both
-            fingerprints named).
+        StaleCacheError: a score shard of another teacher, of other data (the data shard's
+            footer digest differs) or of another number of rows (both values named).
     """
     expected = teacher if isinstance(teacher, str) else teacher.fingerprint()
     for shard in table.shards:
@@ -134,7 +145,10 @@ def check_score_shards(table: Any, teacher: Any) -> None:
         differences = [
             f"{key} {_short(found)} (shard) != {_short(now)} (now)"
             for key, found, now in zip(
-                ("rows", "teacher"), stored, (shard.num_rows, expected), strict=True
+                ("rows", "teacher", "data"),
+                stored,
+                (shard.num_rows, expected, footer_digest(shard)),
+                strict=True,
             )
             if found != now
         ]
@@ -142,11 +156,16 @@ def check_score_shards(table: Any, teacher: Any) -> None:
             raise StaleCacheError(f"stale score shard {path}: {'; '.join(differences)}")
 
 
-def _stored(path: str) -> tuple[int, str] | None:
-    """Rows and teacher fingerprint of a score shard; None when missing or unreadable (writes
-    are atomic, so a readable one is complete)."""
+def _stored(path: str) -> tuple[int, str, str] | None:
+    """Rows, teacher fingerprint and data digest of a score shard; None when missing or
+    unreadable (writes are atomic, so a readable one is complete)."""
     try:
         metadata = pq.read_metadata(path)
     except (OSError, pa.ArrowException):
         return None
-    return metadata.num_rows, (metadata.metadata or {}).get(FINGERPRINT_KEY, b"").decode()
+    stamps = metadata.metadata or {}
+    return (
+        metadata.num_rows,
+        stamps.get(FINGERPRINT_KEY, b"").decode(),
+        stamps.get(DATA_KEY, b"").decode(),
+    )
