@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from distill import models
 from distill.cli import app
 from distill.config import load_config
+from distill.data.streaming import StreamingTable
 from distill.data.synthetic_shards import (
     CATEGORICAL,
     NUMERIC,
@@ -183,6 +184,52 @@ def test_a_read_only_split_folder_is_named_before_anything_is_scored(tmp_path, m
     output = invoke("score", str(path), code=2)
     assert f"data.valid: {data / 'valid'}: the folder is read-only" in output
     assert not any(data.rglob("_scores"))
+
+
+def test_read_only_shards_are_scored_into_a_scores_dir(tmp_path, monkeypatch):
+    data = write_data(tmp_path / "data")
+    path = config(tmp_path, data, "elsewhere")
+    invoke("teacher", str(path))
+    invoke("score", str(path))  # beside the shards: the oracle
+    beside = {split: pq.read_table(data / split / "_scores") for split, *_ in SPLITS}
+    for folder in data.rglob("_scores"):
+        shutil.rmtree(folder)
+    monkeypatch.setattr(  # the data folders are read-only from here on
+        "distill.teachers.score_shards.os.access", lambda folder, mode: "data" not in str(folder)
+    )
+    assert "the folder is read-only" in invoke("score", str(path), code=2)
+    scores_dir = tmp_path / "scores"
+    moved = ["--set", f"data.scores_dir='{scores_dir}'"]
+    invoke("score", str(path), *moved)
+    assert not any(data.rglob("_scores"))
+    for split, *_ in SPLITS:
+        assert pq.read_table(scores_dir / split).equals(beside[split])
+    invoke("student", str(path), *moved)  # reads them from scores_dir
+    output = invoke("student", str(path), code=2)  # without it: none beside the shards
+    assert "no teacher score shard" in output
+
+
+def test_a_scores_dir_needs_unique_shard_names(tmp_path):
+    for folder in ("a", "b"):
+        write_criteo_shards(tmp_path / folder, rows=50, shard_rows=50, seed=0)
+    shards = sorted(str(p) for p in tmp_path.rglob("*.parquet"))
+    name = Path(shards[0]).name
+    with pytest.raises(
+        ValueError,
+        match=(
+            rf"`scores_dir`: shards {re.escape(shards[0])} and {re.escape(shards[1])} share the "
+            rf"file name '{name}', so their score shards in .* would be one file; rename one"
+        ),
+    ):
+        StreamingTable(shards, label="label", scores_dir=tmp_path / "scores")
+    with pytest.raises(
+        ValueError,
+        match=r"data.scores_dir: is for streamed data \(score shards\); set streaming = true",
+    ):
+        load_config(
+            config(tmp_path, tmp_path, "x"),
+            overrides=["data.streaming=false", "data.scores_dir='s'"],
+        )
 
 
 def test_two_torchrun_ranks_score_each_shard_once(tmp_path):

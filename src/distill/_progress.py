@@ -107,7 +107,8 @@ class ProgressBar:
             f"{self.description}  step {self._completed}/{self.total} ({100 * done:.0f}%)  "
             f"elapsed {_clock(elapsed)}  ETA {_clock(eta)}  {self._status()}"
         )
-        print(line.rstrip(), file=sys.stdout, flush=True)
+        sys.stdout.write(line.rstrip() + "\n")  # one write: ranks' lines never mix on a pipe
+        sys.stdout.flush()
         self._printed = self._completed
 
 

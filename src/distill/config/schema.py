@@ -66,7 +66,9 @@ class DataSection(_Section):
     ``split`` fractions of the parts it makes. ``label_fraction``: share of training rows whose
     hard labels students see. See docs/data.md.
     ``split_seed``: seed of the split and of the labeled rows (default: ``run.seed``); a
-    multi-seed run keeps it fixed while the training seed varies.
+    multi-seed run keeps it fixed while the training seed varies. ``scores_dir`` (streamed
+    data): a local folder for the teacher's score shards (``<scores_dir>/<split>/``) instead of
+    ``_scores/`` beside each split's shards, for read-only or remote shards.
     """
 
     source: Literal["builtin", "letor", "libsvm", "criteo", "table"] = "builtin"
@@ -83,11 +85,16 @@ class DataSection(_Section):
     student_features: str | list[str | int] | None = None
     streaming: bool = False
     shuffle_buffer: PositiveInt = 100_000
+    scores_dir: str | None = None
 
     @model_validator(mode="after")
     def _streamed(self) -> DataSection:
         """Streamed shards (docs/streaming.md): Parquet tables given per split, all labeled."""
         if not self.streaming:
+            if self.scores_dir is not None:
+                raise ValueError(
+                    "`scores_dir` is for streamed data (score shards); set streaming = true"
+                )
             return self
         if self.source != "table":
             raise ValueError(f"`streaming` needs source = 'table' (Parquet), got {self.source!r}")

@@ -17,10 +17,10 @@ DATA_KEY = b"distill.data"
 """Parquet metadata key of the :func:`footer_digest` of the data shard it scores."""
 
 
-def score_path(shard_path: str) -> str:
-    """The score shard of a data shard: ``<folder>/_scores/<name>``."""
+def score_path(shard_path: str, scores_dir: str | None = None) -> str:
+    """The score shard of a data shard: ``<folder>/_scores/<name>``, or ``<scores_dir>/<name>``."""
     folder, _, name = shard_path.rpartition("/")
-    return f"{folder}/{SCORES_FOLDER}/{name}"
+    return f"{folder}/{SCORES_FOLDER}/{name}" if scores_dir is None else f"{scores_dir}/{name}"
 
 
 def footer_digest(shard: Any) -> str:
@@ -35,14 +35,14 @@ def footer_digest(shard: Any) -> str:
         return hashlib.sha256(file.read(length)).hexdigest()
 
 
-def read_scores(shard_path: str, num_rows: int, names: list[str]) -> pa.Table:
-    """The ``id`` and ``names`` columns of a data shard's score shard (its rows checked).
+def read_scores(shard_path: str, path: str, num_rows: int, names: list[str]) -> pa.Table:
+    """The ``id`` and ``names`` columns of the score shard ``path`` of a data shard (its rows
+    checked).
 
     Raises:
         ValueError: no readable score shard, a missing column, or a row count that differs
             from the data shard's.
     """
-    path = score_path(shard_path)
     try:
         scores = pq.read_table(path, columns=["id", *names])
     except (OSError, pa.ArrowException) as error:
@@ -58,10 +58,11 @@ def read_scores(shard_path: str, num_rows: int, names: list[str]) -> pa.Table:
 
 
 def check_aligned(path: str, score_ids: np.ndarray, ids: np.ndarray) -> None:
-    """The score rows hold the same ids as the data rows, in order."""
+    """The score rows (of the score shard ``path``) hold the same ids as the data rows, in
+    order."""
     if not np.array_equal(score_ids, ids):
         row = int(np.flatnonzero(score_ids != ids)[0])
         raise ValueError(
-            f"{score_path(path)}: id {int(score_ids[row])} where the data shard has id "
+            f"{path}: id {int(score_ids[row])} where the data shard has id "
             f"{int(ids[row])}; score the shards again"
         )

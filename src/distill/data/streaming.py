@@ -26,7 +26,7 @@ from distill.data._chunking import (
     stream_chunks,
 )
 from distill.data._heap import fix_mmap_threshold
-from distill.data._score_shards import check_aligned, read_scores
+from distill.data._score_shards import check_aligned, read_scores, score_path
 from distill.data._shards import Shard, open_shards, rank_spans
 from distill.data.dataset import Dataset
 from distill.data.sparse_rows import (
@@ -59,6 +59,8 @@ class StreamingTable:
         shuffle_buffer: rows held for shuffling (the memory bound of training reads).
         scores: columns of the shards' score shards (``<folder>/_scores/<name>``, written by
             ``distill.teachers.score_shards``) added to every chunk's extras, aligned by row.
+        scores_dir: a local folder holding the score shards instead (``<scores_dir>/<name>``;
+            for read-only or remote shards); shard file names must then be unique.
         layout: for libsvm-layout shards (list columns ``index``/``value``, written by
             ``distill convert --format libsvm``; detected from the schema, no ``features``):
             read with another table's ``sparse_layout`` (a valid/test split read like its
@@ -69,7 +71,7 @@ class StreamingTable:
             differs from the first one's (file named, columns listed), an unknown column, a
             non-integer group column, a group split across shards or not contiguous in its shard,
             a non-numeric ``impute``, libsvm-layout shards with ``features`` or ``categorical``
-            or that do not fit ``layout``.
+            or that do not fit ``layout``, two shards of one name with ``scores_dir``.
 
     Example:
         >>> table = StreamingTable("days/*.parquet", label="click", features=["I1"],
@@ -95,6 +97,7 @@ class StreamingTable:
         shuffle_buffer: int = 100_000,
         scores: Sequence[str] = (),
         layout: SparseLayout | None = None,
+        scores_dir: str | os.PathLike | None = None,
     ) -> None:
         self.shuffle_buffer = check_positive_int("shuffle_buffer", shuffle_buffer)
         fix_mmap_threshold()  # glibc: per-batch arrays go back to the system when freed
@@ -111,6 +114,7 @@ class StreamingTable:
         self.task = task
         self.scores = list(scores)
         self.shards, schema = open_shards(source)
+        self.scores_dir = None if scores_dir is None else _scores_dir(self.shards, scores_dir)
         mapped = [name for name in (label, group, id, *extras) if name is not None]
         missing = [n for n in [*mapped, *categorical, *(features or [])] if n not in schema.names]
         if missing:
@@ -165,6 +169,11 @@ class StreamingTable:
         view = copy.copy(self)
         view.scores = list(names)
         return view
+
+    def score_file(self, shard: Shard) -> str:
+        """Where the score shard of ``shard`` lives: ``<its folder>/_scores/<name>``, or
+        ``<scores_dir>/<name>``."""
+        return score_path(shard.path, self.scores_dir)
 
     def __len__(self) -> int:
         return self.num_rows
@@ -240,7 +249,7 @@ class StreamingTable:
         row_groups, offset = _row_groups(reader.metadata, start, stop)
         scores = None
         if self.scores:
-            scores = read_scores(shard.path, shard.num_rows, self.scores)
+            scores = read_scores(shard.path, self.score_file(shard), shard.num_rows, self.scores)
         try:
             for batch in reader.iter_batches(batch_size=READ_ROWS, row_groups=row_groups):
                 first, end = max(start - offset, 0), min(stop - offset, batch.num_rows)
@@ -248,7 +257,7 @@ class StreamingTable:
                     table = pa.Table.from_batches([batch]).slice(first, end - first)
                     piece = self._chunk(shard.path, table, shard.first_id + offset + first)
                     if scores is not None:
-                        piece = _with_scores(shard.path, piece, scores, offset + first)
+                        piece = _with_scores(self.score_file(shard), piece, scores, offset + first)
                     yield piece
                 offset += batch.num_rows
                 if offset >= stop:
@@ -315,6 +324,21 @@ def _sparse_layout(shards, schema, features, categorical, given) -> SparseLayout
             "(indices, row length or values outside it)"
         )
     return given
+
+
+def _scores_dir(shards: list[Shard], scores_dir: str | os.PathLike) -> str:
+    """``scores_dir`` as a string, once no two shards share a file name (their score shards
+    would be one file)."""
+    owners: dict[str, str] = {}
+    for shard in shards:
+        name = shard.path.rpartition("/")[2]
+        if name in owners:
+            raise ValueError(
+                f"`scores_dir`: shards {owners[name]} and {shard.path} share the file name "
+                f"{name!r}, so their score shards in {scores_dir} would be one file; rename one"
+            )
+        owners[name] = shard.path
+    return os.fspath(scores_dir).rstrip("/") or "/"
 
 
 def _with_scores(path: str, piece: Dataset, scores: pa.Table, start: int) -> Dataset:

@@ -43,6 +43,7 @@ def stream_splits(section: DataSection, *, track: str, extras: list[str]) -> tup
                 task=TASK_OF_TRACK[track],
                 shuffle_buffer=section.shuffle_buffer,
                 layout=tables[0].sparse_layout if tables else None,
+                scores_dir=None if section.scores_dir is None else f"{section.scores_dir}/{key}",
             )
         except (ValueError, FileNotFoundError) as error:
             raise ConfigError([f"data.{key}: {error}"]) from error

@@ -127,7 +127,6 @@ def score_streamed(teacher: Any, data: RunData, context: DistributedContext) -> 
             where the score shards cannot be written (named; checked before any shard is
             scored).
     """
-    from distill.data._score_shards import score_path  # pyarrow: the `data` extra
     from distill.teachers.score_shards import check_writable, score_shards
 
     if isinstance(teacher, teachers.StreamedScoreColumns):
@@ -155,7 +154,7 @@ def score_streamed(teacher: Any, data: RunData, context: DistributedContext) -> 
                 progress=True,
             )
     barrier(context)
-    return Path(score_path(data.train.shards[0].path)).parent
+    return Path(data.train.score_file(data.train.shards[0])).parent
 
 
 def scored_rows(cfg: RunConfig, train: Any, teacher: Any) -> Any:

@@ -30,7 +30,6 @@ from distill.data._score_shards import (
     FINGERPRINT_KEY,
     SCORES_FOLDER,
     footer_digest,
-    score_path,
 )
 from distill.teachers.cache import StaleCacheError, _short
 
@@ -71,7 +70,7 @@ def score_shards(
     mine = table.shards[rank::world_size]
     with ProgressBar(len(mine), "scoring shards", enabled=None if progress else False) as bar:
         for done, shard in enumerate(mine, start=1):
-            target = score_path(shard.path)
+            target = table.score_file(shard)
             wanted = (shard.num_rows, fingerprint, footer_digest(shard))
             if _stored(target) != wanted:
                 _write_scores(teacher, table, shard, target, column, wanted)
@@ -98,28 +97,38 @@ def _write_scores(teacher, table, shard, target: str, column: str, stamp: tuple)
 
 
 def check_writable(table: Any) -> None:
-    """Every shard folder is local and can take its ``_scores`` folder.
+    """The score shards of ``table`` can be written: its ``scores_dir``, else every shard
+    folder (local) with its ``_scores`` folder.
 
     Raises:
-        ValueError: a shard on another filesystem (``s3://``, ...; named).
+        ValueError: without ``scores_dir``, a shard on another filesystem (``s3://``, ...;
+            named).
         PermissionError: naming the read-only folder.
     """
+    if table.scores_dir is not None:
+        _check_folder(table.scores_dir)
+        return
     remote = [s.path for s in table.shards if not isinstance(s.filesystem, pafs.LocalFileSystem)]
     if remote:
         raise ValueError(
             f"{remote[0]}: score shards are written beside local shards only; this shard is on "
-            f"{type(table.shards[0].filesystem).__name__} (log the scores as a column instead)"
+            f"{type(table.shards[0].filesystem).__name__} (give a local scores folder, "
+            "data.scores_dir, or log the scores as a column)"
         )
-    folders = {shard.path.rpartition("/")[0] for shard in table.shards}
-    for folder in sorted(folders):
-        scores = os.path.join(folder, SCORES_FOLDER)
-        target = scores if os.path.isdir(scores) else folder
-        if not os.access(target, os.W_OK | os.X_OK):
-            raise PermissionError(
-                f"{target}: the folder is read-only; the teacher's score shards are written to "
-                f"{scores} beside the data shards (copy the shards to a writable folder, or "
-                "make it writable)"
-            )
+    for folder in sorted({shard.path.rpartition("/")[0] for shard in table.shards}):
+        _check_folder(os.path.join(folder, SCORES_FOLDER))
+
+
+def _check_folder(scores: str) -> None:
+    """``scores`` (or, before it exists, its nearest existing parent) takes new files."""
+    target = Path(scores)
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise PermissionError(
+            f"{target}: the folder is read-only; the teacher's score shards are written to "
+            f"{scores} (give a writable scores folder, data.scores_dir, or make it writable)"
+        )
 
 
 def check_score_shards(table: Any, teacher: Any) -> None:
@@ -138,7 +147,7 @@ def check_score_shards(table: Any, teacher: Any) -> None:
     """
     expected = teacher if isinstance(teacher, str) else teacher.fingerprint()
     for shard in table.shards:
-        path = score_path(shard.path)
+        path = table.score_file(shard)
         stored = _stored(path)
         if stored is None:
             raise FileNotFoundError(f"{shard.path}: no teacher score shard {path}")
