@@ -47,6 +47,9 @@ TITLE = "Memory and speed: streaming Parquet shards"
 DDP_TITLE = "Streaming shards under torchrun: 1 vs 2 CPU processes"
 RSS_RATIO, RSS_LIMIT_GIB, SPEED_TARGET = 1.2, 2.0, 0.8
 BATCH_SIZE, SHARD_ROWS, BUCKETS = 1024, 200_000, 2**17
+DDP_BATCH_SIZES = (1024, 8192)
+"""Global batches of the torchrun runs: the per-step gradient exchange is amortised over more
+rows in the larger one."""
 MAIN = "import resource, sys\nfrom distill.__main__ import main\ntry:\n    main()\nfinally:\n"
 
 
@@ -56,7 +59,9 @@ def extra(parser) -> None:
     parser.add_argument(
         "--ddp", action="store_true", help="only the 1 vs 2 torchrun processes runs"
     )
-    parser.add_argument("--ddp-worker", nargs=2, metavar=("SHARDS", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--ddp-worker", nargs=3, metavar=("SHARDS", "OUT", "BATCH"), help=argparse.SUPPRESS
+    )
     parser.add_argument(
         "--memory-only",
         action="store_true",
@@ -202,11 +207,11 @@ under {RSS_LIMIT_GIB} GiB: {met}).
     return payload
 
 
-def train_options() -> TrainOptions:
+def train_options(batch_size: int = BATCH_SIZE) -> TrainOptions:
     """One epoch, the benchmark's batch, sparse embedding gradients (lazy Adam)."""
     return TrainOptions(
         epochs=1,
-        batch_size=BATCH_SIZE,
+        batch_size=batch_size,
         lr=3e-3,
         device="cpu",
         progress=False,
@@ -227,7 +232,7 @@ class _RecordingColumns(StreamedScoreColumns):
         return super().batch_logits(extras, ids)
 
 
-def ddp_worker(folder: Path, out: Path) -> None:
+def ddp_worker(folder: Path, out: Path, batch_size: int) -> None:
     """Inside ``torchrun``: one epoch of ``fit``; each rank writes its ids, the rows it read
     and (rank 0) the epoch's seconds."""
     import torch.distributed as dist
@@ -245,20 +250,20 @@ def ddp_worker(folder: Path, out: Path) -> None:
     model = WideAndDeep(table.num_embeddings, table.width, hidden=(64, 32))
     objective = Objective([BinaryKDTerm(soft_weight=0.5)])
     started = time.perf_counter()
-    fit(model, table, objective=objective, options=train_options(), teacher=teacher)
+    fit(model, table, objective=objective, options=train_options(batch_size), teacher=teacher)
     elapsed = time.perf_counter() - started
     rank = dist.get_rank() if dist.is_initialized() else 0
     np.save(out / f"ids{rank}.npy", np.concatenate(teacher.ids))
     (out / f"rank{rank}.json").write_text(json.dumps({"epoch_s": elapsed, "rows_read": read[0]}))
 
 
-def ddp_epoch(folder: Path, processes: int) -> dict[str, Any]:
+def ddp_epoch(folder: Path, processes: int, batch_size: int) -> dict[str, Any]:
     """One epoch under ``torchrun`` with ``processes`` CPU workers: time, reads, the check."""
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch)
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                    f"--nproc-per-node={processes}", "-m", "benchmarks.streaming",
-                   "--ddp-worker", str(folder), str(out)]  # fmt: skip
+                   "--ddp-worker", str(folder), str(out), str(batch_size)]  # fmt: skip
         env = os.environ | {"OMP_NUM_THREADS": "1"}
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -276,22 +281,29 @@ def ddp_epoch(folder: Path, processes: int) -> dict[str, Any]:
 
 
 def ddp_comparison(args) -> dict[str, Any]:
-    """1 vs 2 torchrun processes over the same shards, alternated ``--repeats`` times."""
+    """1 vs 2 torchrun processes over the same shards at each global batch of
+    :data:`DDP_BATCH_SIZES`, alternated ``--repeats`` times."""
     rows = 40_000 if args.quick else max(args.rows)
-    runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
+    settings = [(batch, processes) for batch in DDP_BATCH_SIZES for processes in (1, 2)]
+    runs: dict[tuple[int, int], list[dict[str, Any]]] = {setting: [] for setting in settings}
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         write_criteo_shards(folder / "train", rows=rows, shard_rows=max(rows // 8, 1), seed=0)
         for _ in range(1 if args.quick else args.repeats):
-            for processes in runs:
-                runs[processes].append(ddp_epoch(folder, processes))
-    best = {p: min(run["epoch_s"] for run in r) for p, r in runs.items()}
+            for batch, processes in settings:
+                runs[batch, processes].append(ddp_epoch(folder, processes, batch))
+    best = {setting: min(run["epoch_s"] for run in r) for setting, r in runs.items()}
     payload = {
         "rows": rows,
         "shards": 8,
-        "runs": {str(p): r for p, r in runs.items()},
-        "rows_per_s": {str(p): rows / best[p] for p in runs},
-        "speedup": best[1] / best[2],
+        "batches": {
+            str(batch): {
+                "runs": {str(p): runs[batch, p] for p in (1, 2)},
+                "rows_per_s": {str(p): rows / best[batch, p] for p in (1, 2)},
+                "speedup": best[batch, 1] / best[batch, 2],
+            }
+            for batch in DDP_BATCH_SIZES
+        },
         "exactly_once": all(run["exactly_once"] for r in runs.values() for run in r),
     }
     write_results(f"{NAME}_ddp", args, payload)
@@ -300,32 +312,36 @@ def ddp_comparison(args) -> dict[str, Any]:
 
 
 def _ddp_markdown(payload: dict[str, Any]) -> str:
-    speed, reads = payload["rows_per_s"], payload["runs"]["2"][0]["rows_read"]
     check = "every row exactly once" if payload["exactly_once"] else "FAILED"
+    rows = []
+    for batch, result in payload["batches"].items():
+        for processes in ("1", "2"):
+            reads = result["runs"][processes][0]["rows_read"]
+            speed = f"{result['rows_per_s'][processes]:,.0f}"
+            ratio = f"**{result['speedup']:.2f}×**" if processes == "2" else "–"
+            rows.append([batch, processes, speed, ratio, ", ".join(f"{n:,}" for n in reads)])
+    header = ["global batch", "processes", "rows/s", "2 ÷ 1 process", "rows read by each rank"]
     return f"""
-One epoch of `fit` (Wide & Deep, binary KD from the logged column, sparse embeddings, batch
-{BATCH_SIZE} rows in all) over {payload["rows"]:,} synthetic Criteo-shaped rows in
-{payload["shards"]} shards, under `torchrun --standalone` on the CPU (gloo), alternated
-(best of the rounds; the time of the slowest rank, `fit`'s DDP set-up included):
+One epoch of `fit` (Wide & Deep, binary KD from the logged column, sparse embeddings) over
+{payload["rows"]:,} synthetic Criteo-shaped rows in {payload["shards"]} shards, under `torchrun
+--standalone` on the CPU (gloo), 1 and 2 processes at two global batches, alternated (best of
+the rounds; the time of the slowest rank, `fit`'s DDP set-up included; {os.cpu_count()} cores,
+shared with other jobs):
 
-| processes | rows/s | rows read by each rank |
-|---|---|---|
-| 1 | {speed["1"]:,.0f} | {payload["runs"]["1"][0]["rows_read"][0]:,} |
-| 2 | {speed["2"]:,.0f} | {", ".join(f"{n:,}" for n in reads)} |
+{markdown_table(header, rows)}
 
-2 ÷ 1 process: **{payload["speedup"]:.2f}×** on {os.cpu_count()} cores shared with other jobs.
 Each step exchanges the gradients (gloo; the embedding tables' sparse gradients are gathered
-rather than summed) for a half batch of {BATCH_SIZE // 2} rows per process, so on 2 shared
-cores the exchange can outweigh the halved compute; larger batches were not measured.
-Exactly-once check (the ids each rank trained on, every round): {check}. Each rank
-reads only its own run of the shards (docs/streaming.md, "One epoch").
+rather than summed), once per global batch: a larger batch spreads that exchange over more
+rows. Exactly-once check (the ids each rank trained on,
+every round): {check}. Each rank reads only its own run of the shards (docs/streaming.md, "One
+epoch").
 """
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(NAME, argv, seeds=1, extra=extra)
     if args.ddp_worker:
-        ddp_worker(Path(args.ddp_worker[0]), Path(args.ddp_worker[1]))
+        ddp_worker(Path(args.ddp_worker[0]), Path(args.ddp_worker[1]), int(args.ddp_worker[2]))
         return {}
     if args.ddp:
         return ddp_comparison(args)
