@@ -15,7 +15,7 @@ from distill.models import WideAndDeep
 from distill.teachers import StreamedScoreColumns
 from distill.train import BinaryKDTerm, LabelsTerm, Objective, TrainOptions, fit
 from distill.train.evaluation import evaluate
-from distill.train.streaming import _Columns, predict_stream
+from distill.train.streaming import RowColumns, predict_stream
 from distill.train.terms import main_score
 from test_data_streaming import open_table, write_shards
 
@@ -145,7 +145,7 @@ def test_predict_stream_scores_every_row_in_file_order(tmp_path):
 
 
 def test_growing_columns_equal_concatenation():
-    columns = _Columns(1)
+    columns = RowColumns(1)
     parts = [torch.randn(n, 3) for n in (2, 5, 1, 9)]
     for k, part in enumerate(parts):
         columns.append(scores=part, labels=part[:, 0], ids=torch.arange(len(part)) + k, groups=None)

@@ -10,7 +10,7 @@ from torch import nn
 from distill import metrics, teachers
 from distill.data import Dataset
 from distill.train.evaluation import predict
-from distill.train.streaming import is_stream, predict_stream
+from distill.train.streaming import RowColumns, is_stream, predict_stream
 from distill.train.terms import main_score
 
 
@@ -43,21 +43,19 @@ def stream_teacher_scores(teacher: Any, table: Any) -> tuple[torch.Tensor, Datas
     feature-less Dataset of the rows' labels (and groups): score columns are read with the
     rows, a model file predicts each chunk.
     """
-    scores, labels, groups = [], [], []
+    grouped = table.num_groups is not None
+    columns = RowColumns(len(table))
     for chunk in table.iter_chunks(batch_size=4096, shuffle=False):
         if hasattr(teacher, "batch_logits"):
-            scores.append(teacher.batch_logits(chunk.extras, chunk.ids))
+            scores = teacher.batch_logits(chunk.extras, chunk.ids)
         else:
             values = {} if chunk.feature_values is None else {"values": chunk.feature_values}
-            scores.append(teacher.predict(chunk.features, chunk.ids, **values).float())
-        labels.append(chunk.labels)
-        groups.append(chunk.groups if chunk.groups is not None else chunk.ids)
-    rows = Dataset(
-        torch.zeros(len(table), 0),
-        torch.cat(labels),
-        groups=torch.cat(groups) if table.num_groups is not None else None,
-    )
-    return torch.cat(scores), rows
+            scores = teacher.predict(chunk.features, chunk.ids, **values).float()
+        groups = chunk.groups if grouped else None
+        columns.append(scores=scores, labels=chunk.labels, ids=chunk.ids, groups=groups)
+    scores, labels, _, groups = columns.tensors()
+    rows = Dataset(torch.zeros(len(labels), 0), labels, groups=groups if grouped else None)
+    return scores, rows
 
 
 def score_metrics(scores: torch.Tensor, dataset: Dataset, track: str) -> dict[str, float]:

@@ -160,7 +160,7 @@ def predict_stream(
     chunks = table.iter_chunks(
         batch_size=size, shuffle=False, rank=context.rank, world_size=context.world_size
     )
-    columns = _Columns(len(table) // context.world_size + 1)
+    columns = RowColumns(len(table) // context.world_size + 1)
     for chunk in chunks:
         inputs = [chunk.features.to(context.device)]
         if chunk.feature_values is not None:
@@ -180,7 +180,7 @@ def predict_stream(
     return scores, rows
 
 
-class _Columns:
+class RowColumns:
     """Per-row tensors appended chunk by chunk into buffers grown by doubling."""
 
     def __init__(self, capacity: int) -> None:
