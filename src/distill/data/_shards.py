@@ -6,9 +6,11 @@ file, a list of them, or any URI ``pyarrow.fs`` understands. See docs/streaming.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import os
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -32,8 +34,15 @@ class Shard:
 
     def open(self) -> pq.ParquetFile:
         """The file's reader; a corrupt file raises ValueError naming it."""
-        try:
+        with self.named_errors():
             return pq.ParquetFile(self.filesystem.open_input_file(self.path))
+
+    @contextlib.contextmanager
+    def named_errors(self) -> Iterator[None]:
+        """Turn pyarrow's errors of reading this file (a corrupt footer or page: ``OSError``
+        or ``ArrowException``) into a ValueError naming it."""
+        try:
+            yield
         except (pa.ArrowException, OSError) as error:
             raise ValueError(f"{self.path}: not a readable Parquet file ({error})") from error
 

@@ -250,7 +250,7 @@ class StreamingTable:
         scores = None
         if self.scores:
             scores = read_scores(shard.path, self.score_file(shard), shard.num_rows, self.scores)
-        try:
+        with shard.named_errors():
             for batch in reader.iter_batches(batch_size=READ_ROWS, row_groups=row_groups):
                 first, end = max(start - offset, 0), min(stop - offset, batch.num_rows)
                 if first < end:
@@ -262,8 +262,6 @@ class StreamingTable:
                 offset += batch.num_rows
                 if offset >= stop:
                     return
-        except pa.ArrowException as error:
-            raise ValueError(f"{shard.path}: not a readable Parquet file ({error})") from error
 
     def _read_span(self, position: int, first: int, end: int) -> Iterator[Dataset]:
         """Units ``first`` to ``end`` of a shard (rows, or groups of a grouped table)."""
@@ -359,7 +357,9 @@ def _check_groups(shards: list[Shard], group: str) -> list[int]:
     for shard in shards:
         before = len(owner)
         previous = None
-        for batch in shard.open().iter_batches(batch_size=READ_ROWS, columns=[group]):
+        with shard.named_errors():
+            batches = list(shard.open().iter_batches(batch_size=READ_ROWS, columns=[group]))
+        for batch in batches:
             values = batch.column(0).to_numpy(zero_copy_only=False)
             starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
             for value in values[starts].tolist():
