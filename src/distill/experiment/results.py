@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
+from distill import models
 from distill._io import write_atomic
 from distill.config import RunConfig
+from distill.experiment.metrics import teacher_metrics, track_metrics
 
 
 def gap_recovered(
@@ -37,6 +42,32 @@ def gap_recovered(
 def read_results(folder: Path) -> dict[str, Any]:
     """The ``results.json`` of a run folder."""
     return json.loads((Path(folder) / "results.json").read_text())
+
+
+def model_row(
+    name: str, model: nn.Module, test: Any, cfg: RunConfig, wall_time: float, path: Any
+) -> dict[str, Any]:
+    """The results row of a trained model: its test metrics, size, wall time and folder."""
+    return {
+        "name": name,
+        "metrics": track_metrics(model, test, cfg.run.track),
+        "params": models.count_parameters(model),
+        "size_bytes": models.size_bytes(model),
+        "wall_time_s": round(wall_time, 3),
+        "path": str(path),
+    }
+
+
+def teacher_file_row(cfg: RunConfig, teacher: Any, test: Any, started: float) -> dict[str, Any]:
+    """The results row of a teacher that is not a module: metrics of its test predictions."""
+    source = cfg.teacher.path or f"column {cfg.teacher.score_columns}"
+    return {
+        "name": "teacher",
+        "metrics": teacher_metrics(teacher, test, cfg.run.track),
+        **teacher.size().row(),
+        "wall_time_s": round(time.perf_counter() - started, 3),
+        "path": str(source),
+    }
 
 
 def write_row(cfg: RunConfig, teacher, variant, *, warnings: list[str] | None = None) -> None:

@@ -25,8 +25,8 @@ from torch import nn
 from distill import models, teachers
 from distill.config import ConfigError, LabelsTerm, Objective, RunConfig, Variant, write_config
 from distill.experiment.checks import run_warnings
-from distill.experiment.metrics import teacher_metrics, track_metrics
-from distill.experiment.results import read_results, write_row
+from distill.experiment.metrics import track_metrics
+from distill.experiment.results import model_row, read_results, teacher_file_row, write_row
 from distill.experiment.run_folder import (
     clear_outputs,
     finished_rows,
@@ -180,7 +180,7 @@ def run_teacher(
     if cfg.teacher.model is None:
         given = given_teacher(cfg, data)
         if not isinstance(given, teachers.ModuleTeacher):
-            row = _teacher_row(cfg, given, data.test, started)
+            row = teacher_file_row(cfg, given, data.test, started)
             _update_results(cfg, teacher=row)
             return row
         model = given.module
@@ -207,7 +207,7 @@ def run_teacher(
         ).model
     path = _save(cfg, model, folder / "teacher")
     wall_time = time.perf_counter() - started
-    row = _row("teacher", model, data.test, cfg, wall_time, path)
+    row = model_row("teacher", model, data.test, cfg, wall_time, path)
     _update_results(cfg, teacher=row)
     return row
 
@@ -289,7 +289,7 @@ def run_student(
     )
     path = _save(cfg, result.model, cfg.run.directory / "students" / chosen.name)
     test = data.student_view(data.test)
-    row = _row(chosen.name, result.model, test, cfg, result.wall_time_s, path)
+    row = model_row(chosen.name, result.model, test, cfg, result.wall_time_s, path)
     _update_results(cfg, variant=row)
     return row
 
@@ -331,7 +331,7 @@ def run_joint(
     )
     student = result.model.student()
     path = _save(cfg, student, cfg.run.directory / "joint")
-    row = _row("joint", student, data.test, cfg, result.wall_time_s, path)
+    row = model_row("joint", student, data.test, cfg, result.wall_time_s, path)
     _update_results(cfg, variant=row)
     return row
 
@@ -346,29 +346,6 @@ def evaluate_model(cfg: RunConfig, directory: Path, *, split: str = "test") -> d
     data = load_run_data(cfg)
     model = load_model(Path(directory), "model", trust=cfg.teacher.trust)
     return track_metrics(model, data.view_for(model, getattr(data, split)), cfg.run.track)
-
-
-def _row(name, model: nn.Module, test, cfg: RunConfig, wall_time: float, path) -> dict[str, Any]:
-    return {
-        "name": name,
-        "metrics": track_metrics(model, test, cfg.run.track),
-        "params": models.count_parameters(model),
-        "size_bytes": models.size_bytes(model),
-        "wall_time_s": round(wall_time, 3),
-        "path": str(path),
-    }
-
-
-def _teacher_row(cfg: RunConfig, teacher, test, started: float) -> dict[str, Any]:
-    """The results row of a teacher that is not a module: metrics of its test predictions."""
-    source = cfg.teacher.path or f"column {cfg.teacher.score_columns}"
-    return {
-        "name": "teacher",
-        "metrics": teacher_metrics(teacher, test, cfg.run.track),
-        **teacher.size().row(),
-        "wall_time_s": round(time.perf_counter() - started, 3),
-        "path": str(source),
-    }
 
 
 def _context(cfg: RunConfig) -> DistributedContext:
