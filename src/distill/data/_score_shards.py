@@ -26,8 +26,9 @@ def score_path(shard_path: str, scores_dir: str | None = None) -> str:
 def footer_digest(shard: Any) -> str:
     """SHA-256 of a data shard's Parquet footer (schema, row groups, sizes and statistics of
     every column chunk): it changes when the shard is rewritten with other rows or values, and
-    not when the file is copied. ``shard`` has ``path`` and ``filesystem``."""
-    with shard.filesystem.open_input_file(shard.path) as file:
+    not when the file is copied. ``shard`` is a :class:`~distill.data._shards.Shard`; an
+    unreadable file raises ValueError naming it."""
+    with shard.named_errors(), shard.filesystem.open_input_file(shard.path) as file:
         size = file.size()
         file.seek(size - 8)
         length = int.from_bytes(file.read(4), "little")  # footer length, then b"PAR1"

@@ -1,15 +1,14 @@
 """Teacher scores of streamed shards, written beside them: one score shard per data shard.
 
 ``score_shards`` reads each data shard of a :class:`~distill.data.streaming.StreamingTable` in
-record batches and writes ``<shard folder>/_scores/<shard name>``: the rows' ids and teacher
-logits in the shard's row order. Memory is bounded by one record batch plus one shard's
-logits. Shards are dealt to the ranks round-robin (``torchrun``); each score shard is written
-atomically with the teacher's fingerprint and the data shard's footer digest in its metadata,
-so a rerun skips finished shards (same data, same teacher) and a killed run never leaves a
-half-written one. A table opened
-with ``scores=[...]`` reads them back as extras, aligned by shard and row;
-:func:`check_score_shards` refuses score shards of another teacher before they are used.
-See docs/streaming.md.
+record batches and writes ``<shard folder>/_scores/<shard name>`` (or ``<scores_dir>/<shard
+name>``): the rows' ids and teacher logits in the shard's row order. Memory is bounded by one
+record batch plus one shard's logits. Shards are dealt to the ranks round-robin (``torchrun``);
+each score shard is written atomically with the teacher's fingerprint and the data shard's
+footer digest in its metadata, so a rerun skips finished shards (same data, same teacher) and a
+killed run never leaves a half-written one. A table opened with ``scores=[...]`` reads them back
+as extras, aligned by shard and row; :func:`check_score_shards` refuses score shards of another
+teacher or of other data before they are used. See docs/streaming.md.
 """
 
 from __future__ import annotations
