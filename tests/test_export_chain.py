@@ -107,6 +107,12 @@ def test_table_sizes_are_the_files_and_changes_are_against_the_previous_step(tmp
         ([], {}, r"`steps` must name at least one step"),
         (["share"], {"share_rank": 17}, r"`share_rank` must be in \[1, 16\] .*, got 17"),
         (["share"], {"share_rank": 0.0}, r"`share_rank` must be an int rank or an energy"),
+        (
+            ["share", "fp16"],
+            {"share_rank": 12},
+            r"`share_rank` 12 gives rank 12: V·r \+ 2·r·d = 768 weights, not fewer than the "
+            r"2·V·d = 768 of embedding \+ head; ranks up to 11 make them smaller",
+        ),
         (["share"], {"output": "project"}, r"`output` 'project': no layer of the same V and d"),
         (["low-rank"], {"rank": 0}, r"`rank` must be >= 1, got 0"),
         (["share"], {"recover_steps": 3}, r"`recover_inputs` must be given"),
@@ -218,6 +224,16 @@ def test_cli_chain_rank_out_of_range_fails_before_writing(tmp_path):
     result = runner.invoke(app, args)
     text = " ".join(result.output.replace("│", " ").split())
     assert result.exit_code == 1 and "`share_rank` must be in [1, 16]" in text and "got 40" in text
+    assert not out.exists()
+
+
+def test_cli_chain_refuses_an_energy_whose_rank_does_not_shrink(tmp_path):
+    run, out = _tiny_run(tmp_path), tmp_path / "chain"
+    args = ["export", str(run), "--chain", "share,fp16", "--share-rank", "1.0", "--out", str(out)]
+    result = runner.invoke(app, args)
+    text = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 1 and "`share_rank` 1.0 gives rank 16:" in text, text
+    assert "not fewer than the 2·V·d" in text
     assert not out.exists()
 
 

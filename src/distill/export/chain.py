@@ -64,8 +64,9 @@ def check_chain(steps: Sequence[str], model: nn.Module, settings: ChainSettings)
 
     Rules: steps from :data:`CHAIN_STEPS`, each at most once, factorisations in the order
     share → low-rank, at most one quantisation and only as the last step; a shareable pair
-    and a rank in range for ``share``; a valid rank for ``low-rank``; recovery inputs when
-    ``recover_steps > 0``.
+    and a rank in range for ``share`` (an int rank must make the pair smaller; the rank an
+    energy fraction picks is checked when the step runs); a valid rank for ``low-rank``;
+    recovery inputs when ``recover_steps > 0``.
 
     Returns:
         The steps as a list.
@@ -91,13 +92,15 @@ def check_chain(steps: Sequence[str], model: nn.Module, settings: ChainSettings)
             f"once; got {','.join(steps)}"
         )
     if "share" in steps:
-        check_share(
+        pair = check_share(
             model,
             rank=settings.share_rank,
             embedding=settings.embedding,
             output=settings.output,
             rank_name="share_rank",
         )
+        if isinstance(settings.share_rank, int):
+            _check_shrinks(model, pair, settings.share_rank, settings.share_rank)
     if "low-rank" in steps:
         check_rank(settings.rank)
     check_positive_int("recover_steps", settings.recover_steps, minimum=0)
@@ -171,8 +174,25 @@ def _share(state: _State, settings: ChainSettings, step: str) -> _State:
     module, shared = share_embeddings(
         state.module, rank=settings.share_rank, embedding=settings.embedding, output=settings.output
     )
+    pair = (shared["embedding"], shared["output"])
+    _check_shrinks(state.module, pair, shared["rank"], settings.share_rank)
     text = f"{shared['embedding']} + {shared['output']} share rank {shared['rank']}"
     return _State(module, {**state.structure, "shared": shared}, text)
+
+
+def _check_shrinks(model: nn.Module, pair: Sequence[str], rank: int, setting: Any) -> None:
+    """The shared rank gives fewer weights than the embedding and output layer it replaces:
+    ``V·r + 2·r·d < 2·V·d``, i.e. ``r < 2Vd / (V + 2d)``."""
+    table = model.get_submodule(pair[0])
+    vocab, width = table.num_embeddings, table.embedding_dim
+    limit = (2 * vocab * width - 1) // (vocab + 2 * width)
+    if rank > limit:
+        shared = vocab * rank + 2 * rank * width
+        raise ValueError(
+            f"`share_rank` {setting!r} gives rank {rank}: V·r + 2·r·d = {shared:,} weights, not "
+            f"fewer than the 2·V·d = {2 * vocab * width:,} of {pair[0]} + {pair[1]}; ranks up "
+            f"to {limit} make them smaller"
+        )
 
 
 def _low_rank(state: _State, settings: ChainSettings, step: str) -> _State:
