@@ -25,7 +25,8 @@ from distill.losses import (
     pointwise_distillation_loss,
 )
 from distill.penalties import gsmelu
-from distill.ranking.losses import pairwise_distillation_loss, quantile_ranking_loss
+from distill.ranking.losses import pairwise_distillation_loss
+from distill.ranking.quantile_losses import quantile_ranking_loss
 from distill.teachers import CachedScores, ModuleTeacher, StaleCacheError, score
 from distill.temperature import log_softmax_t, softmax_t
 from distill.train import KDTerm, LabelsTerm, NonFiniteLossError, Objective, TrainOptions, fit

@@ -9,7 +9,8 @@ docs/formulas.md#quantile-heads, US 2023/0252281 Eqs. 3, 5–8).
 - :func:`pair_agreement` — the share of pairs within a threshold of the teacher (US 2023/0252281,
   claim 1).
 
-The losses live in :mod:`distill.ranking.losses`, the objective in
+The losses live in :mod:`distill.ranking.losses` and :mod:`distill.ranking.quantile_losses`
+(their shared input checks in :mod:`distill.ranking.pair_inputs`), the objective in
 :mod:`distill.ranking.objective`; pairs and heads are :mod:`distill.ranking.pairs` and
 :mod:`distill.ranking.heads`.
 """
@@ -19,10 +20,9 @@ from distill.ranking.losses import (
     pair_agreement,
     pairwise_distillation_loss,
     pairwise_logistic_loss,
-    quantile_distillation_loss,
-    quantile_ranking_loss,
 )
 from distill.ranking.objective import RankingObjective
+from distill.ranking.quantile_losses import quantile_distillation_loss, quantile_ranking_loss
 
 __all__ = [
     "RankingObjective",

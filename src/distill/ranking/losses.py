@@ -1,5 +1,5 @@
-"""Pairwise and quantile ranking losses over query groups (docs/formulas.md#pairs,
-docs/formulas.md#quantile-heads, US 2023/0252281 Eqs. 3, 5–8).
+"""Pairwise ranking losses over query groups (docs/formulas.md#pairs, US 2023/0252281 Eq. 3;
+the quantile-head losses are :mod:`distill.ranking.quantile_losses`).
 
 Public through :mod:`distill.ranking`.
 
@@ -13,78 +13,39 @@ listing them (:mod:`distill.ranking.pair_sums`, ``docs/pair-sums.md``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 
 from distill import penalties
-from distill._reduce import Reduction, reduce_loss
+from distill._reduce import Reduction
 from distill._validation import (
     check_choice,
     check_finite,
-    check_float_tensor,
     check_number,
     check_pair,
 )
 from distill.ranking.pair_engine import Normalize, pair_sum
-from distill.ranking.pair_sums import penalty_form, quantile_form
+from distill.ranking.pair_inputs import (
+    check_score_groups,
+    check_scores,
+    labels_for,
+    residual_items,
+)
+from distill.ranking.pair_sums import penalty_form
 from distill.ranking.pairs import (
     SIGNALS,
     Pairs,
     PairSet,
     Signal,
-    check_group_ids,
     check_labels,
-    item_signal,
-    pair_signal,
 )
 from distill.ranking.ranks import hard_ranks, soft_ranks
 
 PairwiseSignal = Literal["logit", "prob", "pair_prob", "squared", "rank"]
 PAIRWISE_SIGNALS = (*SIGNALS, "rank")
-Residual = Callable[[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]], torch.Tensor]
 PenaltySpec = penalties.Penalty | str | dict[str, Any]
-
-
-def _check_scores(name: str, scores: Any, ndim: int) -> torch.Tensor:
-    check_float_tensor(name, scores)
-    if scores.ndim != ndim:
-        expected = "(N,)" if ndim == 1 else "(N, K)"
-        raise ValueError(f"`{name}` must have shape {expected}, got {tuple(scores.shape)}")
-    return check_finite(name, scores)
-
-
-def _check_groups(group_ids: Any, scores: torch.Tensor, name: str) -> None:
-    check_group_ids(group_ids)
-    if group_ids.shape[0] != scores.shape[0]:
-        raise ValueError(
-            f"`group_ids` length {group_ids.shape[0]} does not match `{name}` length "
-            f"{scores.shape[0]}"
-        )
-
-
-def _residual_items(
-    student: torch.Tensor, teacher: torch.Tensor, signal: Signal, absolute: bool
-) -> tuple[tuple[torch.Tensor, ...], Residual]:
-    """Per-item tensors and the pair residual ``r = Δ_teacher − Δ_student`` built from them.
-
-    For ``logit``, ``prob`` and ``squared`` without ``absolute`` the residual is a difference
-    of one per-item value ``u = h(t) − h(s)``, so pairs only need ``u``.
-    """
-    check_choice("signal", signal, SIGNALS)
-    student, teacher = item_signal(student, signal), item_signal(teacher.detach(), signal)
-    if student.ndim > teacher.ndim:
-        teacher = teacher.unsqueeze(-1)
-    if signal != "pair_prob" and not absolute:
-        return (teacher - student,), lambda first, second: first[0] - second[0]
-
-    def residual(first, second):
-        teacher_delta = pair_signal(first[1], second[1], signal, absolute)
-        return teacher_delta - pair_signal(first[0], second[0], signal, absolute)
-
-    return (student, teacher), residual
 
 
 def pairwise_distillation_loss(
@@ -151,32 +112,26 @@ def pairwise_distillation_loss(
         >>> pairwise_distillation_loss(s, t, torch.tensor([0, 0, 0]), penalty="absolute")
         tensor(1.3333)
     """
-    _check_scores("student_scores", student_scores, 1)
+    check_scores("student_scores", student_scores, 1)
     check_pair("teacher_scores", teacher_scores, "student_scores", student_scores)
     check_finite("teacher_scores", teacher_scores)
-    _check_groups(group_ids, student_scores, "student_scores")
+    check_score_groups(group_ids, student_scores, "student_scores")
     rho = penalties.get(penalty)
     check_number("temperature", temperature, low=0.0, low_open=True)
     if check_choice("signal", signal, PAIRWISE_SIGNALS) == "rank":
         student_scores = soft_ranks(student_scores, group_ids, temperature=temperature)
         teacher_scores, signal = hard_ranks(teacher_scores, group_ids), "logit"
-    items, residual = _residual_items(student_scores, teacher_scores, signal, absolute)
+    items, residual = residual_items(student_scores, teacher_scores, signal, absolute)
     return pair_sum(
         items,
         group_ids,
-        _labels_for(pairs, labels, group_ids),
+        labels_for(pairs, labels, group_ids),
         term=lambda first, second: rho(residual(first, second)),
         pairs=pairs,
         normalize=normalize,
         reduction=reduction,
         form=penalty_form(rho),
     )
-
-
-def _labels_for(pairs: Any, labels: Any, group_ids: torch.Tensor) -> torch.Tensor | None:
-    if pairs == "unequal" and labels is None:
-        raise ValueError("`labels` are required when `pairs` is 'unequal'")
-    return None if labels is None else check_labels(labels, group_ids)
 
 
 def pairwise_logistic_loss(
@@ -215,8 +170,8 @@ def pairwise_logistic_loss(
         ...                        torch.tensor([1.0, 0.0]))
         tensor(0.6931)
     """
-    _check_scores("scores", scores, 1)
-    _check_groups(group_ids, scores, "scores")
+    check_scores("scores", scores, 1)
+    check_score_groups(group_ids, scores, "scores")
     check_labels(labels, group_ids)
     check_choice("ties", ties, ("drop", "half"))
 
@@ -243,126 +198,6 @@ def pairwise_logistic_loss(
         normalize=normalize,
         reduction=reduction,
     )
-
-
-def _check_taus(taus: Sequence[float], quantile_scores: torch.Tensor) -> list[float]:
-    if len(taus) == 0:
-        raise ValueError(f"`taus` must hold at least one quantile, got {list(taus)}")
-    taus = [check_number("taus", tau, low=0.0, high=1.0) for tau in taus]
-    if len(taus) != quantile_scores.shape[1]:
-        raise ValueError(
-            f"`taus` has {len(taus)} quantiles but `quantile_scores` has "
-            f"{quantile_scores.shape[1]} heads"
-        )
-    return taus
-
-
-def _summed_pinball(residual: torch.Tensor, taus: list[float]) -> torch.Tensor:
-    """``Σ_k pinball_{τ_k}(r[..., k])``: head k is trained for quantile τ_k."""
-    return sum(penalties.pinball(residual[..., k], tau) for k, tau in enumerate(taus))
-
-
-def quantile_ranking_loss(
-    quantile_scores: torch.Tensor,
-    teacher_scores: torch.Tensor,
-    group_ids: torch.Tensor,
-    labels: torch.Tensor | None = None,
-    *,
-    taus: Sequence[float],
-    signal: Signal = "logit",
-    pairs: PairSet | Pairs = "all",
-    normalize: Normalize = "pair",
-    reduction: Reduction = "mean",
-) -> torch.Tensor:
-    """Pairwise quantile-head loss: ``Σ_k pinball_{τ_k}(Δ_teacher − Δ_{q_k})``
-    (docs/formulas.md#quantile-heads).
-
-    Head k's pair difference is trained toward the τ_k-quantile of the teacher's pair
-    difference; the heads are summed, then averaged over pairs. A single τ = 0.5 is L1.
-
-    Args:
-        quantile_scores: ``(N, K)`` head outputs (e.g. from
-            :func:`distill.ranking.heads.with_quantile_heads`).
-        teacher_scores: ``(N,)`` teacher logits, same dtype and device.
-        group_ids, labels, signal, pairs, normalize, reduction: as in
-            :func:`pairwise_distillation_loss`.
-        taus: K quantiles in ``[0, 1]``, one per head.
-
-    Returns:
-        A scalar (``(P,)`` for ``"none"``).
-
-    Raises:
-        TypeError / ValueError: as in :func:`pairwise_distillation_loss`; ``taus`` not matching
-            the number of heads or outside ``[0, 1]``.
-
-    Reference: US 2023/0252281 FIG. 4 / FIG. 5 (quantile heads), Eqs. 5–7;
-    docs/formulas.md#quantile-heads.
-
-    Example:
-        >>> q = torch.tensor([[0.0], [2.0]])
-        >>> quantile_ranking_loss(q, torch.tensor([0.0, 1.0]), torch.tensor([0, 0]), taus=[0.5])
-        tensor(0.5000)
-    """
-    _check_scores("quantile_scores", quantile_scores, 2)
-    taus = _check_taus(taus, quantile_scores)
-    _check_scores("teacher_scores", teacher_scores, 1)
-    check_pair("teacher_scores", teacher_scores, "quantile_scores", quantile_scores[:, 0])
-    _check_groups(group_ids, quantile_scores, "quantile_scores")
-    items, residual = _residual_items(quantile_scores, teacher_scores, signal, False)
-    return pair_sum(
-        items,
-        group_ids,
-        _labels_for(pairs, labels, group_ids),
-        term=lambda first, second: _summed_pinball(residual(first, second), taus),
-        pairs=pairs,
-        normalize=normalize,
-        reduction=reduction,
-        form=quantile_form(taus),
-    )
-
-
-def quantile_distillation_loss(
-    quantile_scores: torch.Tensor,
-    teacher_scores: torch.Tensor,
-    *,
-    taus: Sequence[float],
-    signal: Literal["logit", "prob"] = "logit",
-    reduction: Reduction = "mean",
-) -> torch.Tensor:
-    """Pointwise quantile-head loss: ``Σ_k pinball_{τ_k}(h(t) − h(q_k))`` per item.
-
-    ``h`` is the identity (``"logit"``) or the sigmoid (``"prob"``); the heads are summed,
-    then averaged over items.
-
-    Args:
-        quantile_scores: ``(N, K)`` head outputs.
-        teacher_scores: ``(N,)`` teacher logits (detached).
-        taus: K quantiles in ``[0, 1]``, one per head.
-        signal: ``"logit"`` or ``"prob"``.
-        reduction: ``"mean"`` (over items), ``"sum"`` or ``"none"`` (``(N,)``).
-
-    Returns:
-        A scalar, or ``(N,)`` for ``"none"``.
-
-    Raises:
-        TypeError / ValueError: non-float or non-finite scores, shape mismatch, bad ``taus``.
-
-    Reference: US 2023/0252281 FIG. 4 / FIG. 5 with pointwise targets;
-    docs/formulas.md#quantile-heads.
-
-    Example:
-        >>> quantile_distillation_loss(torch.tensor([[0.0, 0.0]]), torch.tensor([1.0]),
-        ...                            taus=[0.1, 0.9])
-        tensor(1.)
-    """
-    _check_scores("quantile_scores", quantile_scores, 2)
-    _check_scores("teacher_scores", teacher_scores, 1)
-    check_pair("teacher_scores", teacher_scores, "quantile_scores", quantile_scores[:, 0])
-    check_choice("signal", signal, ("logit", "prob"))
-    taus = _check_taus(taus, quantile_scores)
-    teacher = item_signal(teacher_scores.detach(), signal).unsqueeze(-1)
-    residual = teacher - item_signal(quantile_scores, signal)
-    return reduce_loss(_summed_pinball(residual, taus), reduction)
 
 
 @torch.no_grad()
@@ -400,16 +235,16 @@ def pair_agreement(
         ...                torch.tensor([0, 0, 0]), 0.5)
         0.3333333333333333
     """
-    _check_scores("student_scores", student_scores, 1)
+    check_scores("student_scores", student_scores, 1)
     check_pair("teacher_scores", teacher_scores, "student_scores", student_scores)
     check_finite("teacher_scores", teacher_scores)
-    _check_groups(group_ids, student_scores, "student_scores")
+    check_score_groups(group_ids, student_scores, "student_scores")
     threshold = check_number("threshold", threshold, low=0.0)
-    items, residual = _residual_items(student_scores, teacher_scores, signal, False)
+    items, residual = residual_items(student_scores, teacher_scores, signal, False)
     within = pair_sum(
         items,
         group_ids,
-        _labels_for(pairs, labels, group_ids),
+        labels_for(pairs, labels, group_ids),
         term=lambda first, second: residual(first, second).abs() <= threshold,
         pairs=pairs,
         reduction="none",

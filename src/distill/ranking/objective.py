@@ -15,10 +15,10 @@ from distill.ranking.losses import (
     PenaltySpec,
     pairwise_distillation_loss,
     pairwise_logistic_loss,
-    quantile_ranking_loss,
 )
 from distill.ranking.pair_engine import Normalize
 from distill.ranking.pairs import SIGNALS, PairSet, Signal
+from distill.ranking.quantile_losses import quantile_ranking_loss
 
 LabelTerm = Literal["bce", "pairwise_logistic"]
 TERMS = ("label", "pointwise", "pairwise", "quantile")
